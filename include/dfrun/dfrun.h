@@ -1,0 +1,11 @@
+/* dfrun: a dataflow-graph deep-learning runtime. Umbrella header. */
+#ifndef DFRUN_H
+#define DFRUN_H
+#include "dfrun/error.h"
+#include "dfrun/tensor.h"
+#include "dfrun/params.h"
+#include "dfrun/graph.h"
+#include "dfrun/rng.h"
+#include "dfrun/optim.h"
+#include "dfrun/runtime.h"
+#endif

@@ -31,7 +31,8 @@ typedef struct df_node {
     df_shape shape;              /* output shape */
     df_dtype dtype;              /* output element type */
     char *name;                  /* name path, e.g. "down.1.res.0.conv1" */
-    int param;                   /* parameter index for DF_OP_PARAM nodes, else -1 */
+    int param;                   /* parameter index of a DF_OP_PARAM node or of a parameter's
+                                    gradient node (storage DF_STORE_GRAD), else -1 */
     int is_backward;             /* appended by df_backward() */
     int requires_grad;           /* a parameter, or depends on one / on a wrt input */
     /* Set by the planner: */
@@ -41,6 +42,7 @@ typedef struct df_node {
     struct df_node *root;        /* node owning the storage (self unless a view) */
     int last_use;                /* id of the last node reading this storage */
     int keep;                    /* user output: kept alive until the end of a run */
+    struct df_node *inplace;     /* input whose buffer this output overwrites, or NULL */
 } df_node;
 
 enum { DF_STORE_NONE = 0, DF_STORE_ARENA, DF_STORE_PARAM, DF_STORE_GRAD, DF_STORE_VIEW };
@@ -128,6 +130,8 @@ df_node *df_mse_loss(df_graph *g, df_node *pred, df_node *target);
 df_node *df_cross_entropy(df_graph *g, df_node *logits, df_node *labels);
 /* A copy of x in a buffer of its own. */
 df_node *df_copy(df_graph *g, df_node *x);
+/* A tensor of shape s filled with value v (written at every run). */
+df_node *df_fill(df_graph *g, df_shape s, float v);
 
 /* Generic builder used by the helpers above and by the DSL: op by table index,
  * attributes copied from ia/fa (may be NULL). Runs the op's shape rule. */

@@ -57,6 +57,9 @@ int df_op_by_name(const char *name);
 /* Shape-rule helper: fail with "expected ..., got [..]". */
 df_status df_shape_err(const df_node *n, const char *what, const df_shape *got);
 
+/* Byte size of a node's output. */
+size_t df_node_bytes(const df_node *n);
+
 /* Pointer helpers for kernels. */
 static inline float *df_out(const df_node *n) { return (float *)n->data; }
 static inline const float *df_inp(const df_node *n, int i) { return (const float *)n->in[i]->data; }

@@ -59,6 +59,9 @@ float *df_params_grad(df_params *ps);
 /* One parameter's value / gradient. */
 float *df_param_data(df_params *ps, int i);
 float *df_param_grad(df_params *ps, int i);
+/* Length of the value/gradient blocks including alignment padding between
+ * tensors (padding stays zero): optimizers run over the whole block. */
+int64_t df_params_block_numel(const df_params *ps);
 /* Zero the gradient block. */
 void df_params_zero_grad(df_params *ps);
 

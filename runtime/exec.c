@@ -1,0 +1,67 @@
+/* Executor: runs the planned nodes in order; kernels are OpenMP-parallel
+ * inside. Parameter and gradient pointers are re-resolved at every run so a
+ * store shared by several graphs may grow between compilations. */
+#include "internal.h"
+#include <math.h>
+#include <stdlib.h>
+
+void df_exec_bind(df_graph *g) {
+    for (int i = 0; i < g->n; i++) {
+        df_node *n = g->nodes[i];
+        if (n->storage == DF_STORE_PARAM) n->data = df_param_data(g->ps, n->param);
+        else if (n->storage == DF_STORE_GRAD) n->data = df_param_grad(g->ps, n->param);
+        else if (n->storage == DF_STORE_VIEW) n->data = n->in[0]->data;
+    }
+}
+
+df_status df_run(df_graph *g) {
+    if (!g) return df_seterr(DF_EINVAL, "df_run: graph is NULL");
+    if (!g->compiled) return df_seterr(DF_ESTATE, "df_run: compile the graph first");
+    df_status st = df_params_alloc(g->ps);
+    if (st) return st;
+    df_exec_bind(g);
+    int nt = df_get_threads();
+    if (nt > g->scratch_threads) { /* more threads than planned: grow the workspace */
+        size_t need = 0;
+        for (int i = 0; i < g->n; i++) {
+            const df_op_desc *d = df_op_table[g->nodes[i]->op];
+            if (d->scratch) {
+                size_t s = d->scratch(g->nodes[i], nt);
+                if (s > need) need = s;
+            }
+        }
+        need = (need + 63) & ~(size_t)63;
+        if (need > g->scratch_bytes) {
+            void *p = aligned_alloc(64, need);
+            if (!p) return df_seterr(DF_ENOMEM, "df_run: cannot allocate %zu bytes", need);
+            free(g->scratch);
+            g->scratch = p;
+            g->scratch_bytes = need;
+        }
+        g->scratch_threads = nt;
+    }
+    df_exec_ctx ctx = {g->scratch, g->scratch_bytes, nt};
+    for (int i = 0; i < g->n; i++) {
+        df_node *n = g->nodes[i];
+        const df_op_desc *d = df_op_table[n->op];
+        if (d->flags & (DF_OPF_LEAF | DF_OPF_VIEW)) continue;
+        df_clearerr();
+        st = d->forward(n, &ctx);
+        if (st != DF_OK) {
+            const char *m = df_errmsg();
+            return df_seterr(st, "node '%s' (%s): %s", n->name, d->name,
+                             m[0] ? m : df_status_str(st));
+        }
+        if (d->flags & DF_OPF_LOSS) {
+            const float *y = df_out(n);
+            int64_t k = df_shape_numel(&n->shape);
+            for (int64_t j = 0; j < k; j++)
+                if (!isfinite(y[j]))
+                    return df_seterr(DF_ENONFINITE,
+                                     "node '%s' (%s): the loss is %s; check the inputs and the "
+                                     "learning rate",
+                                     n->name, d->name, isnan(y[j]) ? "NaN" : "infinite");
+        }
+    }
+    return DF_OK;
+}

@@ -12,7 +12,9 @@ typedef struct {
 
 /* Generator for seed. */
 df_rng df_rng_new(uint64_t seed);
-/* The raw block: 4 words for (key, ctr). */
+/* Philox4x32-10 on a full 128-bit counter and 64-bit key (Random123's). */
+void df_philox4(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+/* The raw block: 4 words for (key, ctr) = philox4({ctr lo, ctr hi, 0, 0}, key). */
 void df_philox(uint64_t key, uint64_t ctr, uint32_t out[4]);
 /* Fill out[0..n) with U[0,1) / N(0,1) / U{0..k-1} values; advances rng->counter
  * by n (OpenMP-parallel for large n). */

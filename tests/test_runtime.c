@@ -1,0 +1,245 @@
+/* Runtime pieces outside the graph: RNG, parameter store, optimizers,
+ * clipping, EMA, and argument checking of the public entry points. */
+#include "harness.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_philox_known_answers(void **state) {
+    (void)state;
+    /* Random123 kat_vectors for philox4x32_10 */
+    uint32_t out[4];
+    df_philox4((uint32_t[]){0, 0, 0, 0}, (uint32_t[]){0, 0}, out);
+    assert_int_equal(out[0], 0x6627e8d5u);
+    assert_int_equal(out[1], 0xe169c58du);
+    assert_int_equal(out[2], 0xbc57ac4cu);
+    assert_int_equal(out[3], 0x9b00dbd8u);
+    df_philox4((uint32_t[]){0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu},
+               (uint32_t[]){0xffffffffu, 0xffffffffu}, out);
+    assert_int_equal(out[0], 0x408f276du);
+    assert_int_equal(out[3], 0x6d5451fdu);
+    df_philox4((uint32_t[]){0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u},
+               (uint32_t[]){0xa4093822u, 0x299f31d0u}, out);
+    assert_int_equal(out[0], 0xd16cfe09u);
+    assert_int_equal(out[1], 0x94fdccebu);
+    assert_int_equal(out[2], 0x5001e420u);
+    assert_int_equal(out[3], 0x24126ea1u);
+}
+
+static void test_rng_threads_and_stats(void **state) {
+    (void)state;
+    int64_t n = 1 << 20;
+    float *a = malloc(n * 4), *b = malloc(n * 4), *c = malloc(n * 4);
+    int old = df_get_threads();
+    df_set_threads(1);
+    df_rng r1 = df_rng_new(42);
+    df_rng_normal(&r1, a, n);
+    df_set_threads(2);
+    df_rng r2 = df_rng_new(42);
+    df_rng_normal(&r2, b, n / 2); /* two draws of n/2 = one draw of n */
+    df_rng_normal(&r2, b + n / 2, n / 2);
+    assert_memory_equal(a, b, n * 4);
+    df_rng r3 = df_rng_new(43);
+    df_rng_normal(&r3, c, n);
+    assert_memory_not_equal(a, c, n * 4);
+    double m = 0, v = 0;
+    for (int64_t i = 0; i < n; i++) m += a[i];
+    m /= n;
+    for (int64_t i = 0; i < n; i++) v += (a[i] - m) * (a[i] - m);
+    v /= n;
+    assert_true(fabs(m) < 0.005 && fabs(v - 1) < 0.01);
+    df_rng_uniform(&r1, a, n);
+    m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        assert_true(a[i] >= 0 && a[i] < 1);
+        m += a[i];
+    }
+    assert_true(fabs(m / n - 0.5) < 0.003);
+    int32_t *k = (int32_t *)c;
+    df_rng_randint(&r1, k, n, 11);
+    int hist[11] = {0};
+    for (int64_t i = 0; i < n; i++) {
+        assert_true(k[i] >= 0 && k[i] < 11);
+        hist[k[i]]++;
+    }
+    for (int j = 0; j < 11; j++) assert_true(fabs(hist[j] / (double)n - 1.0 / 11) < 0.002);
+    df_set_threads(old);
+    free(a);
+    free(b);
+    free(c);
+}
+
+static void test_params_store(void **state) {
+    (void)state;
+    df_params *ps = df_params_new();
+    int w = df_params_get(ps, "l1.weight", df_shape2(4, 3), (df_init){DF_INIT_KAIMING, 0});
+    int b = df_params_get(ps, "l1.bias", df_shape1(4), (df_init){DF_INIT_ZEROS, 0});
+    assert_int_equal(df_params_get(ps, "l1.weight", df_shape2(4, 3), (df_init){0, 0}), w);
+    assert_int_equal(df_params_get(ps, "l1.weight", df_shape2(3, 4), (df_init){0, 0}), -1);
+    assert_non_null(strstr(df_errmsg(), "[4, 3]"));
+    assert_int_equal(df_params_get(ps, "bad", df_shape2(0, 4), (df_init){0, 0}), -1);
+    assert_int_equal(df_params_numel(ps), 16);
+    assert_int_equal(df_params_init(ps, 7), DF_OK);
+    float *wd = df_param_data(ps, w);
+    for (int i = 0; i < 12; i++) assert_true(fabsf(wd[i]) <= 1.0f / sqrtf(3.0f));
+    assert_true(df_param_data(ps, b)[0] == 0);
+    /* init depends on (seed, name), not on creation order */
+    df_params *q = df_params_new();
+    df_params_get(q, "l1.bias", df_shape1(4), (df_init){DF_INIT_ZEROS, 0});
+    int w2 = df_params_get(q, "l1.weight", df_shape2(4, 3), (df_init){DF_INIT_KAIMING, 0});
+    df_params_init(q, 7);
+    assert_memory_equal(df_param_data(q, w2), wd, 12 * 4);
+    assert_int_equal((uintptr_t)df_param_data(ps, b) % 64, 0);
+    df_params_free(q);
+    df_params_free(ps);
+}
+
+/* Adam / AdamW / SGD against straightforward double-precision references */
+static void test_optimizers(void **state) {
+    (void)state;
+    for (int kind = DF_OPT_SGD; kind <= DF_OPT_ADAMW; kind++) {
+        df_params *ps = df_params_new();
+        int w = df_params_get(ps, "w", df_shape2(3, 5), (df_init){DF_INIT_NORMAL, 1});
+        int b = df_params_get(ps, "b", df_shape1(3), (df_init){DF_INIT_NORMAL, 1});
+        df_params_init(ps, 1);
+        df_opt_config cfg = df_opt_defaults(kind);
+        cfg.lr = 0.05f;
+        cfg.weight_decay = 0.1f;
+        cfg.momentum = 0.9f;
+        df_optim *o = df_optim_new(ps, &cfg);
+        assert_non_null(o);
+        double rw[18], m[18] = {0}, v[18] = {0};
+        for (int i = 0; i < 15; i++) rw[i] = df_param_data(ps, w)[i];
+        for (int i = 0; i < 3; i++) rw[15 + i] = df_param_data(ps, b)[i];
+        for (int step = 1; step <= 4; step++) {
+            float gr[18];
+            dft_fill_uniform(gr, 18, -1, 1, 100 + step);
+            memcpy(df_param_grad(ps, w), gr, 15 * 4);
+            memcpy(df_param_grad(ps, b), gr + 15, 3 * 4);
+            assert_int_equal(df_optim_step(o, -1), DF_OK);
+            for (int i = 0; i < 18; i++) {
+                double d = i < 15 ? 1 : 0; /* decay on matrices only */
+                double gi = gr[i];
+                if (kind == DF_OPT_SGD) {
+                    gi += 0.1 * d * rw[i];
+                    m[i] = step == 1 ? gi : 0.9 * m[i] + gi;
+                    rw[i] -= 0.05 * m[i];
+                } else {
+                    if (kind == DF_OPT_ADAM) gi += 0.1 * d * rw[i];
+                    else rw[i] -= 0.05 * 0.1 * d * rw[i];
+                    m[i] = 0.9 * m[i] + 0.1 * gi;
+                    v[i] = 0.999 * v[i] + 0.001 * gi * gi;
+                    double mh = m[i] / (1 - pow(0.9, step)), vh = v[i] / (1 - pow(0.999, step));
+                    rw[i] -= 0.05 * mh / (sqrt(vh) + 1e-8);
+                }
+            }
+        }
+        for (int i = 0; i < 15; i++) assert_true(fabs(df_param_data(ps, w)[i] - rw[i]) < 1e-5);
+        for (int i = 0; i < 3; i++) assert_true(fabs(df_param_data(ps, b)[i] - rw[15 + i]) < 1e-5);
+        /* a NaN gradient is refused and leaves the weights alone */
+        float before = df_param_data(ps, w)[0];
+        df_param_grad(ps, b)[1] = NAN;
+        assert_int_equal(df_optim_step(o, -1), DF_ENONFINITE);
+        assert_true(df_param_data(ps, w)[0] == before);
+        df_optim_free(o);
+        df_params_free(ps);
+    }
+    df_opt_config bad = df_opt_defaults(DF_OPT_ADAM);
+    bad.beta1 = 1.5f;
+    df_params *ps = df_params_new();
+    assert_null(df_optim_new(ps, &bad));
+    assert_non_null(strstr(df_errmsg(), "beta"));
+    assert_null(df_optim_new(NULL, &bad));
+    df_params_free(ps);
+}
+
+static void test_clip_and_ema(void **state) {
+    (void)state;
+    df_params *ps = df_params_new();
+    int w = df_params_get(ps, "w", df_shape1(4), (df_init){DF_INIT_ZEROS, 0});
+    int b = df_params_get(ps, "b", df_shape1(3), (df_init){DF_INIT_ZEROS, 0});
+    df_params_alloc(ps);
+    float gw[4] = {3, 0, 0, 0}, gb[3] = {0, 4, 0};
+    memcpy(df_param_grad(ps, w), gw, 16);
+    memcpy(df_param_grad(ps, b), gb, 12);
+    assert_true(fabs(df_grad_norm(ps) - 5.0) < 1e-9);
+    assert_true(fabs(df_clip_grad_norm(ps, 1.0) - 5.0) < 1e-9);
+    assert_true(fabs(df_grad_norm(ps) - 1.0) < 1e-5);
+    assert_true(fabs(df_clip_grad_norm(ps, 10.0) - 1.0) < 1e-5); /* under the bound: unchanged */
+    assert_true(fabs(df_param_grad(ps, b)[1] - 0.8) < 1e-5);
+    df_param_grad(ps, w)[2] = INFINITY;
+    assert_true(isnan(df_clip_grad_norm(ps, 1.0)));
+    df_ema *e = df_ema_new(ps, 0.5f);
+    df_param_data(ps, w)[0] = 2;
+    df_ema_update(e);
+    df_ema_update(e);
+    assert_true(fabsf(df_ema_data(e)[0] - 1.5f) < 1e-6); /* 0 -> 1 -> 1.5 */
+    df_ema_swap(e);
+    assert_true(fabsf(df_param_data(ps, w)[0] - 1.5f) < 1e-6);
+    df_ema_swap(e);
+    assert_true(df_param_data(ps, w)[0] == 2);
+    df_ema_free(e);
+    assert_null(df_ema_new(ps, 2.0f));
+    df_params_free(ps);
+}
+
+static void test_entry_point_errors(void **state) {
+    (void)state;
+    assert_null(df_graph_new(NULL));
+    assert_int_not_equal(df_run(NULL), DF_OK);
+    assert_int_not_equal(df_compile(NULL, NULL), DF_OK);
+    df_params *ps = df_params_new();
+    df_graph *g = df_graph_new(ps);
+    df_node *x = df_input(g, "x", DF_F32, df_shape2(2, 3));
+    assert_int_equal(df_run(g), DF_ESTATE);
+    assert_int_equal(df_set_input(g, x, (float[6]){0}, 6), DF_ESTATE);
+    df_node *y = df_scale(g, x, 2);
+    assert_int_equal(df_backward(g, y, NULL, 0), DF_ESHAPE); /* not a scalar */
+    assert_non_null(strstr(df_errmsg(), "[2, 3]"));
+    assert_int_equal(df_backward(g, NULL, NULL, 0), DF_EINVAL);
+    df_keep(g, y);
+    assert_int_equal(df_compile(g, NULL), DF_OK);
+    assert_int_equal(df_compile(g, NULL), DF_ESTATE);
+    assert_int_equal(df_set_input(g, x, (float[5]){0}, 5), DF_ESHAPE);
+    assert_non_null(strstr(df_errmsg(), "[2, 3]"));
+    assert_int_equal(df_set_input(g, y, (float[6]){0}, 6), DF_EINVAL);
+    assert_int_equal(df_set_input(g, x, NULL, 6), DF_EINVAL);
+    assert_null(df_scale(g, x, 3)); /* compiled: frozen */
+    assert_int_equal(df_graph_status(g), DF_ESTATE);
+    df_graph_free(g);
+    /* bad shapes and names on leaves */
+    g = df_graph_new(ps);
+    assert_null(df_input(g, "x", DF_F32, df_shape2(0, 3)));
+    assert_non_null(strstr(df_graph_errmsg(g), "[0, 3]"));
+    df_graph_free(g);
+    g = df_graph_new(ps);
+    assert_null(df_input(g, NULL, DF_F32, df_shape1(3)));
+    df_graph_free(g);
+    /* a node from another graph */
+    df_graph *g1 = df_graph_new(ps), *g2 = df_graph_new(ps);
+    df_node *a = df_input(g1, "a", DF_F32, df_shape1(3));
+    df_node *b = df_input(g2, "b", DF_F32, df_shape1(3));
+    b = df_input(g2, "c", DF_F32, df_shape1(3));
+    (void)b;
+    assert_null(df_scale(g2, a, 1.0f)); /* a's id is 0 in g2 too, but it's not g2's node */
+    assert_non_null(strstr(df_graph_errmsg(g2), "another graph"));
+    df_graph_free(g1);
+    df_graph_free(g2);
+    /* a parameter with a conflicting shape */
+    g = df_graph_new(ps);
+    df_param(g, "w", df_shape1(3), (df_init){0, 0});
+    assert_null(df_param(g, "w", df_shape1(4), (df_init){0, 0}));
+    assert_int_equal(df_graph_status(g), DF_ESHAPE);
+    df_graph_free(g);
+    df_params_free(ps);
+}
+
+int main(void) {
+    df_set_threads(0);
+    const struct CMUnitTest t[] = {
+        cmocka_unit_test(test_philox_known_answers), cmocka_unit_test(test_rng_threads_and_stats),
+        cmocka_unit_test(test_params_store),         cmocka_unit_test(test_optimizers),
+        cmocka_unit_test(test_clip_and_ema),         cmocka_unit_test(test_entry_point_errors),
+    };
+    return cmocka_run_group_tests_name("runtime", t, NULL, NULL);
+}

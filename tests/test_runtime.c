@@ -4,6 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void test_philox_known_answers(void **state) {
     (void)state;
@@ -234,12 +237,105 @@ static void test_entry_point_errors(void **state) {
     df_params_free(ps);
 }
 
+
+static void test_safetensors(void **state) {
+    (void)state;
+    char dir[] = "/tmp/dfrun_st_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256], bad[256];
+    snprintf(path, sizeof path, "%s/ck.safetensors", dir);
+    float a[6] = {1, 2, 3, 4, 5, 6};
+    int32_t b[3] = {7, -8, 9};
+    df_st_tensor t[2] = {{"down.0.conv \"w\"", DF_F32, df_shape2(2, 3), a},
+                         {"step", DF_I32, df_shape1(3), b}};
+    const char *meta[4] = {"format", "dfrun", "note", "line\nbreak"};
+    assert_int_equal(df_st_save(path, t, 2, meta, 2), DF_OK);
+    df_st_file *f = df_st_load(path);
+    assert_non_null(f);
+    assert_int_equal(df_st_count(f), 2);
+    const df_st_tensor *x = df_st_find(f, "down.0.conv \"w\"");
+    assert_non_null(x);
+    assert_true(df_shape_eq(&x->shape, &t[0].shape) && x->dtype == DF_F32);
+    assert_memory_equal(x->data, a, sizeof a);
+    x = df_st_find(f, "step");
+    assert_true(x && x->dtype == DF_I32);
+    assert_memory_equal(x->data, b, sizeof b);
+    assert_string_equal(df_st_meta(f, "note"), "line\nbreak");
+    df_st_free(f);
+
+    /* read the file, then feed every truncation and random corruptions */
+    FILE *fp = fopen(path, "rb");
+    unsigned char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", dir);
+    for (size_t cut = 0; cut < n; cut++) {
+        fp = fopen(bad, "wb");
+        fwrite(buf, 1, cut, fp);
+        fclose(fp);
+        assert_null(df_st_load(bad));
+        assert_true(strlen(df_errmsg()) > 0);
+    }
+    df_rng r = df_rng_new(5);
+    for (int trial = 0; trial < 300; trial++) {
+        unsigned char c[4096];
+        memcpy(c, buf, n);
+        int32_t pos[4];
+        df_rng_randint(&r, pos, 4, (int32_t)n);
+        for (int k = 0; k < 3; k++) c[pos[k]] = (unsigned char)(pos[3] + k * 77);
+        fp = fopen(bad, "wb");
+        fwrite(c, 1, n, fp);
+        fclose(fp);
+        f = df_st_load(bad); /* either parses consistently or fails: never crashes */
+        if (f) {
+            for (int i = 0; i < df_st_count(f); i++) {
+                const df_st_tensor *e = df_st_at(f, i);
+                assert_true(e->shape.nd >= 1 && e->data);
+            }
+            df_st_free(f);
+        }
+    }
+    assert_null(df_st_load("/nonexistent/x.safetensors"));
+    assert_non_null(strstr(df_errmsg(), "/nonexistent/x.safetensors"));
+    assert_null(df_st_load(dir)); /* a directory */
+
+    /* a failed write leaves the previous file intact */
+    char sub[300];
+    snprintf(sub, sizeof sub, "%s/ro", dir);
+    mkdir(sub, 0755);
+    char target[320];
+    snprintf(target, sizeof target, "%s/ck.safetensors", sub);
+    assert_int_equal(df_st_save(target, t, 2, NULL, 0), DF_OK);
+    df_st_tensor huge = {"h", DF_F32, df_shape1(1), NULL};
+    assert_int_not_equal(df_st_save(target, &huge, 1, NULL, 0), DF_OK); /* NULL data */
+    f = df_st_load(target);
+    assert_non_null(f);
+    assert_int_equal(df_st_count(f), 2);
+    df_st_free(f);
+    /* the temporary name can't be created (path is a directory): old file kept */
+    char blocker[400];
+    snprintf(blocker, sizeof blocker, "%s.tmp.%d", target, (int)getpid());
+    mkdir(blocker, 0755);
+    assert_int_equal(df_st_save(target, t, 1, NULL, 0), DF_EIO);
+    f = df_st_load(target);
+    assert_non_null(f);
+    assert_int_equal(df_st_count(f), 2);
+    df_st_free(f);
+    rmdir(blocker);
+    remove(target);
+    rmdir(sub);
+    remove(path);
+    remove(bad);
+    rmdir(dir);
+}
+
 int main(void) {
     df_set_threads(0);
     const struct CMUnitTest t[] = {
         cmocka_unit_test(test_philox_known_answers), cmocka_unit_test(test_rng_threads_and_stats),
         cmocka_unit_test(test_params_store),         cmocka_unit_test(test_optimizers),
         cmocka_unit_test(test_clip_and_ema),         cmocka_unit_test(test_entry_point_errors),
+        cmocka_unit_test(test_safetensors),
     };
     return cmocka_run_group_tests_name("runtime", t, NULL, NULL);
 }

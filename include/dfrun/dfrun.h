@@ -8,4 +8,5 @@
 #include "dfrun/rng.h"
 #include "dfrun/optim.h"
 #include "dfrun/runtime.h"
+#include "dfrun/io.h"
 #endif

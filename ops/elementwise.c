@@ -82,9 +82,18 @@ static df_status binary_fwd(const df_node *n, int kind) {
     return DF_OK;
 }
 
-static df_status add_fwd(const df_node *n, df_exec_ctx *c) { (void)c; return binary_fwd(n, BIN_ADD); }
-static df_status sub_fwd(const df_node *n, df_exec_ctx *c) { (void)c; return binary_fwd(n, BIN_SUB); }
-static df_status mul_fwd(const df_node *n, df_exec_ctx *c) { (void)c; return binary_fwd(n, BIN_MUL); }
+static df_status add_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    return binary_fwd(n, BIN_ADD);
+}
+static df_status sub_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    return binary_fwd(n, BIN_SUB);
+}
+static df_status mul_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    return binary_fwd(n, BIN_MUL);
+}
 
 /* gradient flowing to operand k of a broadcast binary node */
 static df_node *reduce_to_operand(df_graph *g, df_node *n, int k, df_node *gfull) {
@@ -109,18 +118,35 @@ static df_status sub_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
 }
 static df_status mul_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
     if (n->in[0]->requires_grad)
-        gin[0] = reduce_to_operand(g, n, 0, df_binary_aligned(g, DF_OP_MUL, gy, n->in[1], 0, n->ia[1]));
+        gin[0] =
+            reduce_to_operand(g, n, 0, df_binary_aligned(g, DF_OP_MUL, gy, n->in[1], 0, n->ia[1]));
     if (n->in[1]->requires_grad)
-        gin[1] = reduce_to_operand(g, n, 1, df_binary_aligned(g, DF_OP_MUL, gy, n->in[0], 0, n->ia[0]));
+        gin[1] =
+            reduce_to_operand(g, n, 1, df_binary_aligned(g, DF_OP_MUL, gy, n->in[0], 0, n->ia[0]));
     return df_graph_status(g);
 }
 
-const df_op_desc df_opdesc_add = {.name = "add", .min_in = 2, .max_in = 2, .flags = DF_OPF_INPLACE,
-                                  .shape = binary_shape, .forward = add_fwd, .backward = add_bwd};
-const df_op_desc df_opdesc_sub = {.name = "sub", .min_in = 2, .max_in = 2, .flags = DF_OPF_INPLACE,
-                                  .shape = binary_shape, .forward = sub_fwd, .backward = sub_bwd};
-const df_op_desc df_opdesc_mul = {.name = "mul", .min_in = 2, .max_in = 2, .flags = DF_OPF_INPLACE,
-                                  .shape = binary_shape, .forward = mul_fwd, .backward = mul_bwd};
+const df_op_desc df_opdesc_add = {.name = "add",
+                                  .min_in = 2,
+                                  .max_in = 2,
+                                  .flags = DF_OPF_INPLACE,
+                                  .shape = binary_shape,
+                                  .forward = add_fwd,
+                                  .backward = add_bwd};
+const df_op_desc df_opdesc_sub = {.name = "sub",
+                                  .min_in = 2,
+                                  .max_in = 2,
+                                  .flags = DF_OPF_INPLACE,
+                                  .shape = binary_shape,
+                                  .forward = sub_fwd,
+                                  .backward = sub_bwd};
+const df_op_desc df_opdesc_mul = {.name = "mul",
+                                  .min_in = 2,
+                                  .max_in = 2,
+                                  .flags = DF_OPF_INPLACE,
+                                  .shape = binary_shape,
+                                  .forward = mul_fwd,
+                                  .backward = mul_bwd};
 
 /* Infer alignment: numpy (right-aligned) first, else leading-aligned. */
 static int infer_offsets(const df_shape *a, const df_shape *b, int *oa, int *ob) {
@@ -141,14 +167,21 @@ df_node *df_binary_aligned(df_graph *g, int op, df_node *a, df_node *b, int off_
     int32_t ia[2] = {off_a, off_b};
     return df_node_new(g, op, (df_node *[]){a, b}, 2, ia, 2, NULL, 0);
 }
-df_node *df_add(df_graph *g, df_node *a, df_node *b) { return df_binary_aligned(g, DF_OP_ADD, a, b, -1, -1); }
-df_node *df_sub(df_graph *g, df_node *a, df_node *b) { return df_binary_aligned(g, DF_OP_SUB, a, b, -1, -1); }
-df_node *df_mul(df_graph *g, df_node *a, df_node *b) { return df_binary_aligned(g, DF_OP_MUL, a, b, -1, -1); }
+df_node *df_add(df_graph *g, df_node *a, df_node *b) {
+    return df_binary_aligned(g, DF_OP_ADD, a, b, -1, -1);
+}
+df_node *df_sub(df_graph *g, df_node *a, df_node *b) {
+    return df_binary_aligned(g, DF_OP_SUB, a, b, -1, -1);
+}
+df_node *df_mul(df_graph *g, df_node *a, df_node *b) {
+    return df_binary_aligned(g, DF_OP_MUL, a, b, -1, -1);
+}
 
 /* ---- scale: y = fa[0] * x ---- */
 static df_status f32_same_shape(df_node *n) {
     if (n->in[0]->dtype != DF_F32)
-        return df_seterr(DF_EINVAL, "input must be float32, got %s", df_dtype_name(n->in[0]->dtype));
+        return df_seterr(DF_EINVAL, "input must be float32, got %s",
+                         df_dtype_name(n->in[0]->dtype));
     n->shape = n->in[0]->shape;
     n->dtype = DF_F32;
     return DF_OK;
@@ -166,9 +199,13 @@ static df_status scale_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) 
     gin[0] = df_scale(g, gy, n->fa[0]);
     return df_graph_status(g);
 }
-const df_op_desc df_opdesc_scale = {.name = "scale", .min_in = 1, .max_in = 1,
-                                    .flags = DF_OPF_INPLACE, .shape = f32_same_shape,
-                                    .forward = scale_fwd, .backward = scale_bwd};
+const df_op_desc df_opdesc_scale = {.name = "scale",
+                                    .min_in = 1,
+                                    .max_in = 1,
+                                    .flags = DF_OPF_INPLACE,
+                                    .shape = f32_same_shape,
+                                    .forward = scale_fwd,
+                                    .backward = scale_bwd};
 df_node *df_scale(df_graph *g, df_node *x, float s) {
     return df_node_new(g, DF_OP_SCALE, &x, 1, NULL, 0, &s, 1);
 }
@@ -189,9 +226,15 @@ static df_status copy_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
     gin[0] = gy;
     return df_graph_status(g);
 }
-const df_op_desc df_opdesc_copy = {.name = "copy", .min_in = 1, .max_in = 1, .shape = copy_shape,
-                                   .forward = copy_fwd, .backward = copy_bwd};
-df_node *df_copy(df_graph *g, df_node *x) { return df_node_new(g, DF_OP_COPY, &x, 1, NULL, 0, NULL, 0); }
+const df_op_desc df_opdesc_copy = {.name = "copy",
+                                   .min_in = 1,
+                                   .max_in = 1,
+                                   .shape = copy_shape,
+                                   .forward = copy_fwd,
+                                   .backward = copy_bwd};
+df_node *df_copy(df_graph *g, df_node *x) {
+    return df_node_new(g, DF_OP_COPY, &x, 1, NULL, 0, NULL, 0);
+}
 
 /* ---- fill: ia = packed shape, fa[0] = value ---- */
 static df_status fill_shape(df_node *n) {
@@ -211,8 +254,11 @@ static df_status fill_fwd(const df_node *n, df_exec_ctx *c) {
     for (int64_t i = 0; i < k; i++) y[i] = v;
     return DF_OK;
 }
-const df_op_desc df_opdesc_fill = {.name = "fill", .min_in = 0, .max_in = 0,
-                                   .flags = DF_OPF_GRAD_ONLY, .shape = fill_shape,
+const df_op_desc df_opdesc_fill = {.name = "fill",
+                                   .min_in = 0,
+                                   .max_in = 0,
+                                   .flags = DF_OPF_GRAD_ONLY,
+                                   .shape = fill_shape,
                                    .forward = fill_fwd};
 df_node *df_fill(df_graph *g, df_shape s, float v) {
     int32_t ia[DF_MAX_DIMS + 1] = {0};

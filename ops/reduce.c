@@ -10,7 +10,8 @@ static df_status target_shape(df_node *n, int reduce) {
     const df_shape *x = &n->in[0]->shape;
     df_shape t = df_unpack_shape(n->ia, 0);
     if (n->in[0]->dtype != DF_F32)
-        return df_seterr(DF_EINVAL, "input must be float32, got %s", df_dtype_name(n->in[0]->dtype));
+        return df_seterr(DF_EINVAL, "input must be float32, got %s",
+                         df_dtype_name(n->in[0]->dtype));
     if (t.nd != x->nd)
         return df_seterr(DF_ESHAPE, "target %s and input %s differ in rank",
                          df_shape_str(&t, a, sizeof a), df_shape_str(x, b, sizeof b));
@@ -24,8 +25,12 @@ static df_status target_shape(df_node *n, int reduce) {
     n->dtype = DF_F32;
     return DF_OK;
 }
-static df_status reduce_shape(df_node *n) { return target_shape(n, 1); }
-static df_status expand_shape(df_node *n) { return target_shape(n, 0); }
+static df_status reduce_shape(df_node *n) {
+    return target_shape(n, 1);
+}
+static df_status expand_shape(df_node *n) {
+    return target_shape(n, 0);
+}
 
 /* big: the larger shape; small: same rank with 1s. Builds an iteration over
  * big with operand 0 = big's strides, operand 1 = small's (0 where reduced). */
@@ -132,11 +137,17 @@ static df_status expand_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin)
     return df_graph_status(g);
 }
 
-const df_op_desc df_opdesc_reduce = {.name = "reduce", .min_in = 1, .max_in = 1,
-                                     .shape = reduce_shape, .forward = reduce_fwd,
+const df_op_desc df_opdesc_reduce = {.name = "reduce",
+                                     .min_in = 1,
+                                     .max_in = 1,
+                                     .shape = reduce_shape,
+                                     .forward = reduce_fwd,
                                      .backward = reduce_bwd};
-const df_op_desc df_opdesc_expand = {.name = "expand", .min_in = 1, .max_in = 1,
-                                     .shape = expand_shape, .forward = expand_fwd,
+const df_op_desc df_opdesc_expand = {.name = "expand",
+                                     .min_in = 1,
+                                     .max_in = 1,
+                                     .shape = expand_shape,
+                                     .forward = expand_fwd,
                                      .backward = expand_bwd};
 
 static df_node *sum_mask(df_graph *g, df_node *x, unsigned mask, int mean) {
@@ -150,8 +161,12 @@ static df_node *sum_mask(df_graph *g, df_node *x, unsigned mask, int mean) {
         }
     return reduce_node(g, DF_OP_REDUCE, x, &t, mean ? (float)(1.0 / cnt) : 1.0f);
 }
-df_node *df_sum(df_graph *g, df_node *x, unsigned m) { return sum_mask(g, x, m, 0); }
-df_node *df_mean(df_graph *g, df_node *x, unsigned m) { return sum_mask(g, x, m, 1); }
+df_node *df_sum(df_graph *g, df_node *x, unsigned m) {
+    return sum_mask(g, x, m, 0);
+}
+df_node *df_mean(df_graph *g, df_node *x, unsigned m) {
+    return sum_mask(g, x, m, 1);
+}
 df_node *df_sum_all(df_graph *g, df_node *x) {
     return df_reshape(g, sum_mask(g, x, ~0u, 0), df_shape1(1));
 }
@@ -159,7 +174,8 @@ df_node *df_sum_all(df_graph *g, df_node *x) {
 /* Place s at offset off inside x's rank (1s elsewhere); off < 0: infer. */
 static int keepdims_of(const df_shape *x, const df_shape *s, int off, df_shape *t, int reduce) {
     int tries[2], nt = 0;
-    if (off >= 0) tries[nt++] = off;
+    if (off >= 0)
+        tries[nt++] = off;
     else {
         tries[nt++] = x->nd - s->nd; /* numpy: right-aligned */
         tries[nt++] = 0;             /* leading-aligned: [B,C] in [B,C,H,W] */
@@ -172,7 +188,11 @@ static int keepdims_of(const df_shape *x, const df_shape *s, int off, df_shape *
         for (int j = 0; j < x->nd; j++) t->d[j] = 1;
         for (int j = 0; j < s->nd; j++) {
             int64_t small = s->d[j], big = x->d[o + j];
-            if (!reduce) { int64_t tmp = small; small = big; big = tmp; }
+            if (!reduce) {
+                int64_t tmp = small;
+                small = big;
+                big = tmp;
+            }
             if (small != big && small != 1) ok = 0;
             t->d[o + j] = s->d[j];
         }

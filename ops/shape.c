@@ -11,10 +11,12 @@ static df_status reshape_shape(df_node *n) {
     int infer = -1;
     if (t.nd < 1) return df_seterr(DF_ESHAPE, "reshape needs 1..%d dimensions", DF_MAX_DIMS);
     for (int j = 0; j < t.nd; j++) {
-        if (t.d[j] == -1 && infer < 0) infer = j;
+        if (t.d[j] == -1 && infer < 0)
+            infer = j;
         else if (t.d[j] < 1)
             return df_seterr(DF_ESHAPE, "bad target extent %lld at dim %d", (long long)t.d[j], j);
-        else known *= t.d[j];
+        else
+            known *= t.d[j];
     }
     if (infer >= 0) {
         if (numel % known)
@@ -36,8 +38,11 @@ static df_status reshape_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin
     gin[0] = df_reshape(g, gy, n->in[0]->shape);
     return df_graph_status(g);
 }
-const df_op_desc df_opdesc_reshape = {.name = "reshape", .min_in = 1, .max_in = 1,
-                                      .flags = DF_OPF_VIEW, .shape = reshape_shape,
+const df_op_desc df_opdesc_reshape = {.name = "reshape",
+                                      .min_in = 1,
+                                      .max_in = 1,
+                                      .flags = DF_OPF_VIEW,
+                                      .shape = reshape_shape,
                                       .backward = reshape_bwd};
 df_node *df_reshape(df_graph *g, df_node *x, df_shape s) {
     int32_t ia[DF_MAX_IATTR] = {0};
@@ -93,8 +98,11 @@ static df_status permute_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin
     gin[0] = df_permute(g, gy, inv);
     return df_graph_status(g);
 }
-const df_op_desc df_opdesc_permute = {.name = "permute", .min_in = 1, .max_in = 1,
-                                      .shape = permute_shape, .forward = permute_fwd,
+const df_op_desc df_opdesc_permute = {.name = "permute",
+                                      .min_in = 1,
+                                      .max_in = 1,
+                                      .shape = permute_shape,
+                                      .forward = permute_fwd,
                                       .backward = permute_bwd};
 df_node *df_permute(df_graph *g, df_node *x, const int *perm) {
     int32_t ia[DF_MAX_IATTR] = {0};
@@ -127,7 +135,8 @@ static df_status slice_shape(df_node *n) {
     const df_shape *x = &n->in[0]->shape;
     int ax = n->ia[0];
     if (ax < 0 || ax >= x->nd)
-        return df_seterr(DF_EINVAL, "axis %d out of range for %s", ax, df_shape_str(x, a, sizeof a));
+        return df_seterr(DF_EINVAL, "axis %d out of range for %s", ax,
+                         df_shape_str(x, a, sizeof a));
     if (n->ia[1] < 0 || n->ia[2] < 1 || (int64_t)n->ia[1] + n->ia[2] > x->d[ax])
         return df_seterr(DF_EINVAL, "slice [%d, %d) out of range 0..%lld of axis %d of %s",
                          n->ia[1], n->ia[1] + n->ia[2], (long long)x->d[ax], ax,
@@ -151,11 +160,15 @@ static df_status slice_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) 
     gin[0] = df_pad(g, gy, ax, n->ia[1], n->in[0]->shape.d[ax] - n->ia[1] - n->ia[2]);
     return df_graph_status(g);
 }
-const df_op_desc df_opdesc_slice = {.name = "slice", .min_in = 1, .max_in = 1,
-                                    .shape = slice_shape, .forward = slice_fwd,
+const df_op_desc df_opdesc_slice = {.name = "slice",
+                                    .min_in = 1,
+                                    .max_in = 1,
+                                    .shape = slice_shape,
+                                    .forward = slice_fwd,
                                     .backward = slice_bwd};
 df_node *df_slice(df_graph *g, df_node *x, int axis, int64_t start, int64_t len) {
-    int32_t ia[3] = {axis, start > INT32_MAX ? -1 : (int32_t)start, len > INT32_MAX ? -1 : (int32_t)len};
+    int32_t ia[3] = {axis, start > INT32_MAX ? -1 : (int32_t)start,
+                     len > INT32_MAX ? -1 : (int32_t)len};
     return df_node_new(g, DF_OP_SLICE, &x, 1, ia, 3, NULL, 0);
 }
 
@@ -165,7 +178,8 @@ static df_status pad_shape(df_node *n) {
     const df_shape *x = &n->in[0]->shape;
     int ax = n->ia[0];
     if (ax < 0 || ax >= x->nd)
-        return df_seterr(DF_EINVAL, "axis %d out of range for %s", ax, df_shape_str(x, a, sizeof a));
+        return df_seterr(DF_EINVAL, "axis %d out of range for %s", ax,
+                         df_shape_str(x, a, sizeof a));
     if (n->in[0]->dtype != DF_F32) return df_seterr(DF_EINVAL, "pad needs float32");
     if (n->ia[1] < 0 || n->ia[2] < 0)
         return df_seterr(DF_EINVAL, "negative padding (%d, %d)", n->ia[1], n->ia[2]);
@@ -192,8 +206,12 @@ static df_status pad_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
     gin[0] = df_slice(g, gy, n->ia[0], n->ia[1], n->in[0]->shape.d[n->ia[0]]);
     return df_graph_status(g);
 }
-const df_op_desc df_opdesc_pad = {.name = "pad", .min_in = 1, .max_in = 1, .shape = pad_shape,
-                                  .forward = pad_fwd, .backward = pad_bwd};
+const df_op_desc df_opdesc_pad = {.name = "pad",
+                                  .min_in = 1,
+                                  .max_in = 1,
+                                  .shape = pad_shape,
+                                  .forward = pad_fwd,
+                                  .backward = pad_bwd};
 df_node *df_pad(df_graph *g, df_node *x, int axis, int64_t before, int64_t after) {
     int32_t ia[3] = {axis, before > INT32_MAX ? -1 : (int32_t)before,
                      after > INT32_MAX ? -1 : (int32_t)after};
@@ -206,7 +224,8 @@ static df_status concat_shape(df_node *n) {
     int ax = n->ia[0];
     const df_shape *x0 = &n->in[0]->shape;
     if (ax < 0 || ax >= x0->nd)
-        return df_seterr(DF_EINVAL, "axis %d out of range for %s", ax, df_shape_str(x0, a, sizeof a));
+        return df_seterr(DF_EINVAL, "axis %d out of range for %s", ax,
+                         df_shape_str(x0, a, sizeof a));
     n->shape = *x0;
     for (int k = 1; k < n->n_in; k++) {
         const df_shape *xk = &n->in[k]->shape;
@@ -245,8 +264,11 @@ static df_status concat_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin)
     }
     return df_graph_status(g);
 }
-const df_op_desc df_opdesc_concat = {.name = "concat", .min_in = 1, .max_in = DF_MAX_IN,
-                                     .shape = concat_shape, .forward = concat_fwd,
+const df_op_desc df_opdesc_concat = {.name = "concat",
+                                     .min_in = 1,
+                                     .max_in = DF_MAX_IN,
+                                     .shape = concat_shape,
+                                     .forward = concat_fwd,
                                      .backward = concat_bwd};
 df_node *df_concat(df_graph *g, df_node **xs, int n, int axis) {
     int32_t ia[1] = {axis};
@@ -258,10 +280,10 @@ static df_status upsample_shape(df_node *n) {
     char a[96];
     const df_shape *x = &n->in[0]->shape;
     int f = n->ia[0];
-    if (x->nd != 4 || n->in[0]->dtype != DF_F32)
-        return df_shape_err(n, "float32 [B, C, H, W]", x);
-    if (f < 1 || f > 64) return df_seterr(DF_EINVAL, "factor %d out of range 1..64 (input %s)", f,
-                                          df_shape_str(x, a, sizeof a));
+    if (x->nd != 4 || n->in[0]->dtype != DF_F32) return df_shape_err(n, "float32 [B, C, H, W]", x);
+    if (f < 1 || f > 64)
+        return df_seterr(DF_EINVAL, "factor %d out of range 1..64 (input %s)", f,
+                         df_shape_str(x, a, sizeof a));
     n->shape = *x;
     n->shape.d[2] *= f;
     n->shape.d[3] *= f;
@@ -295,10 +317,17 @@ static df_status upsample_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gi
     gin[0] = df_reshape(g, r, *s);
     return df_graph_status(g);
 }
-static double upsample_flops(const df_node *n) { (void)n; return 0; }
-const df_op_desc df_opdesc_upsample = {.name = "upsample", .min_in = 1, .max_in = 1,
-                                       .shape = upsample_shape, .forward = upsample_fwd,
-                                       .backward = upsample_bwd, .flops = upsample_flops};
+static double upsample_flops(const df_node *n) {
+    (void)n;
+    return 0;
+}
+const df_op_desc df_opdesc_upsample = {.name = "upsample",
+                                       .min_in = 1,
+                                       .max_in = 1,
+                                       .shape = upsample_shape,
+                                       .forward = upsample_fwd,
+                                       .backward = upsample_bwd,
+                                       .flops = upsample_flops};
 df_node *df_upsample(df_graph *g, df_node *x, int factor) {
     int32_t ia[1] = {factor};
     return df_node_new(g, DF_OP_UPSAMPLE, &x, 1, ia, 1, NULL, 0);

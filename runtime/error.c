@@ -5,7 +5,9 @@
 
 static _Thread_local char g_msg[1024];
 
-const char *df_errmsg(void) { return g_msg; }
+const char *df_errmsg(void) {
+    return g_msg;
+}
 
 df_status df_seterr(df_status code, const char *fmt, ...) {
     va_list ap;
@@ -15,18 +17,28 @@ df_status df_seterr(df_status code, const char *fmt, ...) {
     return code;
 }
 
-void df_clearerr(void) { g_msg[0] = 0; }
+void df_clearerr(void) {
+    g_msg[0] = 0;
+}
 
 const char *df_status_str(df_status s) {
     switch (s) {
-    case DF_OK: return "ok";
-    case DF_EINVAL: return "invalid argument";
-    case DF_ESHAPE: return "shape mismatch";
-    case DF_ENOMEM: return "out of memory";
-    case DF_ERANGE: return "value out of range";
-    case DF_ENONFINITE: return "non-finite value";
-    case DF_ESTATE: return "invalid state";
-    case DF_EIO: return "I/O error";
+    case DF_OK:
+        return "ok";
+    case DF_EINVAL:
+        return "invalid argument";
+    case DF_ESHAPE:
+        return "shape mismatch";
+    case DF_ENOMEM:
+        return "out of memory";
+    case DF_ERANGE:
+        return "value out of range";
+    case DF_ENONFINITE:
+        return "non-finite value";
+    case DF_ESTATE:
+        return "invalid state";
+    case DF_EIO:
+        return "I/O error";
     }
     return "unknown error";
 }

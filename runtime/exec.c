@@ -8,9 +8,12 @@
 void df_exec_bind(df_graph *g) {
     for (int i = 0; i < g->n; i++) {
         df_node *n = g->nodes[i];
-        if (n->storage == DF_STORE_PARAM) n->data = df_param_data(g->ps, n->param);
-        else if (n->storage == DF_STORE_GRAD) n->data = df_param_grad(g->ps, n->param);
-        else if (n->storage == DF_STORE_VIEW) n->data = n->in[0]->data;
+        if (n->storage == DF_STORE_PARAM)
+            n->data = df_param_data(g->ps, n->param);
+        else if (n->storage == DF_STORE_GRAD)
+            n->data = df_param_grad(g->ps, n->param);
+        else if (n->storage == DF_STORE_VIEW)
+            n->data = n->in[0]->data;
     }
 }
 

@@ -33,11 +33,21 @@ void df_graph_free(df_graph *g) {
     free(g);
 }
 
-df_params *df_graph_params(df_graph *g) { return g ? g->ps : NULL; }
-df_status df_graph_status(const df_graph *g) { return g ? g->status : DF_EINVAL; }
-const char *df_graph_errmsg(const df_graph *g) { return g ? g->errmsg : "graph is NULL"; }
-int df_graph_size(const df_graph *g) { return g ? g->n : 0; }
-df_node *df_graph_node(df_graph *g, int i) { return (g && i >= 0 && i < g->n) ? g->nodes[i] : NULL; }
+df_params *df_graph_params(df_graph *g) {
+    return g ? g->ps : NULL;
+}
+df_status df_graph_status(const df_graph *g) {
+    return g ? g->status : DF_EINVAL;
+}
+const char *df_graph_errmsg(const df_graph *g) {
+    return g ? g->errmsg : "graph is NULL";
+}
+int df_graph_size(const df_graph *g) {
+    return g ? g->n : 0;
+}
+df_node *df_graph_node(df_graph *g, int i) {
+    return (g && i >= 0 && i < g->n) ? g->nodes[i] : NULL;
+}
 
 df_node *df_graph_find(df_graph *g, const char *name) {
     if (!g || !name) return NULL;
@@ -173,7 +183,9 @@ static int check_shape(df_graph *g, const char *what, const char *name, df_shape
     return 1;
 }
 
-static void push_node(df_graph *g, df_node *n) { g->nodes[g->n++] = n; }
+static void push_node(df_graph *g, df_node *n) {
+    g->nodes[g->n++] = n;
+}
 
 df_node *df_input(df_graph *g, const char *name, df_dtype t, df_shape s) {
     if (!check_open(g, "df_input")) return NULL;
@@ -319,7 +331,9 @@ df_status df_keep(df_graph *g, df_node *x) {
     return DF_OK;
 }
 
-void *df_data(df_node *x) { return x ? x->data : NULL; }
+void *df_data(df_node *x) {
+    return x ? x->data : NULL;
+}
 
 df_status df_set_input(df_graph *g, df_node *x, const void *data, int64_t n) {
     char b[96];
@@ -329,9 +343,9 @@ df_status df_set_input(df_graph *g, df_node *x, const void *data, int64_t n) {
         return df_seterr(DF_EINVAL, "df_set_input: node '%s' is not an input", x->name);
     int64_t want = df_shape_numel(&x->shape);
     if (n != want)
-        return df_seterr(DF_ESHAPE, "df_set_input: input '%s' has shape %s (%lld elements), got %lld",
-                         x->name, df_shape_str(&x->shape, b, sizeof b), (long long)want,
-                         (long long)n);
+        return df_seterr(DF_ESHAPE,
+                         "df_set_input: input '%s' has shape %s (%lld elements), got %lld", x->name,
+                         df_shape_str(&x->shape, b, sizeof b), (long long)want, (long long)n);
     memcpy(x->data, data, (size_t)n * df_dtype_size(x->dtype));
     return DF_OK;
 }

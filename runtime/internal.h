@@ -17,10 +17,10 @@ struct df_graph {
     int scope_len[64];        /* scope length before each push */
     int nscope;
     char next_name[128];
-    int in_backward;   /* nodes being created are backward nodes */
+    int in_backward; /* nodes being created are backward nodes */
     int has_backward;
-    int n_forward;     /* nodes before df_backward() */
-    df_node **grad_of; /* [n_forward]: gradient node of params / wrt nodes */
+    int n_forward;        /* nodes before df_backward() */
+    df_node **grad_of;    /* [n_forward]: gradient node of params / wrt nodes */
     df_node **param_node; /* [ps count at creation]: the PARAM node of each parameter */
     int n_param_node;
     int compiled;

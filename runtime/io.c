@@ -30,14 +30,19 @@ static void json_str(FILE *f, const char *s) {
     fputc('"', f);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
     }
     fputc('"', f);
 }
 
-static const char *st_dtype(df_dtype t) { return t == DF_I32 ? "I32" : "F32"; }
+static const char *st_dtype(df_dtype t) {
+    return t == DF_I32 ? "I32" : "F32";
+}
 
 df_status df_st_save(const char *path, const df_st_tensor *t, int n, const char *const *meta,
                      int nmeta) {
@@ -183,18 +188,25 @@ static char *jstr(jp *j) {
         if (c == '\\') {
             if (j->p >= j->end) break;
             char e = *j->p++;
-            if (e == 'n') c = '\n';
-            else if (e == 't') c = '\t';
-            else if (e == 'r') c = '\r';
-            else if (e == 'b') c = '\b';
-            else if (e == 'f') c = '\f';
-            else if (e == '"' || e == '\\' || e == '/') c = (unsigned char)e;
+            if (e == 'n')
+                c = '\n';
+            else if (e == 't')
+                c = '\t';
+            else if (e == 'r')
+                c = '\r';
+            else if (e == 'b')
+                c = '\b';
+            else if (e == 'f')
+                c = '\f';
+            else if (e == '"' || e == '\\' || e == '/')
+                c = (unsigned char)e;
             else if (e == 'u' && j->end - j->p >= 4) {
                 char hx[5] = {j->p[0], j->p[1], j->p[2], j->p[3], 0}, *ep;
                 c = (unsigned)strtoul(hx, &ep, 16);
                 if (*ep || c == 0 || c > 0x7f) c = '?'; /* names are ASCII in practice */
                 j->p += 4;
-            } else break;
+            } else
+                break;
         }
         if (n + 2 > cap) {
             char *t = realloc(s, cap *= 2);
@@ -285,7 +297,8 @@ static df_status parse_header(df_st_file *f, jp *j, size_t data_size, const unsi
                     m[2 * f->nmeta + 1] = v;
                     f->nmeta++;
                 } while (eat(j, ','));
-            else continue;
+            else
+                continue;
             if (!eat(j, '}')) return jerr(j, "expected '}' after metadata");
             continue;
         }
@@ -334,7 +347,8 @@ static df_status parse_header(df_st_file *f, jp *j, size_t data_size, const unsi
             }
             free(fld);
         } while (eat(j, ','));
-        if (!eat(j, '}') || have != 7) return jerr(j, "a tensor entry needs dtype, shape, data_offsets");
+        if (!eat(j, '}') || have != 7)
+            return jerr(j, "a tensor entry needs dtype, shape, data_offsets");
         t->shape.nd = nd ? nd : 1;
         t->shape.d[0] = 1;
         uint64_t numel = 1;
@@ -394,8 +408,9 @@ df_st_file *df_st_load(const char *path) {
     uint64_t hlen = 0;
     for (int k = 0; k < 8; k++) hlen |= (uint64_t)f->buf[k] << (8 * k);
     if (hlen > MAX_HEADER || hlen > f->size - 8) {
-        df_seterr(DF_EIO, "'%s': header length %llu exceeds the file (%zu bytes): not a "
-                          "safetensors file, or truncated",
+        df_seterr(DF_EIO,
+                  "'%s': header length %llu exceeds the file (%zu bytes): not a "
+                  "safetensors file, or truncated",
                   path, (unsigned long long)hlen, f->size);
         goto fail;
     }
@@ -420,7 +435,9 @@ void df_st_free(df_st_file *f) {
     free(f);
 }
 
-int df_st_count(const df_st_file *f) { return f ? f->n : 0; }
+int df_st_count(const df_st_file *f) {
+    return f ? f->n : 0;
+}
 const df_st_tensor *df_st_at(const df_st_file *f, int i) {
     return (f && i >= 0 && i < f->n) ? &f->t[i] : NULL;
 }

@@ -8,9 +8,9 @@
 struct df_optim {
     df_params *ps;
     df_opt_config cfg;
-    int64_t n;     /* block length when created */
-    float *state;  /* Adam: m then v; SGD: momentum */
-    float *decay;  /* per-element weight-decay mask (1 or 0) */
+    int64_t n;    /* block length when created */
+    float *state; /* Adam: m then v; SGD: momentum */
+    float *decay; /* per-element weight-decay mask (1 or 0) */
     int64_t steps;
 };
 
@@ -64,7 +64,9 @@ void df_optim_free(df_optim *o) {
     free(o);
 }
 
-int64_t df_optim_steps(const df_optim *o) { return o ? o->steps : 0; }
+int64_t df_optim_steps(const df_optim *o) {
+    return o ? o->steps : 0;
+}
 void df_optim_set_steps(df_optim *o, int64_t s) {
     if (o) o->steps = s;
 }
@@ -116,8 +118,10 @@ df_status df_optim_step(df_optim *o, float lr) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i];
-        if (!adamw) gi += wd * dm[i] * w[i];
-        else w[i] -= lr * wd * dm[i] * w[i];
+        if (!adamw)
+            gi += wd * dm[i] * w[i];
+        else
+            w[i] -= lr * wd * dm[i] * w[i];
         float mi = b1 * m[i] + (1 - b1) * gi;
         float vi = b2 * v[i] + (1 - b2) * gi * gi;
         m[i] = mi;
@@ -201,7 +205,9 @@ void df_ema_update(df_ema *e) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) m[i] = d * m[i] + (1 - d) * w[i];
 }
-float *df_ema_data(df_ema *e) { return e ? e->w : NULL; }
+float *df_ema_data(df_ema *e) {
+    return e ? e->w : NULL;
+}
 void df_ema_swap(df_ema *e) {
     if (!e) return;
     float *w = df_params_data(e->ps);

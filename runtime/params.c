@@ -13,7 +13,9 @@ struct df_params {
     int64_t alloc_numel;
 };
 
-df_params *df_params_new(void) { return calloc(1, sizeof(df_params)); }
+df_params *df_params_new(void) {
+    return calloc(1, sizeof(df_params));
+}
 
 void df_params_free(df_params *ps) {
     if (!ps) return;
@@ -85,7 +87,9 @@ int df_params_get(df_params *ps, const char *name, df_shape shape, df_init init)
     return ps->n++;
 }
 
-int df_params_count(const df_params *ps) { return ps ? ps->n : 0; }
+int df_params_count(const df_params *ps) {
+    return ps ? ps->n : 0;
+}
 
 int64_t df_params_numel(const df_params *ps) {
     int64_t s = 0;
@@ -121,7 +125,9 @@ df_status df_params_alloc(df_params *ps) {
 }
 
 /* Total numel of the blocks including alignment padding (for optimizers). */
-int64_t df_params_block_numel(const df_params *ps) { return ps ? ps->numel : 0; }
+int64_t df_params_block_numel(const df_params *ps) {
+    return ps ? ps->numel : 0;
+}
 
 df_status df_params_init(df_params *ps, uint64_t seed) {
     df_status st = df_params_alloc(ps);
@@ -131,7 +137,9 @@ df_status df_params_init(df_params *ps, uint64_t seed) {
         float *x = ps->data + p->offset;
         df_rng r = df_rng_new(seed ^ df_hash_str(p->name));
         switch (p->init.kind) {
-        case DF_INIT_ZEROS: memset(x, 0, p->numel * sizeof(float)); break;
+        case DF_INIT_ZEROS:
+            memset(x, 0, p->numel * sizeof(float));
+            break;
         case DF_INIT_ONES:
             for (int64_t k = 0; k < p->numel; k++) x[k] = 1.0f;
             break;
@@ -150,14 +158,19 @@ df_status df_params_init(df_params *ps, uint64_t seed) {
             for (int64_t k = 0; k < p->numel; k++) x[k] = (2.0f * x[k] - 1.0f) * a;
             break;
         }
-        default: return df_seterr(DF_EINVAL, "parameter '%s': unknown init kind", p->name);
+        default:
+            return df_seterr(DF_EINVAL, "parameter '%s': unknown init kind", p->name);
         }
     }
     return DF_OK;
 }
 
-float *df_params_data(df_params *ps) { return ps ? ps->data : NULL; }
-float *df_params_grad(df_params *ps) { return ps ? ps->grad : NULL; }
+float *df_params_data(df_params *ps) {
+    return ps ? ps->data : NULL;
+}
+float *df_params_grad(df_params *ps) {
+    return ps ? ps->grad : NULL;
+}
 float *df_param_data(df_params *ps, int i) {
     return (ps && ps->data && i >= 0 && i < ps->n) ? ps->data + ps->p[i].offset : NULL;
 }

@@ -21,7 +21,9 @@ typedef struct {
     size_t top; /* arena high-water mark */
 } freelist;
 
-static size_t align_up(size_t x) { return (x + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
+static size_t align_up(size_t x) {
+    return (x + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+}
 
 static int fl_insert(freelist *f, size_t off, size_t size) {
     int i = 0;
@@ -81,7 +83,9 @@ static size_t fl_alloc(freelist *f, size_t size, size_t *high) {
     return off;
 }
 
-static int is_arena(const df_node *n) { return n->storage == DF_STORE_ARENA; }
+static int is_arena(const df_node *n) {
+    return n->storage == DF_STORE_ARENA;
+}
 
 df_status df_compile(df_graph *g, const df_compile_opts *opts) {
     df_compile_opts o = {0};
@@ -100,7 +104,8 @@ df_status df_compile(df_graph *g, const df_compile_opts *opts) {
         const df_op_desc *d = df_op_table[n->op];
         n->inplace = NULL;
         n->last_use = -1;
-        if (n->op == DF_OP_PARAM) n->storage = DF_STORE_PARAM;
+        if (n->op == DF_OP_PARAM)
+            n->storage = DF_STORE_PARAM;
         else if (d->flags & DF_OPF_VIEW) {
             n->storage = DF_STORE_VIEW;
             n->root = n->in[0]->root;
@@ -201,8 +206,10 @@ df_status df_compile(df_graph *g, const df_compile_opts *opts) {
     }
     for (int i = 0; i < g->n; i++) {
         df_node *n = g->nodes[i];
-        if (is_arena(n)) n->data = g->arena + n->offset;
-        else n->data = NULL; /* params, grads: resolved per run; views: below */
+        if (is_arena(n))
+            n->data = g->arena + n->offset;
+        else
+            n->data = NULL; /* params, grads: resolved per run; views: below */
     }
     g->stats.planned_bytes = high;
     g->stats.naive_bytes = naive;

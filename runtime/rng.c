@@ -43,7 +43,9 @@ uint64_t df_hash_str(const char *s) {
     return h;
 }
 
-static inline float u01(uint32_t w) { return (float)(w >> 8) * (1.0f / 16777216.0f); }
+static inline float u01(uint32_t w) {
+    return (float)(w >> 8) * (1.0f / 16777216.0f);
+}
 
 void df_rng_uniform(df_rng *rng, float *out, int64_t n) {
     uint64_t key = rng->key, base = rng->counter;

@@ -12,8 +12,12 @@ df_shape df_shape_make(int nd, const int64_t *d) {
     for (int i = 0; i < nd; i++) s.d[i] = d[i];
     return s;
 }
-df_shape df_shape1(int64_t a) { return df_shape_make(1, (int64_t[]){a}); }
-df_shape df_shape2(int64_t a, int64_t b) { return df_shape_make(2, (int64_t[]){a, b}); }
+df_shape df_shape1(int64_t a) {
+    return df_shape_make(1, (int64_t[]){a});
+}
+df_shape df_shape2(int64_t a, int64_t b) {
+    return df_shape_make(2, (int64_t[]){a, b});
+}
 df_shape df_shape3(int64_t a, int64_t b, int64_t c) {
     return df_shape_make(3, (int64_t[]){a, b, c});
 }
@@ -45,5 +49,9 @@ char *df_shape_str(const df_shape *s, char *buf, size_t n) {
     return buf;
 }
 
-size_t df_dtype_size(df_dtype t) { return t == DF_I32 ? 4 : 4; }
-const char *df_dtype_name(df_dtype t) { return t == DF_I32 ? "int32" : "float32"; }
+size_t df_dtype_size(df_dtype t) {
+    return t == DF_I32 ? 4 : 4;
+}
+const char *df_dtype_name(df_dtype t) {
+    return t == DF_I32 ? "int32" : "float32";
+}

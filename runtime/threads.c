@@ -26,9 +26,12 @@ int df_get_threads(void) {
 
 const char *df_blas_flavour(void) {
     switch (openblas_get_parallel()) {
-    case 0: return "serial";
-    case 1: return "pthreads";
-    case 2: return "openmp";
+    case 0:
+        return "serial";
+    case 1:
+        return "pthreads";
+    case 2:
+        return "openmp";
     }
     return "unknown";
 }

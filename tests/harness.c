@@ -13,8 +13,12 @@ void dft_mark_forward(int op) {
 void dft_mark_grad(int op) {
     if (op >= 0 && op < DF_OP_COUNT) g_grad[op] = 1;
 }
-int dft_has_forward(int op) { return op >= 0 && op < DF_OP_COUNT && g_fwd[op]; }
-int dft_has_grad(int op) { return op >= 0 && op < DF_OP_COUNT && g_grad[op]; }
+int dft_has_forward(int op) {
+    return op >= 0 && op < DF_OP_COUNT && g_fwd[op];
+}
+int dft_has_grad(int op) {
+    return op >= 0 && op < DF_OP_COUNT && g_grad[op];
+}
 
 void dft_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed) {
     df_rng r = df_rng_new(seed);
@@ -186,7 +190,8 @@ int dft_gradcheck(dft_build_fn build, void *ctx, const dft_input *ins, int n_in,
         double maxfd = 0;
         for (int k = 0; k < m; k++) {
             int32_t r;
-            if (n <= max_elems) idx[k] = k;
+            if (n <= max_elems)
+                idx[k] = k;
             else {
                 df_rng_randint(&pick, &r, 1, (int32_t)(n < INT32_MAX ? n : INT32_MAX));
                 idx[k] = r;
@@ -251,8 +256,8 @@ int dft_gradcheck(dft_build_fn build, void *ctx, const dft_input *ins, int n_in,
     return fails;
 }
 
-float *dft_forward(dft_build_fn build, void *ctx, const dft_input *ins, int n_in,
-                   void *const *data, df_shape *out_shape) {
+float *dft_forward(dft_build_fn build, void *ctx, const dft_input *ins, int n_in, void *const *data,
+                   df_shape *out_shape) {
     df_params *ps = df_params_new();
     df_graph *g = df_graph_new(ps);
     df_node *in[16];

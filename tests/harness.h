@@ -53,7 +53,7 @@ int dft_gradcheck(dft_build_fn build, void *ctx, const dft_input *ins, int n_in,
 
 /* Build + compile + run a forward graph with given inputs; returns the output
  * copied into a malloc'd buffer (caller frees) or NULL on failure. */
-float *dft_forward(dft_build_fn build, void *ctx, const dft_input *ins, int n_in,
-                   void *const *data, df_shape *out_shape);
+float *dft_forward(dft_build_fn build, void *ctx, const dft_input *ins, int n_in, void *const *data,
+                   df_shape *out_shape);
 
 #endif

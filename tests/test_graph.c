@@ -13,7 +13,8 @@ typedef struct {
     int cin, cout, groups;
 } rb_ctx;
 
-/* ins: x, emb, gn1.g, gn1.b, c1.w, c1.b, lin.w, lin.b, gn2.g, gn2.b, c2.w, c2.b, [skip.w, skip.b] */
+/* ins: x, emb, gn1.g, gn1.b, c1.w, c1.b, lin.w, lin.b, gn2.g, gn2.b, c2.w, c2.b, [skip.w, skip.b]
+ */
 static df_node *build_resblock(df_graph *g, df_node **in, void *vctx) {
     rb_ctx *c = vctx;
     df_node *x = in[0], *emb = in[1];
@@ -48,7 +49,8 @@ static void test_resblock_grad(void **state) {
             {"skip.b", DF_F32, df_shape1(c.cout), 1, -0.5f, 0.5f, 0, 0},
         };
         int n = c.cin != c.cout ? 14 : 12;
-        assert_int_equal(dft_gradcheck(build_resblock, &c, ins, n, 1234 + variant, 1e-2f, 2e-2, 24), 0);
+        assert_int_equal(dft_gradcheck(build_resblock, &c, ins, n, 1234 + variant, 1e-2f, 2e-2, 24),
+                         0);
     }
 }
 
@@ -184,19 +186,36 @@ static df_node *random_graph(df_graph *g, df_node **inputs, int nin, uint64_t se
         df_node *b = vals[pick[1] % nv];
         df_node *y = NULL;
         switch (pick[2] % 9) {
-        case 0: y = df_add(g, a, b); break;
-        case 1: y = df_mul(g, a, df_scale(g, b, 0.5f)); break;
-        case 2: y = df_silu(g, a); break;
-        case 3: y = df_scale(g, a, -0.7f); break;
-        case 4: y = df_sub(g, a, b); break;
-        case 5: y = df_reshape(g, a, df_shape2(1, -1)); y = df_reshape(g, df_relu(g, y), a->shape); break;
-        case 6: y = df_add(g, a, df_sum(g, b, 1u << 1)); break; /* broadcast [N,1] */
+        case 0:
+            y = df_add(g, a, b);
+            break;
+        case 1:
+            y = df_mul(g, a, df_scale(g, b, 0.5f));
+            break;
+        case 2:
+            y = df_silu(g, a);
+            break;
+        case 3:
+            y = df_scale(g, a, -0.7f);
+            break;
+        case 4:
+            y = df_sub(g, a, b);
+            break;
+        case 5:
+            y = df_reshape(g, a, df_shape2(1, -1));
+            y = df_reshape(g, df_relu(g, y), a->shape);
+            break;
+        case 6:
+            y = df_add(g, a, df_sum(g, b, 1u << 1));
+            break; /* broadcast [N,1] */
         case 7: {
             df_node *cat = df_concat(g, (df_node *[]){a, b}, 2, 1);
             y = df_slice(g, cat, 1, pick[0] % 3, a->shape.d[1]);
             break;
         }
-        default: y = df_softmax(g, a); break;
+        default:
+            y = df_softmax(g, a);
+            break;
         }
         if (!y) return NULL;
         vals[nv++] = y;
@@ -238,7 +257,8 @@ static int check_no_overlap(df_graph *g) {
         for (int j = i + 1; j < n; j++) {
             df_node *b = df_graph_node(g, j);
             if (b->storage != DF_STORE_ARENA) continue;
-            size_t a0 = a->offset, a1 = a0 + df_node_bytes(a), b0 = b->offset, b1 = b0 + df_node_bytes(b);
+            size_t a0 = a->offset, a1 = a0 + df_node_bytes(a), b0 = b->offset,
+                   b1 = b0 + df_node_bytes(b);
             if (a1 <= b0 || b1 <= a0) continue; /* disjoint memory */
             int lo = def[i] > def[j] ? def[i] : def[j];
             int hi = last[i] < last[j] ? last[i] : last[j];
@@ -301,15 +321,17 @@ static void build_deep(deep_net *d, int no_reuse, int blocks) {
     int C = 8;
     d->x = df_input(g, "x", DF_F32, df_shape4(3, 1, 8, 8));
     d->emb = df_input(g, "emb", DF_F32, df_shape2(3, 16));
-    df_node *h = df_conv2d(g, d->x, df_param(g, "stem.w", df_shape4(C, 1, 3, 3), (df_init){DF_INIT_KAIMING, 0}),
-                           df_param(g, "stem.b", df_shape1(C), (df_init){DF_INIT_KAIMING, 9}), 1, 1);
+    df_node *h = df_conv2d(
+        g, d->x, df_param(g, "stem.w", df_shape4(C, 1, 3, 3), (df_init){DF_INIT_KAIMING, 0}),
+        df_param(g, "stem.b", df_shape1(C), (df_init){DF_INIT_KAIMING, 9}), 1, 1);
     df_node *skips[32];
     for (int b = 0; b < blocks; b++) {
         df_scope_pushf(g, "block.%d", b);
         df_node *in[12] = {h, d->emb};
-        const char *nm[10] = {"gn1.g", "gn1.b", "c1.w", "c1.b", "lin.w", "lin.b", "gn2.g", "gn2.b", "c2.w", "c2.b"};
-        df_shape sh[10] = {df_shape1(C), df_shape1(C), df_shape4(C, C, 3, 3), df_shape1(C),
-                           df_shape2(C, 16), df_shape1(C), df_shape1(C), df_shape1(C),
+        const char *nm[10] = {"gn1.g", "gn1.b", "c1.w",  "c1.b", "lin.w",
+                              "lin.b", "gn2.g", "gn2.b", "c2.w", "c2.b"};
+        df_shape sh[10] = {df_shape1(C),          df_shape1(C), df_shape4(C, C, 3, 3), df_shape1(C),
+                           df_shape2(C, 16),      df_shape1(C), df_shape1(C),          df_shape1(C),
                            df_shape4(C, C, 3, 3), df_shape1(C)};
         for (int k = 0; k < 10; k++) {
             df_init init = {DF_INIT_KAIMING, 0};
@@ -322,7 +344,9 @@ static void build_deep(deep_net *d, int no_reuse, int blocks) {
         if (b % 3 == 2) h = df_add(g, h, skips[b / 2]); /* long skip connections */
         df_scope_pop(g);
     }
-    df_node *out = df_conv2d(g, h, df_param(g, "out.w", df_shape4(1, C, 3, 3), (df_init){DF_INIT_KAIMING, 0}), NULL, 1, 1);
+    df_node *out =
+        df_conv2d(g, h, df_param(g, "out.w", df_shape4(1, C, 3, 3), (df_init){DF_INIT_KAIMING, 0}),
+                  NULL, 1, 1);
     d->loss = df_mse_loss(g, out, d->x);
     df_keep(g, d->loss);
     assert_int_equal(df_backward(g, d->loss, NULL, 0), DF_OK);
@@ -356,10 +380,11 @@ static void test_reuse_bitwise_and_determinism(void **state) {
     df_plan_stats sa, sb;
     df_plan_get_stats(a.g, &sa);
     df_plan_get_stats(b.g, &sb);
-    fprintf(stderr, "deep net: %d nodes (%d backward, %d in place, %d views): planned %zu bytes, "
-                    "no reuse %zu bytes (%.1f%%)\n",
-            sa.n_nodes, sa.n_backward, sa.n_inplace, sa.n_views, sa.planned_bytes,
-            sb.planned_bytes, 100.0 * sa.planned_bytes / sb.planned_bytes);
+    fprintf(stderr,
+            "deep net: %d nodes (%d backward, %d in place, %d views): planned %zu bytes, "
+            "no reuse %zu bytes (%.1f%%)\n",
+            sa.n_nodes, sa.n_backward, sa.n_inplace, sa.n_views, sa.planned_bytes, sb.planned_bytes,
+            100.0 * sa.planned_bytes / sb.planned_bytes);
     assert_true(sa.planned_bytes < sb.planned_bytes / 2);
     assert_true(sa.n_inplace > 0);
     /* determinism: run again, and with another thread count */

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DFT_FAMILIES                                                                          \
-    X(conv) X(shape) X(elementwise) X(reduce) X(dense) X(embed) X(activation) X(norm)         \
-    X(softmax) X(loss)
+#define DFT_FAMILIES                                                                               \
+    X(conv)                                                                                        \
+    X(shape) X(elementwise) X(reduce) X(dense) X(embed) X(activation) X(norm) X(softmax) X(loss)
 
 #define X(f) int dft_run_##f(void) __attribute__((weak));
 DFT_FAMILIES

@@ -128,8 +128,10 @@ static void test_optimizers(void **state) {
                     m[i] = step == 1 ? gi : 0.9 * m[i] + gi;
                     rw[i] -= 0.05 * m[i];
                 } else {
-                    if (kind == DF_OPT_ADAM) gi += 0.1 * d * rw[i];
-                    else rw[i] -= 0.05 * 0.1 * d * rw[i];
+                    if (kind == DF_OPT_ADAM)
+                        gi += 0.1 * d * rw[i];
+                    else
+                        rw[i] -= 0.05 * 0.1 * d * rw[i];
                     m[i] = 0.9 * m[i] + 0.1 * gi;
                     v[i] = 0.999 * v[i] + 0.001 * gi * gi;
                     double mh = m[i] / (1 - pow(0.9, step)), vh = v[i] / (1 - pow(0.999, step));
@@ -236,7 +238,6 @@ static void test_entry_point_errors(void **state) {
     df_graph_free(g);
     df_params_free(ps);
 }
-
 
 static void test_safetensors(void **state) {
     (void)state;

@@ -22,27 +22,27 @@
 typedef struct df_graph df_graph;
 
 typedef struct df_node {
-    int id;                      /* position in the graph (topological order) */
-    int op;                      /* index into the op table (df_op) */
+    int id; /* position in the graph (topological order) */
+    int op; /* index into the op table (df_op) */
     int n_in;
     struct df_node *in[DF_MAX_IN];
-    int32_t ia[DF_MAX_IATTR];    /* integer attributes, meaning per op */
-    float fa[DF_MAX_FATTR];      /* float attributes, meaning per op */
-    df_shape shape;              /* output shape */
-    df_dtype dtype;              /* output element type */
-    char *name;                  /* name path, e.g. "down.1.res.0.conv1" */
-    int param;                   /* parameter index of a DF_OP_PARAM node or of a parameter's
-                                    gradient node (storage DF_STORE_GRAD), else -1 */
-    int is_backward;             /* appended by df_backward() */
-    int requires_grad;           /* a parameter, or depends on one / on a wrt input */
+    int32_t ia[DF_MAX_IATTR]; /* integer attributes, meaning per op */
+    float fa[DF_MAX_FATTR];   /* float attributes, meaning per op */
+    df_shape shape;           /* output shape */
+    df_dtype dtype;           /* output element type */
+    char *name;               /* name path, e.g. "down.1.res.0.conv1" */
+    int param;                /* parameter index of a DF_OP_PARAM node or of a parameter's
+                                 gradient node (storage DF_STORE_GRAD), else -1 */
+    int is_backward;          /* appended by df_backward() */
+    int requires_grad;        /* a parameter, or depends on one / on a wrt input */
     /* Set by the planner: */
-    void *data;                  /* output buffer, valid after df_compile() */
-    size_t offset;               /* byte offset in the arena (arena nodes) */
-    int storage;                 /* DF_STORE_* */
-    struct df_node *root;        /* node owning the storage (self unless a view) */
-    int last_use;                /* id of the last node reading this storage */
-    int keep;                    /* user output: kept alive until the end of a run */
-    struct df_node *inplace;     /* input whose buffer this output overwrites, or NULL */
+    void *data;              /* output buffer, valid after df_compile() */
+    size_t offset;           /* byte offset in the arena (arena nodes) */
+    int storage;             /* DF_STORE_* */
+    struct df_node *root;    /* node owning the storage (self unless a view) */
+    int last_use;            /* id of the last node reading this storage */
+    int keep;                /* user output: kept alive until the end of a run */
+    struct df_node *inplace; /* input whose buffer this output overwrites, or NULL */
 } df_node;
 
 enum { DF_STORE_NONE = 0, DF_STORE_ARENA, DF_STORE_PARAM, DF_STORE_GRAD, DF_STORE_VIEW };
@@ -150,8 +150,8 @@ df_status df_keep(df_graph *g, df_node *x);
 
 /* ---- compile and run ---- */
 typedef struct {
-    int no_reuse;    /* give every node its own buffer (debugging, tests) */
-    int no_inplace;  /* never write an op's output over its input */
+    int no_reuse;   /* give every node its own buffer (debugging, tests) */
+    int no_inplace; /* never write an op's output over its input */
 } df_compile_opts;
 
 /* Plan memory (liveness reuse, in-place where safe), allocate the arena and
@@ -159,10 +159,10 @@ typedef struct {
 df_status df_compile(df_graph *g, const df_compile_opts *opts);
 
 typedef struct {
-    size_t planned_bytes;  /* arena size with reuse */
-    size_t naive_bytes;    /* sum of all activation buffers without reuse */
-    size_t scratch_bytes;  /* kernel workspace (im2col, partial sums) */
-    size_t param_bytes;    /* values + gradients */
+    size_t planned_bytes; /* arena size with reuse */
+    size_t naive_bytes;   /* sum of all activation buffers without reuse */
+    size_t scratch_bytes; /* kernel workspace (im2col, partial sums) */
+    size_t param_bytes;   /* values + gradients */
     int n_nodes, n_backward, n_inplace, n_views;
 } df_plan_stats;
 df_status df_plan_get_stats(const df_graph *g, df_plan_stats *st);

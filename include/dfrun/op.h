@@ -14,7 +14,7 @@ typedef enum {
 
 /* Run-time context handed to kernels. */
 typedef struct {
-    void *scratch;        /* workspace of at least desc->scratch(n) bytes, 64-aligned */
+    void *scratch; /* workspace of at least desc->scratch(n) bytes, 64-aligned */
     size_t scratch_bytes;
     int nthreads;
 } df_exec_ctx;
@@ -61,7 +61,11 @@ df_status df_shape_err(const df_node *n, const char *what, const df_shape *got);
 size_t df_node_bytes(const df_node *n);
 
 /* Pointer helpers for kernels. */
-static inline float *df_out(const df_node *n) { return (float *)n->data; }
-static inline const float *df_inp(const df_node *n, int i) { return (const float *)n->in[i]->data; }
+static inline float *df_out(const df_node *n) {
+    return (float *)n->data;
+}
+static inline const float *df_inp(const df_node *n, int i) {
+    return (const float *)n->in[i]->data;
+}
 
 #endif

@@ -12,7 +12,8 @@ typedef enum {
     DF_INIT_ONES,
     DF_INIT_NORMAL,  /* N(0, a^2) */
     DF_INIT_UNIFORM, /* U(-a, a) */
-    DF_INIT_KAIMING  /* PyTorch's default for conv/linear: U(-1/sqrt(fan_in), +); fan_in = numel/d[0] (a = fan_in override if > 0) */
+    DF_INIT_KAIMING /* PyTorch's default for conv/linear: U(-1/sqrt(fan_in), +); fan_in = numel/d[0]
+                       (a = fan_in override if > 0) */
 } df_init_kind;
 
 typedef struct {
@@ -21,11 +22,11 @@ typedef struct {
 } df_init;
 
 typedef struct {
-    char *name;      /* "down.1.res.0.conv1.weight" */
+    char *name; /* "down.1.res.0.conv1.weight" */
     df_shape shape;
     df_init init;
-    int decay;       /* 1 if weight decay applies (matrices and kernels) */
-    size_t offset;   /* element offset in the blocks */
+    int decay;     /* 1 if weight decay applies (matrices and kernels) */
+    size_t offset; /* element offset in the blocks */
     int64_t numel;
 } df_param_info;
 

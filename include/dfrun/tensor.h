@@ -9,8 +9,8 @@
 typedef enum { DF_F32 = 0, DF_I32 = 1 } df_dtype;
 
 typedef struct {
-    int nd;                   /* number of dimensions, 1..DF_MAX_DIMS */
-    int64_t d[DF_MAX_DIMS];   /* extents, each >= 1 */
+    int nd;                 /* number of dimensions, 1..DF_MAX_DIMS */
+    int64_t d[DF_MAX_DIMS]; /* extents, each >= 1 */
 } df_shape;
 
 /* Build a shape from nd extents: df_shape_make(4, (int64_t[]){B, C, H, W}). */

@@ -15,8 +15,8 @@ static df_node *build_bin(df_graph *g, df_node **in, void *ctx) {
 }
 
 /* naive: out index -> operand index by explicit alignment */
-static void naive_bin(int op, const df_shape *sa, int oa, const float *a, const df_shape *sb, int ob,
-                      const float *b, const df_shape *so, float *y) {
+static void naive_bin(int op, const df_shape *sa, int oa, const float *a, const df_shape *sb,
+                      int ob, const float *b, const df_shape *so, float *y) {
     int64_t n = df_shape_numel(so);
     for (int64_t i = 0; i < n; i++) {
         int64_t idx[DF_MAX_DIMS], r = i;
@@ -41,9 +41,9 @@ static void test_binary_forward(void **state) {
     bcase cases[] = {
         {df_shape3(3, 5, 7), df_shape3(3, 5, 7), df_shape3(3, 5, 7), 0, 0},
         {df_shape4(2, 3, 5, 7), df_shape2(2, 3), df_shape4(2, 3, 5, 7), 0, 0}, /* [B,C] over NCHW */
-        {df_shape4(2, 3, 5, 7), df_shape1(7), df_shape4(2, 3, 5, 7), 0, 3},   /* numpy trailing */
-        {df_shape3(1, 5, 1), df_shape3(4, 1, 3), df_shape3(4, 5, 3), 0, 0},   /* both broadcast */
-        {df_shape1(1), df_shape3(2, 3, 5), df_shape3(2, 3, 5), 2, 0},         /* scalar */
+        {df_shape4(2, 3, 5, 7), df_shape1(7), df_shape4(2, 3, 5, 7), 0, 3},    /* numpy trailing */
+        {df_shape3(1, 5, 1), df_shape3(4, 1, 3), df_shape3(4, 5, 3), 0, 0},    /* both broadcast */
+        {df_shape1(1), df_shape3(2, 3, 5), df_shape3(2, 3, 5), 2, 0},          /* scalar */
         {df_shape4(1, 3, 1, 1), df_shape4(4, 3, 9, 9), df_shape4(4, 3, 9, 9), 0, 0},
     };
     int ops[3] = {DF_OP_ADD, DF_OP_SUB, DF_OP_MUL};

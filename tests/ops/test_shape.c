@@ -55,8 +55,10 @@ static void test_permute(void **state) {
             for (int c = 0; c < 4; c++)
                 for (int d = 0; d < 5; d++) {
                     int idx[4] = {a, b, c, d};
-                    int o = ((idx[perm[0]] * D[perm[1]] + idx[perm[1]]) * D[perm[2]] + idx[perm[2]]) *
-                                D[perm[3]] + idx[perm[3]];
+                    int o =
+                        ((idx[perm[0]] * D[perm[1]] + idx[perm[1]]) * D[perm[2]] + idx[perm[2]]) *
+                            D[perm[3]] +
+                        idx[perm[3]];
                     ref[o] = x[((a * 3 + b) * 4 + c) * 5 + d];
                 }
     assert_int_equal(dft_close(y, ref, 120, 0, 0, "permute"), 0);
@@ -139,7 +141,8 @@ static void test_upsample(void **state) {
     f = 3;
     y = dft_forward(build_upsample, &f, ins, 1, (void *[]){x}, NULL);
     assert_non_null(y);
-    assert_true(y[0] == x[0] && y[2] == x[0] && y[3] == x[1] && y[15 * 2] == x[0] && y[15 * 3] == x[5]);
+    assert_true(y[0] == x[0] && y[2] == x[0] && y[3] == x[1] && y[15 * 2] == x[0] &&
+                y[15 * 3] == x[5]);
     free(y);
     dft_mark_forward(DF_OP_UPSAMPLE);
     f = 2;
@@ -174,9 +177,9 @@ static void test_shape_errors(void **state) {
 
 int dft_run_shape(void) {
     const struct CMUnitTest t[] = {
-        cmocka_unit_test(test_reshape), cmocka_unit_test(test_permute),
+        cmocka_unit_test(test_reshape),   cmocka_unit_test(test_permute),
         cmocka_unit_test(test_slice_pad), cmocka_unit_test(test_concat),
-        cmocka_unit_test(test_upsample), cmocka_unit_test(test_shape_errors),
+        cmocka_unit_test(test_upsample),  cmocka_unit_test(test_shape_errors),
     };
     return cmocka_run_group_tests_name("shape", t, NULL, NULL);
 }

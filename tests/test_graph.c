@@ -3,6 +3,7 @@
  * planner's no-overlap property on random graphs, bitwise-identical
  * gradients with memory reuse on and off, and executor determinism. */
 #include "harness.h"
+#include "unet.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -424,6 +425,76 @@ static void test_runtime_errors(void **state) {
     df_params_free(ps);
 }
 
+
+/* ---- the canonical UNet: parameter counts of the spec, and one training step ---- */
+static void test_unet_params(void **state) {
+    (void)state;
+    int64_t want[2] = {3031585, 11210497};
+    for (int k = 0; k < 2; k++) {
+        unet_cfg c = unet_default();
+        if (k) {
+            c.ch[0] = 64;
+            c.ch[1] = 128;
+            c.ch[2] = 256;
+        }
+        df_params *ps = df_params_new();
+        df_graph *g = df_graph_new(ps);
+        unet_io io;
+        df_node *out = unet_build(g, &c, 2, &io);
+        if (!out) fprintf(stderr, "%s\n", df_graph_errmsg(g));
+        assert_non_null(out);
+        assert_true(df_shape_eq(&out->shape, &io.x->shape));
+        assert_int_equal(df_params_numel(ps), want[k]);
+        assert_int_not_equal(df_params_find(ps, "down.1.res.0.conv1.weight"), -1);
+        assert_int_not_equal(df_params_find(ps, "mid.attn.qkv.weight"), -1);
+        df_graph_free(g);
+        df_params_free(ps);
+    }
+}
+
+static void test_unet_train_step(void **state) {
+    (void)state;
+    unet_cfg c = unet_default();
+    int B = 2;
+    df_params *ps = df_params_new();
+    df_graph *g = df_graph_new(ps);
+    unet_io io;
+    df_node *out = unet_build(g, &c, B, &io);
+    df_node *eps = df_input(g, "eps", DF_F32, out->shape);
+    df_node *loss = df_mse_loss(g, out, eps);
+    df_keep(g, loss);
+    assert_int_equal(df_backward(g, loss, NULL, 0), DF_OK);
+    assert_int_equal(df_compile(g, NULL), DF_OK);
+    df_params_init(ps, 1);
+    float *x = malloc(B * 784 * 4), tv[2] = {0.3f, 0.9f};
+    dft_fill_uniform(x, B * 784, -1, 1, 3);
+    df_set_input(g, io.x, x, B * 784);
+    dft_fill_uniform(x, B * 784, -1, 1, 4);
+    df_set_input(g, eps, x, B * 784);
+    df_set_input(g, io.t, tv, 2);
+    df_set_input(g, io.y, (int32_t[]){3, 10}, 2);
+    assert_int_equal(df_run(g), DF_OK);
+    double gn = df_grad_norm(ps);
+    assert_true(isfinite(gn) && gn > 0);
+    /* every parameter receives a gradient */
+    for (int i = 0; i < df_params_count(ps); i++) {
+        const df_param_info *p = df_params_info(ps, i);
+        const float *gp = df_param_grad(ps, i);
+        double s = 0;
+        for (int64_t j = 0; j < p->numel; j++) s += fabs(gp[j]);
+        if (!(s > 0)) fprintf(stderr, "no gradient reaches %s\n", p->name);
+        if (!strcmp(p->name, "label.weight")) continue; /* only rows 3 and 10 */
+        assert_true(s > 0);
+    }
+    /* a label out of range fails the run, naming the value */
+    df_set_input(g, io.y, (int32_t[]){3, 11}, 2);
+    assert_int_equal(df_run(g), DF_ERANGE);
+    assert_non_null(strstr(df_errmsg(), "11"));
+    free(x);
+    df_graph_free(g);
+    df_params_free(ps);
+}
+
 int main(void) {
     df_set_threads(0);
     const struct CMUnitTest t[] = {
@@ -434,6 +505,8 @@ int main(void) {
         cmocka_unit_test(test_planner_property),
         cmocka_unit_test(test_reuse_bitwise_and_determinism),
         cmocka_unit_test(test_runtime_errors),
+        cmocka_unit_test(test_unet_params),
+        cmocka_unit_test(test_unet_train_step),
     };
     return cmocka_run_group_tests_name("graph", t, NULL, NULL);
 }

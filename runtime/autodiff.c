@@ -122,6 +122,15 @@ df_status df_backward(df_graph *g, df_node *loss, df_node **wrt, int nwrt) {
     for (int i = 0; i < n0 && st == DF_OK; i++) {
         df_node *x = g->nodes[i];
         df_node *gx = grads[i];
+        if (!gx && iswrt[i]) { /* a requested input the loss doesn't depend on: zeros */
+            snprintf(name, sizeof name, "grad(%s)", x->name);
+            df_name_next(g, name);
+            gx = df_fill(g, x->shape, 0.0f);
+            if (!gx) {
+                st = g->status ? g->status : DF_EINVAL;
+                break;
+            }
+        }
         if (!gx) continue;
         if (x->op == DF_OP_PARAM) {
             const df_op_desc *d = df_op_table[gx->op];

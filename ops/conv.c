@@ -1,0 +1,385 @@
+/* 2-D convolution (NCHW, any kernel size, stride, zero padding, optional
+ * bias) through OpenBLAS: im2col + GEMM, batched across images so small maps
+ * (7x7) still make large GEMMs. Images are grouped into fixed chunks chosen
+ * from the shapes alone (never from the thread count), so results are
+ * bitwise identical for any number of threads.
+ *
+ *   conv2d            (x, w[, b])  ia: stride, pad
+ *   conv2d_bwd_data   (gy, w)      ia: stride, pad, B, Cin, H, W  -> dx
+ *   conv2d_bwd_weight (x, gy)      ia: stride, pad, KH, KW        -> dw */
+#include "util.h"
+#include <cblas.h>
+#include <omp.h>
+#include <string.h>
+
+#define TARGET_COLS 1024 /* GEMM columns per chunk (several images when maps are small) */
+
+typedef struct {
+    int64_t B, Cin, H, W, Cout, KH, KW, Ho, Wo, s, p;
+    int64_t P;      /* Ho * Wo */
+    int64_t CKK;    /* Cin * KH * KW: GEMM depth */
+    int64_t nb;     /* images per chunk */
+    int64_t chunks; /* ceil(B / nb) */
+    int direct;     /* 1x1, stride 1, no padding: x is its own column matrix */
+} conv_geom;
+
+static void geom(conv_geom *g, int64_t B, int64_t Cin, int64_t H, int64_t W, int64_t Cout,
+                 int64_t KH, int64_t KW, int64_t s, int64_t p) {
+    g->B = B, g->Cin = Cin, g->H = H, g->W = W, g->Cout = Cout, g->KH = KH, g->KW = KW;
+    g->s = s, g->p = p;
+    g->Ho = (H + 2 * p - KH) / s + 1;
+    g->Wo = (W + 2 * p - KW) / s + 1;
+    g->P = g->Ho * g->Wo;
+    g->CKK = Cin * KH * KW;
+    g->nb = (TARGET_COLS + g->P - 1) / g->P;
+    if (g->nb > B) g->nb = B;
+    if (g->nb < 1) g->nb = 1;
+    g->chunks = (B + g->nb - 1) / g->nb;
+    g->direct = KH == 1 && KW == 1 && s == 1 && p == 0;
+}
+
+static void geom_fwd(conv_geom *g, const df_node *n) {
+    const df_shape *x = &n->in[0]->shape, *w = &n->in[1]->shape;
+    geom(g, x->d[0], x->d[1], x->d[2], x->d[3], w->d[0], w->d[2], w->d[3], n->ia[0], n->ia[1]);
+}
+static void geom_bwd_data(conv_geom *g, const df_node *n) {
+    const df_shape *w = &n->in[1]->shape;
+    geom(g, n->ia[2], n->ia[3], n->ia[4], n->ia[5], w->d[0], w->d[2], w->d[3], n->ia[0], n->ia[1]);
+}
+static void geom_bwd_weight(conv_geom *g, const df_node *n) {
+    const df_shape *x = &n->in[0]->shape, *gy = &n->in[1]->shape;
+    geom(g, x->d[0], x->d[1], x->d[2], x->d[3], gy->d[1], n->ia[2], n->ia[3], n->ia[0], n->ia[1]);
+}
+
+/* Run fn over chunks: in parallel (single-threaded BLAS inside) when there are
+ * enough chunks, else one by one with multi-threaded BLAS. */
+typedef void (*chunk_fn)(const conv_geom *g, const df_node *n, int64_t c, float *ws, float *parts);
+static void for_chunks(const conv_geom *g, const df_node *n, chunk_fn fn, float *scratch,
+                       size_t per_thread, int nthreads, float *parts) {
+    if (g->chunks >= 2 * nthreads && nthreads > 1) {
+#pragma omp parallel num_threads(nthreads)
+        {
+            float *ws = scratch + per_thread * omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t c = 0; c < g->chunks; c++) fn(g, n, c, ws, parts);
+        }
+    } else {
+        for (int64_t c = 0; c < g->chunks; c++) fn(g, n, c, scratch, parts);
+    }
+}
+
+/* col [CKK, nimg * P] from images x [nimg, Cin, H, W] */
+static void im2col(const conv_geom *g, const float *x, int64_t nimg, float *col) {
+    int64_t cols = nimg * g->P;
+#pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel())
+    for (int64_t ci = 0; ci < g->Cin; ci++)
+        for (int64_t kk = 0; kk < g->KH * g->KW; kk++) {
+            int64_t kh = kk / g->KW, kw = kk % g->KW;
+            float *row = col + ((ci * g->KH + kh) * g->KW + kw) * cols;
+            for (int64_t im = 0; im < nimg; im++) {
+                const float *xp = x + (im * g->Cin + ci) * g->H * g->W;
+                float *r = row + im * g->P;
+                for (int64_t oh = 0; oh < g->Ho; oh++) {
+                    int64_t ih = oh * g->s - g->p + kh;
+                    float *ro = r + oh * g->Wo;
+                    if (ih < 0 || ih >= g->H) {
+                        memset(ro, 0, (size_t)g->Wo * 4);
+                        continue;
+                    }
+                    const float *xr = xp + ih * g->W;
+                    if (g->s == 1) {
+                        int64_t lo = g->p - kw, hi = g->W + g->p - kw; /* valid ow: [lo, hi) */
+                        if (lo < 0) lo = 0;
+                        if (hi > g->Wo) hi = g->Wo;
+                        for (int64_t ow = 0; ow < lo && ow < g->Wo; ow++) ro[ow] = 0;
+                        if (hi > lo) memcpy(ro + lo, xr + lo - g->p + kw, (size_t)(hi - lo) * 4);
+                        for (int64_t ow = hi > lo ? hi : lo; ow < g->Wo; ow++) ro[ow] = 0;
+                    } else {
+                        for (int64_t ow = 0; ow < g->Wo; ow++) {
+                            int64_t iw = ow * g->s - g->p + kw;
+                            ro[ow] = (iw >= 0 && iw < g->W) ? xr[iw] : 0.0f;
+                        }
+                    }
+                }
+            }
+        }
+}
+
+/* dx [nimg, Cin, H, W] = col2im(col [CKK, nimg * P]) (overwrites dx) */
+static void col2im(const conv_geom *g, const float *col, int64_t nimg, float *dx) {
+    int64_t cols = nimg * g->P;
+#pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel())
+    for (int64_t im = 0; im < nimg; im++)
+        for (int64_t ci = 0; ci < g->Cin; ci++) {
+            float *xp = dx + (im * g->Cin + ci) * g->H * g->W;
+            memset(xp, 0, (size_t)(g->H * g->W) * 4);
+            for (int64_t kh = 0; kh < g->KH; kh++)
+                for (int64_t kw = 0; kw < g->KW; kw++) {
+                    const float *r = col + ((ci * g->KH + kh) * g->KW + kw) * cols + im * g->P;
+                    for (int64_t oh = 0; oh < g->Ho; oh++) {
+                        int64_t ih = oh * g->s - g->p + kh;
+                        if (ih < 0 || ih >= g->H) continue;
+                        float *xr = xp + ih * g->W;
+                        const float *ro = r + oh * g->Wo;
+                        if (g->s == 1) {
+                            int64_t lo = g->p - kw, hi = g->W + g->p - kw;
+                            if (lo < 0) lo = 0;
+                            if (hi > g->Wo) hi = g->Wo;
+                            float *dst = xr - g->p + kw;
+                            for (int64_t ow = lo; ow < hi; ow++) dst[ow] += ro[ow];
+                        } else {
+                            for (int64_t ow = 0; ow < g->Wo; ow++) {
+                                int64_t iw = ow * g->s - g->p + kw;
+                                if (iw >= 0 && iw < g->W) xr[iw] += ro[ow];
+                            }
+                        }
+                    }
+                }
+        }
+}
+
+/* [nimg, C, P] <-> [C, nimg * P] */
+static void to_cm(const float *src, int64_t nimg, int64_t C, int64_t P, float *dst) {
+    for (int64_t im = 0; im < nimg; im++)
+        for (int64_t c = 0; c < C; c++)
+            memcpy(dst + c * nimg * P + im * P, src + (im * C + c) * P, (size_t)P * 4);
+}
+
+static int64_t chunk_imgs(const conv_geom *g, int64_t c) {
+    int64_t b0 = c * g->nb;
+    return b0 + g->nb <= g->B ? g->nb : g->B - b0;
+}
+static size_t ws_cols(const conv_geom *g) { return (size_t)(g->nb * g->P); }
+
+/* ---------------- forward ---------------- */
+static void fwd_chunk(const conv_geom *g, const df_node *n, int64_t c, float *ws, float *parts) {
+    (void)parts;
+    int64_t b0 = c * g->nb, ni = chunk_imgs(g, c), cols = ni * g->P;
+    const float *x = df_inp(n, 0) + b0 * g->Cin * g->H * g->W, *w = df_inp(n, 1);
+    float *y = df_out(n) + b0 * g->Cout * g->P; // [ni, Cout, P]
+    const float *col;
+    float *tmp = ws;
+    if (g->direct && ni == 1) col = x;
+    else if (g->direct) {
+        to_cm(x, ni, g->Cin, g->P, ws);
+        col = ws;
+        tmp = ws + g->CKK * ws_cols(g);
+    } else {
+        im2col(g, x, ni, ws);
+        col = ws;
+        tmp = ws + g->CKK * ws_cols(g);
+    }
+    float *dst = ni == 1 ? y : tmp; /* one image: GEMM straight into NCHW */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->Cout, (int)cols, (int)g->CKK,
+                1.0f, w, (int)g->CKK, col, (int)cols, 0.0f, dst, (int)cols);
+    const float *bias = n->n_in == 3 ? df_inp(n, 2) : NULL;
+    for (int64_t im = 0; im < ni; im++)
+        for (int64_t co = 0; co < g->Cout; co++) {
+            float *yo = y + (im * g->Cout + co) * g->P;
+            const float *src = dst + co * cols + im * g->P;
+            float bv = bias ? bias[co] : 0.0f;
+            if (ni == 1) {
+                if (bias)
+                    for (int64_t k = 0; k < g->P; k++) yo[k] += bv;
+            } else {
+                for (int64_t k = 0; k < g->P; k++) yo[k] = src[k] + bv;
+            }
+        }
+}
+
+static df_status conv_fwd(const df_node *n, df_exec_ctx *ctx) {
+    conv_geom g;
+    geom_fwd(&g, n);
+    size_t per = (size_t)(g.CKK + g.Cout) * ws_cols(&g);
+    per = (per + 15) & ~(size_t)15;
+    for_chunks(&g, n, fwd_chunk, ctx->scratch, per, ctx->nthreads, NULL);
+    return DF_OK;
+}
+static size_t conv_scratch(const df_node *n, int nt) {
+    conv_geom g;
+    geom_fwd(&g, n);
+    size_t per = ((size_t)(g.CKK + g.Cout) * ws_cols(&g) + 15) & ~(size_t)15;
+    return per * (size_t)(nt > 0 ? nt : 1) * 4;
+}
+
+static df_status conv_shape(df_node *n) {
+    char a[96], b[96];
+    const df_node *x = n->in[0], *w = n->in[1];
+    if (x->dtype != DF_F32 || x->shape.nd != 4)
+        return df_shape_err(n, "input x as float32 [B, Cin, H, W]", &x->shape);
+    if (w->dtype != DF_F32 || w->shape.nd != 4)
+        return df_shape_err(n, "weight as float32 [Cout, Cin, KH, KW]", &w->shape);
+    if (w->shape.d[1] != x->shape.d[1])
+        return df_seterr(DF_ESHAPE, "input %s has %lld channels, weight %s expects %lld",
+                         df_shape_str(&x->shape, a, sizeof a), (long long)x->shape.d[1],
+                         df_shape_str(&w->shape, b, sizeof b), (long long)w->shape.d[1]);
+    int s = n->ia[0], p = n->ia[1];
+    if (s < 1 || p < 0 || s > 1024 || p > 1024)
+        return df_seterr(DF_EINVAL, "stride %d must be >= 1 and padding %d >= 0", s, p);
+    int64_t Ho = (x->shape.d[2] + 2 * p - w->shape.d[2]), Wo = (x->shape.d[3] + 2 * p - w->shape.d[3]);
+    if (Ho < 0 || Wo < 0)
+        return df_seterr(DF_ESHAPE, "kernel %lldx%lld is larger than the padded input %s (padding %d)",
+                         (long long)w->shape.d[2], (long long)w->shape.d[3],
+                         df_shape_str(&x->shape, a, sizeof a), p);
+    if (n->n_in == 3) {
+        const df_node *bi = n->in[2];
+        if (bi->dtype != DF_F32 || bi->shape.nd != 1 || bi->shape.d[0] != w->shape.d[0])
+            return df_seterr(DF_ESHAPE, "bias %s, expected [%lld] (the output channels)",
+                             df_shape_str(&bi->shape, a, sizeof a), (long long)w->shape.d[0]);
+    }
+    n->shape = df_shape4(x->shape.d[0], w->shape.d[0], Ho / s + 1, Wo / s + 1);
+    n->dtype = DF_F32;
+    return DF_OK;
+}
+
+static df_status conv_bwd(df_graph *gr, df_node *n, df_node *gy, df_node **gin) {
+    df_node *x = n->in[0], *w = n->in[1];
+    if (x->requires_grad) {
+        int32_t ia[6] = {n->ia[0], n->ia[1], (int32_t)x->shape.d[0], (int32_t)x->shape.d[1],
+                         (int32_t)x->shape.d[2], (int32_t)x->shape.d[3]};
+        gin[0] = df_node_new(gr, DF_OP_CONV2D_BWD_DATA, (df_node *[]){gy, w}, 2, ia, 6, NULL, 0);
+    }
+    if (w->requires_grad) {
+        int32_t ia[4] = {n->ia[0], n->ia[1], (int32_t)w->shape.d[2], (int32_t)w->shape.d[3]};
+        gin[1] = df_node_new(gr, DF_OP_CONV2D_BWD_WEIGHT, (df_node *[]){x, gy}, 2, ia, 4, NULL, 0);
+    }
+    if (n->n_in == 3 && n->in[2]->requires_grad)
+        gin[2] = df_sum_to(gr, gy, n->in[2]->shape, 1);
+    return df_graph_status(gr);
+}
+static double conv_flops(const df_node *n) {
+    const df_shape *w = &n->in[1]->shape;
+    return 2.0 * df_shape_numel(&n->shape) * (double)(w->d[1] * w->d[2] * w->d[3]);
+}
+
+const df_op_desc df_opdesc_conv2d = {.name = "conv2d", .min_in = 2, .max_in = 3,
+                                     .shape = conv_shape, .forward = conv_fwd,
+                                     .backward = conv_bwd, .scratch = conv_scratch,
+                                     .flops = conv_flops};
+
+df_node *df_conv2d(df_graph *g, df_node *x, df_node *w, df_node *b, int stride, int pad) {
+    int32_t ia[2] = {stride, pad};
+    return df_node_new(g, DF_OP_CONV2D, (df_node *[]){x, w, b}, b ? 3 : 2, ia, 2, NULL, 0);
+}
+
+/* ---------------- gradient w.r.t. the input ---------------- */
+static void bwd_data_chunk(const conv_geom *g, const df_node *n, int64_t c, float *ws,
+                           float *parts) {
+    (void)parts;
+    int64_t b0 = c * g->nb, ni = chunk_imgs(g, c), cols = ni * g->P;
+    const float *gy = df_inp(n, 0) + b0 * g->Cout * g->P, *w = df_inp(n, 1);
+    float *dx = df_out(n) + b0 * g->Cin * g->H * g->W;
+    const float *gcm = gy;
+    float *colg = ws;
+    if (ni > 1) { /* gy chunk as [Cout, cols] */
+        to_cm(gy, ni, g->Cout, g->P, ws);
+        gcm = ws;
+        colg = ws + g->Cout * ws_cols(g);
+    }
+    if (g->direct && ni == 1) colg = dx; /* 1x1: the column gradient is dx */
+    /* colg [CKK, cols] = w^T [CKK, Cout] gy [Cout, cols] */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g->CKK, (int)cols, (int)g->Cout,
+                1.0f, w, (int)g->CKK, gcm, (int)cols, 0.0f, colg, (int)cols);
+    if (g->direct && ni == 1) return;
+    if (g->direct) { /* [Cin, cols] -> [ni, Cin, P] */
+        for (int64_t im = 0; im < ni; im++)
+            for (int64_t ci = 0; ci < g->Cin; ci++)
+                memcpy(dx + (im * g->Cin + ci) * g->P, colg + ci * cols + im * g->P, (size_t)g->P * 4);
+        return;
+    }
+    col2im(g, colg, ni, dx);
+}
+static df_status bwd_data_fwd(const df_node *n, df_exec_ctx *ctx) {
+    conv_geom g;
+    geom_bwd_data(&g, n);
+    size_t per = ((size_t)(g.CKK + g.Cout) * ws_cols(&g) + 15) & ~(size_t)15;
+    for_chunks(&g, n, bwd_data_chunk, ctx->scratch, per, ctx->nthreads, NULL);
+    return DF_OK;
+}
+static size_t bwd_data_scratch(const df_node *n, int nt) {
+    conv_geom g;
+    geom_bwd_data(&g, n);
+    size_t per = ((size_t)(g.CKK + g.Cout) * ws_cols(&g) + 15) & ~(size_t)15;
+    return per * (size_t)(nt > 0 ? nt : 1) * 4;
+}
+static df_status bwd_data_shape(df_node *n) {
+    for (int k = 2; k < 6; k++)
+        if (n->ia[k] < 1) return df_seterr(DF_EINVAL, "bad input shape attribute");
+    n->shape = df_shape4(n->ia[2], n->ia[3], n->ia[4], n->ia[5]);
+    n->dtype = DF_F32;
+    return DF_OK;
+}
+static double bwd_data_flops(const df_node *n) {
+    const df_shape *w = &n->in[1]->shape;
+    return 2.0 * df_shape_numel(&n->in[0]->shape) * (double)(w->d[1] * w->d[2] * w->d[3]);
+}
+const df_op_desc df_opdesc_conv2d_bwd_data = {.name = "conv2d_bwd_data", .min_in = 2, .max_in = 2,
+                                              .flags = DF_OPF_GRAD_ONLY, .shape = bwd_data_shape,
+                                              .forward = bwd_data_fwd, .scratch = bwd_data_scratch,
+                                              .flops = bwd_data_flops};
+
+/* ---------------- gradient w.r.t. the weight ----------------
+ * per chunk: part[c] = gy_c [Cout, cols] col_c^T [cols, CKK]; summed in chunk order */
+static void bwd_weight_chunk(const conv_geom *g, const df_node *n, int64_t c, float *ws,
+                             float *parts) {
+    int64_t b0 = c * g->nb, ni = chunk_imgs(g, c), cols = ni * g->P;
+    const float *x = df_inp(n, 0) + b0 * g->Cin * g->H * g->W;
+    const float *gy = df_inp(n, 1) + b0 * g->Cout * g->P;
+    const float *col = x, *gcm = gy;
+    if (!(g->direct && ni == 1)) {
+        if (g->direct) to_cm(x, ni, g->Cin, g->P, ws);
+        else im2col(g, x, ni, ws);
+        col = ws;
+    }
+    if (ni > 1) {
+        float *p = ws + g->CKK * ws_cols(g);
+        to_cm(gy, ni, g->Cout, g->P, p);
+        gcm = p;
+    }
+    /* one chunk: straight into dw; else a partial product per chunk */
+    float *dst = g->chunks == 1 ? df_out(n) : parts + c * g->Cout * g->CKK;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->Cout, (int)g->CKK, (int)cols,
+                1.0f, gcm, (int)cols, col, (int)cols, 0.0f, dst, (int)g->CKK);
+}
+static size_t bwd_weight_per_thread(const conv_geom *g) {
+    return ((size_t)(g->CKK + g->Cout) * ws_cols(g) + 15) & ~(size_t)15;
+}
+static df_status bwd_weight_fwd(const df_node *n, df_exec_ctx *ctx) {
+    conv_geom g;
+    geom_bwd_weight(&g, n);
+    size_t per = bwd_weight_per_thread(&g);
+    float *parts = (float *)ctx->scratch + per * (size_t)ctx->nthreads;
+    for_chunks(&g, n, bwd_weight_chunk, ctx->scratch, per, ctx->nthreads, parts);
+    if (g.chunks == 1) return DF_OK;
+    int64_t m = g.Cout * g.CKK;
+    float *dw = df_out(n);
+#pragma omp parallel for schedule(static) if (m * g.chunks > 65536)
+    for (int64_t i = 0; i < m; i++) {
+        float s = 0;
+        for (int64_t c = 0; c < g.chunks; c++) s += parts[c * m + i];
+        dw[i] = s;
+    }
+    return DF_OK;
+}
+static size_t bwd_weight_scratch(const df_node *n, int nt) {
+    conv_geom g;
+    geom_bwd_weight(&g, n);
+    size_t parts = g.chunks > 1 ? (size_t)(g.chunks * g.Cout * g.CKK) : 0;
+    return (bwd_weight_per_thread(&g) * (size_t)(nt > 0 ? nt : 1) + parts) * 4;
+}
+static df_status bwd_weight_shape(df_node *n) {
+    const df_shape *x = &n->in[0]->shape, *gy = &n->in[1]->shape;
+    if (n->ia[2] < 1 || n->ia[3] < 1) return df_seterr(DF_EINVAL, "bad kernel size attribute");
+    n->shape = df_shape4(gy->d[1], x->d[1], n->ia[2], n->ia[3]);
+    n->dtype = DF_F32;
+    return DF_OK;
+}
+static double bwd_weight_flops(const df_node *n) {
+    return 2.0 * df_shape_numel(&n->in[1]->shape) * (double)(n->in[0]->shape.d[1] * n->ia[2] * n->ia[3]);
+}
+const df_op_desc df_opdesc_conv2d_bwd_weight = {.name = "conv2d_bwd_weight", .min_in = 2,
+                                                .max_in = 2, .flags = DF_OPF_GRAD_ONLY,
+                                                .shape = bwd_weight_shape,
+                                                .forward = bwd_weight_fwd,
+                                                .scratch = bwd_weight_scratch,
+                                                .flops = bwd_weight_flops};

@@ -1,0 +1,210 @@
+/* GroupNorm (affine, biased variance, like torch.nn.GroupNorm) and its
+ * gradient kernels. x [B, C, ...]: statistics per (b, group) over C/G
+ * channels and all spatial positions, computed in double, two passes. */
+#include "util.h"
+#include <math.h>
+
+typedef struct {
+    int64_t B, C, S, G, cg; /* S: spatial size; cg: channels per group */
+} gn_dims;
+
+static gn_dims dims_of(const df_node *x, int groups) {
+    gn_dims d;
+    d.B = x->shape.d[0];
+    d.C = x->shape.d[1];
+    d.S = df_shape_numel(&x->shape) / (d.B * d.C);
+    d.G = groups;
+    d.cg = d.C / groups;
+    return d;
+}
+
+static df_status check_affine(const df_node *n, int at, int64_t C) {
+    char a[96];
+    for (int k = at; k < at + 2 && k < n->n_in; k++) {
+        const df_node *p = n->in[k];
+        if (p->dtype != DF_F32 || p->shape.nd != 1 || p->shape.d[0] != C)
+            return df_seterr(DF_ESHAPE, "%s has shape %s, expected [%lld] (the channels)",
+                             k == at ? "gamma" : "beta", df_shape_str(&p->shape, a, sizeof a),
+                             (long long)C);
+    }
+    return DF_OK;
+}
+
+/* inputs: x, [gamma, beta]; ia[0] = groups; fa[0] = eps */
+static df_status gn_shape(df_node *n) {
+    char a[96];
+    const df_node *x = n->in[0];
+    if (n->n_in == 2) return df_seterr(DF_EINVAL, "give both gamma and beta, or neither");
+    if (x->dtype != DF_F32 || x->shape.nd < 2)
+        return df_shape_err(n, "float32 [B, C, ...]", &x->shape);
+    int64_t C = x->shape.d[1];
+    if (n->ia[0] < 1 || C % n->ia[0])
+        return df_seterr(DF_EINVAL, "groups %d must divide the %lld channels of %s", n->ia[0],
+                         (long long)C, df_shape_str(&x->shape, a, sizeof a));
+    if (!(n->fa[0] > 0)) return df_seterr(DF_EINVAL, "eps %g must be > 0", n->fa[0]);
+    df_status st = check_affine(n, 1, C);
+    if (st) return st;
+    n->shape = x->shape;
+    n->dtype = DF_F32;
+    return DF_OK;
+}
+
+static void group_stats(const float *x, int64_t n, double eps, double *mean, double *rstd) {
+    double s = 0, v = 0;
+    for (int64_t i = 0; i < n; i++) s += x[i];
+    double m = s / n;
+    for (int64_t i = 0; i < n; i++) {
+        double d = x[i] - m;
+        v += d * d;
+    }
+    *mean = m;
+    *rstd = 1.0 / sqrt(v / n + eps);
+}
+
+static df_status gn_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    gn_dims d = dims_of(n->in[0], n->ia[0]);
+    const float *x = df_inp(n, 0); // [B, C, S]
+    const float *gam = n->n_in > 1 ? df_inp(n, 1) : NULL, *bet = n->n_in > 1 ? df_inp(n, 2) : NULL;
+    float *y = df_out(n);
+    double eps = n->fa[0];
+#pragma omp parallel for schedule(static)
+    for (int64_t bg = 0; bg < d.B * d.G; bg++) {
+        int64_t b = bg / d.G, grp = bg % d.G, off = (b * d.C + grp * d.cg) * d.S;
+        double m, r;
+        group_stats(x + off, d.cg * d.S, eps, &m, &r);
+        for (int64_t cc = 0; cc < d.cg; cc++) {
+            int64_t ch = grp * d.cg + cc;
+            float a = (float)r * (gam ? gam[ch] : 1.0f);
+            float bb = (bet ? bet[ch] : 0.0f) - (float)m * a;
+            const float *xs = x + off + cc * d.S;
+            float *ys = y + off + cc * d.S;
+            for (int64_t s = 0; s < d.S; s++) ys[s] = xs[s] * a + bb;
+        }
+    }
+    return DF_OK;
+}
+
+/* groupnorm_bwd_x(x, [gamma], gy): dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
+ * with g = gy * gamma, means over the group */
+static df_status gn_bwd_x_shape(df_node *n) {
+    const df_node *x = n->in[0];
+    n->shape = x->shape;
+    n->dtype = DF_F32;
+    const df_node *gam = n->in[1];
+    if (n->n_in == 3 && (gam->shape.nd != 1 || gam->shape.d[0] != x->shape.d[1]))
+        return df_shape_err(n, "gamma [C]", &gam->shape);
+    if (!df_shape_eq(&n->in[n->n_in - 1]->shape, &x->shape))
+        return df_shape_err(n, "the gradient in the input's shape", &n->in[n->n_in - 1]->shape);
+    return DF_OK;
+}
+static df_status gn_bwd_x_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    gn_dims d = dims_of(n->in[0], n->ia[0]);
+    const float *x = df_inp(n, 0), *gam = n->n_in == 3 ? df_inp(n, 1) : NULL;
+    const float *gy = df_inp(n, n->n_in - 1);
+    float *dx = df_out(n);
+    double eps = n->fa[0];
+#pragma omp parallel for schedule(static)
+    for (int64_t bg = 0; bg < d.B * d.G; bg++) {
+        int64_t b = bg / d.G, grp = bg % d.G, off = (b * d.C + grp * d.cg) * d.S;
+        int64_t cnt = d.cg * d.S;
+        double m, r, sg = 0, sgx = 0;
+        group_stats(x + off, cnt, eps, &m, &r);
+        for (int64_t cc = 0; cc < d.cg; cc++) {
+            double ga = gam ? gam[grp * d.cg + cc] : 1.0;
+            const float *xs = x + off + cc * d.S, *gs = gy + off + cc * d.S;
+            double a = 0, bsum = 0;
+            for (int64_t s = 0; s < d.S; s++) {
+                a += gs[s];
+                bsum += gs[s] * (xs[s] - m);
+            }
+            sg += ga * a;
+            sgx += ga * bsum * r;
+        }
+        double mg = sg / cnt, mgx = sgx / cnt;
+        for (int64_t cc = 0; cc < d.cg; cc++) {
+            float ga = gam ? gam[grp * d.cg + cc] : 1.0f;
+            const float *xs = x + off + cc * d.S, *gs = gy + off + cc * d.S;
+            float *o = dx + off + cc * d.S;
+            float rf = (float)r, mf = (float)m, mgf = (float)mg, mgxf = (float)mgx;
+            for (int64_t s = 0; s < d.S; s++) {
+                float xh = (xs[s] - mf) * rf;
+                o[s] = rf * (gs[s] * ga - mgf - xh * mgxf);
+            }
+        }
+    }
+    return DF_OK;
+}
+
+/* groupnorm_bwd_gamma(x, gy) -> [C] = sum over B and space of gy * xhat */
+static df_status gn_bwd_gamma_shape(df_node *n) {
+    n->shape = df_shape1(n->in[0]->shape.d[1]);
+    n->dtype = DF_F32;
+    return DF_OK;
+}
+static df_status gn_bwd_gamma_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    gn_dims d = dims_of(n->in[0], n->ia[0]);
+    const float *x = df_inp(n, 0), *gy = df_inp(n, 1);
+    float *dg = df_out(n);
+    double eps = n->fa[0];
+    /* per channel, over batches in order: parallel over channel groups */
+#pragma omp parallel for schedule(static)
+    for (int64_t grp = 0; grp < d.G; grp++) {
+        double acc[4096];
+        int64_t cg = d.cg;
+        double *a = cg <= 4096 ? acc : NULL;
+        if (!a) continue; /* > 4096 channels per group: not supported (checked below) */
+        for (int64_t cc = 0; cc < cg; cc++) a[cc] = 0;
+        for (int64_t b = 0; b < d.B; b++) {
+            int64_t off = (b * d.C + grp * cg) * d.S;
+            double m, r;
+            group_stats(x + off, cg * d.S, eps, &m, &r);
+            for (int64_t cc = 0; cc < cg; cc++) {
+                const float *xs = x + off + cc * d.S, *gs = gy + off + cc * d.S;
+                double s = 0;
+                for (int64_t k = 0; k < d.S; k++) s += gs[k] * (xs[k] - m);
+                a[cc] += s * r;
+            }
+        }
+        for (int64_t cc = 0; cc < cg; cc++) dg[grp * cg + cc] = (float)a[cc];
+    }
+    if (d.cg > 4096) return df_seterr(DF_EINVAL, "more than 4096 channels per group");
+    return DF_OK;
+}
+
+static df_status gn_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
+    int32_t ia = n->ia[0];
+    float fa = n->fa[0];
+    int affine = n->n_in == 3;
+    if (n->in[0]->requires_grad) {
+        df_node *in[3] = {n->in[0], affine ? n->in[1] : gy, gy};
+        gin[0] = df_node_new(g, DF_OP_GROUPNORM_BWD_X, in, affine ? 3 : 2, &ia, 1, &fa, 1);
+    }
+    if (affine && n->in[1]->requires_grad)
+        gin[1] = df_node_new(g, DF_OP_GROUPNORM_BWD_GAMMA, (df_node *[]){n->in[0], gy}, 2, &ia, 1,
+                             &fa, 1);
+    if (affine && n->in[2]->requires_grad) gin[2] = df_sum_to(g, gy, n->in[2]->shape, 1);
+    return df_graph_status(g);
+}
+static double gn_flops(const df_node *n) { return 8.0 * df_shape_numel(&n->shape); }
+
+const df_op_desc df_opdesc_groupnorm = {.name = "groupnorm", .min_in = 1, .max_in = 3,
+                                        .shape = gn_shape, .forward = gn_fwd, .backward = gn_bwd,
+                                        .flops = gn_flops};
+const df_op_desc df_opdesc_groupnorm_bwd_x = {.name = "groupnorm_bwd_x", .min_in = 2, .max_in = 3,
+                                              .flags = DF_OPF_GRAD_ONLY, .shape = gn_bwd_x_shape,
+                                              .forward = gn_bwd_x_fwd, .flops = gn_flops};
+const df_op_desc df_opdesc_groupnorm_bwd_gamma = {.name = "groupnorm_bwd_gamma", .min_in = 2,
+                                                  .max_in = 2, .flags = DF_OPF_GRAD_ONLY,
+                                                  .shape = gn_bwd_gamma_shape,
+                                                  .forward = gn_bwd_gamma_fwd, .flops = gn_flops};
+
+df_node *df_groupnorm(df_graph *g, df_node *x, df_node *gamma, df_node *beta, int groups,
+                      float eps) {
+    int32_t ia = groups;
+    df_node *in[3] = {x, gamma, beta};
+    int n = (gamma || beta) ? 3 : 1;
+    return df_node_new(g, DF_OP_GROUPNORM, in, n, &ia, 1, &eps, 1);
+}

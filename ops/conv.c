@@ -11,6 +11,7 @@
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
+#include <stdlib.h>
 
 #define TARGET_COLS 1024 /* GEMM columns per chunk (several images when maps are small) */
 
@@ -31,7 +32,9 @@ static void geom(conv_geom *g, int64_t B, int64_t Cin, int64_t H, int64_t W, int
     g->Wo = (W + 2 * p - KW) / s + 1;
     g->P = g->Ho * g->Wo;
     g->CKK = Cin * KH * KW;
-    g->nb = (TARGET_COLS + g->P - 1) / g->P;
+    static int tc = 0;
+    if (!tc) { const char *e = getenv("DF_TC"); tc = e ? atoi(e) : TARGET_COLS; }
+    g->nb = (tc + g->P - 1) / g->P;
     if (g->nb > B) g->nb = B;
     if (g->nb < 1) g->nb = 1;
     g->chunks = (B + g->nb - 1) / g->nb;

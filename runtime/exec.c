@@ -4,6 +4,24 @@
 #include "internal.h"
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+void df_profile(df_graph *g, int on) {
+    if (!g) return;
+    free(g->node_sec);
+    g->node_sec = on ? calloc(g->n ? g->n : 1, sizeof(double)) : NULL;
+}
+
+double df_node_seconds(const df_graph *g, const df_node *n) {
+    return (g && n && g->node_sec && n->id < g->n) ? g->node_sec[n->id] : 0.0;
+}
 
 void df_exec_bind(df_graph *g) {
     for (int i = 0; i < g->n; i++) {
@@ -49,7 +67,9 @@ df_status df_run(df_graph *g) {
         const df_op_desc *d = df_op_table[n->op];
         if (d->flags & (DF_OPF_LEAF | DF_OPF_VIEW)) continue;
         df_clearerr();
+        double t0 = g->node_sec ? now() : 0;
         st = d->forward(n, &ctx);
+        if (g->node_sec) g->node_sec[i] += now() - t0;
         if (st != DF_OK) {
             const char *m = df_errmsg();
             return df_seterr(st, "node '%s' (%s): %s", n->name, d->name,

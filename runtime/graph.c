@@ -30,6 +30,7 @@ void df_graph_free(df_graph *g) {
     free(g->param_node);
     free(g->arena);
     free(g->scratch);
+    free(g->node_sec);
     free(g);
 }
 
@@ -350,14 +351,17 @@ df_status df_set_input(df_graph *g, df_node *x, const void *data, int64_t n) {
     return DF_OK;
 }
 
+double df_node_flops(const df_node *n) {
+    const df_op_desc *d = df_op_table[n->op];
+    if (d->flags & (DF_OPF_LEAF | DF_OPF_VIEW)) return 0;
+    return d->flops ? d->flops(n) : (double)df_shape_numel(&n->shape);
+}
+
 double df_graph_flops(const df_graph *g, int include_backward) {
     double f = 0;
     for (int i = 0; g && i < g->n; i++) {
         const df_node *n = g->nodes[i];
-        const df_op_desc *d = df_op_table[n->op];
-        if ((n->is_backward && !include_backward) || (d->flags & (DF_OPF_LEAF | DF_OPF_VIEW)))
-            continue;
-        f += d->flops ? d->flops(n) : (double)df_shape_numel(&n->shape);
+        if (!n->is_backward || include_backward) f += df_node_flops(n);
     }
     return f;
 }

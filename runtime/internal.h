@@ -31,6 +31,7 @@ struct df_graph {
     size_t scratch_bytes;
     int scratch_threads;
     df_plan_stats stats;
+    double *node_sec; /* [n] when profiling */
 };
 
 /* Record the first error of the graph (message taken from df_errmsg()),

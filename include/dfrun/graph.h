@@ -175,6 +175,11 @@ void *df_data(df_node *x);
  * class index out of range, non-finite loss; the message names the node. */
 df_status df_run(df_graph *g);
 
+/* Per-node timing: when on, df_run adds each node's wall time to
+ * df_node_seconds(node) (reset by df_profile(g, 1)). */
+void df_profile(df_graph *g, int on);
+double df_node_seconds(const df_graph *g, const df_node *n);
+
 /* Forward FLOPs (multiply-adds count 2) of the non-backward nodes. */
 double df_graph_flops(const df_graph *g, int include_backward);
 

@@ -57,6 +57,9 @@ int df_op_by_name(const char *name);
 /* Shape-rule helper: fail with "expected ..., got [..]". */
 df_status df_shape_err(const df_node *n, const char *what, const df_shape *got);
 
+/* FLOPs of one node (its op's count, or its output size). */
+double df_node_flops(const df_node *n);
+
 /* Byte size of a node's output. */
 size_t df_node_bytes(const df_node *n);
 

@@ -11,7 +11,6 @@
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
-#include <stdlib.h>
 
 #define TARGET_COLS 1024 /* GEMM columns per chunk (several images when maps are small) */
 
@@ -32,9 +31,7 @@ static void geom(conv_geom *g, int64_t B, int64_t Cin, int64_t H, int64_t W, int
     g->Wo = (W + 2 * p - KW) / s + 1;
     g->P = g->Ho * g->Wo;
     g->CKK = Cin * KH * KW;
-    static int tc = 0;
-    if (!tc) { const char *e = getenv("DF_TC"); tc = e ? atoi(e) : TARGET_COLS; }
-    g->nb = (tc + g->P - 1) / g->P;
+    g->nb = (TARGET_COLS + g->P - 1) / g->P;
     if (g->nb > B) g->nb = B;
     if (g->nb < 1) g->nb = 1;
     g->chunks = (B + g->nb - 1) / g->nb;
@@ -54,20 +51,52 @@ static void geom_bwd_weight(conv_geom *g, const df_node *n) {
     geom(g, x->d[0], x->d[1], x->d[2], x->d[3], gy->d[1], n->ia[2], n->ia[3], n->ia[0], n->ia[1]);
 }
 
-/* Run fn over chunks: in parallel (single-threaded BLAS inside) when there are
- * enough chunks, else one by one with multi-threaded BLAS. */
-typedef void (*chunk_fn)(const conv_geom *g, const df_node *n, int64_t c, float *ws, float *parts);
-static void for_chunks(const conv_geom *g, const df_node *n, chunk_fn fn, float *scratch,
-                       size_t per_thread, int nthreads, float *parts) {
+/* A chunk's work in three phases: prep (im2col / gathers), the GEMM over
+ * fixed column blocks, fin (scatter / col2im). The blocks depend only on the
+ * shapes and every GEMM call runs single-threaded, so the arithmetic is the
+ * same for any thread count. Many chunks: one chunk per thread at a time.
+ * Few chunks: chunk by chunk, prep/fin parallel inside, blocks in parallel. */
+typedef struct {
+    void (*prep)(const conv_geom *g, const df_node *n, int64_t c, float *ws);
+    void (*gemm)(const conv_geom *g, const df_node *n, int64_t c, float *ws, int64_t c0,
+                 int64_t nc);
+    void (*fin)(const conv_geom *g, const df_node *n, int64_t c, float *ws);
+} chunk_ops;
+
+#define COL_BLOCK 256
+static int64_t chunk_imgs(const conv_geom *g, int64_t c);
+static void col_blocks(int64_t cols, int64_t *nblk, int64_t *bs) {
+    *nblk = (cols + COL_BLOCK - 1) / COL_BLOCK;
+    *bs = ((cols + *nblk - 1) / *nblk + 15) & ~(int64_t)15;
+    *nblk = (cols + *bs - 1) / *bs;
+}
+
+static void run_chunks(const conv_geom *g, const df_node *n, const chunk_ops *o, float *scratch,
+                       size_t per_thread, int nthreads) {
     if (g->chunks >= 2 * nthreads && nthreads > 1) {
 #pragma omp parallel num_threads(nthreads)
         {
             float *ws = scratch + per_thread * omp_get_thread_num();
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t c = 0; c < g->chunks; c++) fn(g, n, c, ws, parts);
+            for (int64_t c = 0; c < g->chunks; c++) {
+                int64_t cols = chunk_imgs(g, c) * g->P, nblk, bs;
+                col_blocks(cols, &nblk, &bs);
+                if (o->prep) o->prep(g, n, c, ws);
+                for (int64_t b = 0; b < nblk; b++)
+                    o->gemm(g, n, c, ws, b * bs, b * bs + bs <= cols ? bs : cols - b * bs);
+                if (o->fin) o->fin(g, n, c, ws);
+            }
         }
-    } else {
-        for (int64_t c = 0; c < g->chunks; c++) fn(g, n, c, scratch, parts);
+        return;
+    }
+    for (int64_t c = 0; c < g->chunks; c++) {
+        int64_t cols = chunk_imgs(g, c) * g->P, nblk, bs;
+        col_blocks(cols, &nblk, &bs);
+        if (o->prep) o->prep(g, n, c, scratch);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+        for (int64_t b = 0; b < nblk; b++)
+            o->gemm(g, n, c, scratch, b * bs, b * bs + bs <= cols ? bs : cols - b * bs);
+        if (o->fin) o->fin(g, n, c, scratch);
     }
 }
 
@@ -143,6 +172,7 @@ static void col2im(const conv_geom *g, const float *col, int64_t nimg, float *dx
 
 /* [nimg, C, P] <-> [C, nimg * P] */
 static void to_cm(const float *src, int64_t nimg, int64_t C, int64_t P, float *dst) {
+#pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel())
     for (int64_t im = 0; im < nimg; im++)
         for (int64_t c = 0; c < C; c++)
             memcpy(dst + c * nimg * P + im * P, src + (im * C + c) * P, (size_t)P * 4);
@@ -154,55 +184,57 @@ static int64_t chunk_imgs(const conv_geom *g, int64_t c) {
 }
 static size_t ws_cols(const conv_geom *g) { return (size_t)(g->nb * g->P); }
 
-/* ---------------- forward ---------------- */
-static void fwd_chunk(const conv_geom *g, const df_node *n, int64_t c, float *ws, float *parts) {
-    (void)parts;
-    int64_t b0 = c * g->nb, ni = chunk_imgs(g, c), cols = ni * g->P;
-    const float *x = df_inp(n, 0) + b0 * g->Cin * g->H * g->W, *w = df_inp(n, 1);
-    float *y = df_out(n) + b0 * g->Cout * g->P; // [ni, Cout, P]
-    const float *col;
-    float *tmp = ws;
-    if (g->direct && ni == 1) col = x;
-    else if (g->direct) {
-        to_cm(x, ni, g->Cin, g->P, ws);
-        col = ws;
-        tmp = ws + g->CKK * ws_cols(g);
-    } else {
-        im2col(g, x, ni, ws);
-        col = ws;
-        tmp = ws + g->CKK * ws_cols(g);
-    }
-    float *dst = ni == 1 ? y : tmp; /* one image: GEMM straight into NCHW */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->Cout, (int)cols, (int)g->CKK,
-                1.0f, w, (int)g->CKK, col, (int)cols, 0.0f, dst, (int)cols);
-    const float *bias = n->n_in == 3 ? df_inp(n, 2) : NULL;
+/* ---------------- forward ----------------
+ * ws: [CKK, cols] column matrix, then [Cout, cols] GEMM result (several images) */
+static const float *fwd_col(const conv_geom *g, const df_node *n, int64_t c, float *ws) {
+    int64_t ni = chunk_imgs(g, c);
+    const float *x = df_inp(n, 0) + c * g->nb * g->Cin * g->H * g->W;
+    return g->direct && ni == 1 ? x : ws;
+}
+static void fwd_prep(const conv_geom *g, const df_node *n, int64_t c, float *ws) {
+    int64_t ni = chunk_imgs(g, c);
+    const float *x = df_inp(n, 0) + c * g->nb * g->Cin * g->H * g->W;
+    if (g->direct && ni == 1) return;
+    if (g->direct) to_cm(x, ni, g->Cin, g->P, ws);
+    else im2col(g, x, ni, ws);
+}
+static void fwd_gemm(const conv_geom *g, const df_node *n, int64_t c, float *ws, int64_t c0,
+                     int64_t nc) {
+    int64_t ni = chunk_imgs(g, c), cols = ni * g->P;
+    const float *col = fwd_col(g, n, c, ws), *w = df_inp(n, 1);
+    /* one image: straight into its NCHW slice; else into the [Cout, cols] buffer */
+    float *dst = ni == 1 ? df_out(n) + c * g->nb * g->Cout * g->P : ws + g->CKK * ws_cols(g);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->Cout, (int)nc, (int)g->CKK,
+                1.0f, w, (int)g->CKK, col + c0, (int)cols, 0.0f, dst + c0, (int)cols);
+}
+static void fwd_fin(const conv_geom *g, const df_node *n, int64_t c, float *ws) {
+    int64_t ni = chunk_imgs(g, c), cols = ni * g->P;
+    float *y = df_out(n) + c * g->nb * g->Cout * g->P; // [ni, Cout, P]
+    const float *tmp = ws + g->CKK * ws_cols(g), *bias = n->n_in == 3 ? df_inp(n, 2) : NULL;
+    if (ni == 1 && !bias) return;
+#pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel())
     for (int64_t im = 0; im < ni; im++)
         for (int64_t co = 0; co < g->Cout; co++) {
-            float *yo = y + (im * g->Cout + co) * g->P;
-            const float *src = dst + co * cols + im * g->P;
-            float bv = bias ? bias[co] : 0.0f;
-            if (ni == 1) {
-                if (bias)
-                    for (int64_t k = 0; k < g->P; k++) yo[k] += bv;
-            } else {
-                for (int64_t k = 0; k < g->P; k++) yo[k] = src[k] + bv;
-            }
+            float *yo = y + (im * g->Cout + co) * g->P, bv = bias ? bias[co] : 0.0f;
+            const float *src = ni == 1 ? yo : tmp + co * cols + im * g->P;
+            for (int64_t k = 0; k < g->P; k++) yo[k] = src[k] + bv;
         }
 }
+static const chunk_ops fwd_ops = {fwd_prep, fwd_gemm, fwd_fin};
 
+static size_t fwd_per_thread(const conv_geom *g) {
+    return ((size_t)(g->CKK + g->Cout) * ws_cols(g) + 15) & ~(size_t)15;
+}
 static df_status conv_fwd(const df_node *n, df_exec_ctx *ctx) {
     conv_geom g;
     geom_fwd(&g, n);
-    size_t per = (size_t)(g.CKK + g.Cout) * ws_cols(&g);
-    per = (per + 15) & ~(size_t)15;
-    for_chunks(&g, n, fwd_chunk, ctx->scratch, per, ctx->nthreads, NULL);
+    run_chunks(&g, n, &fwd_ops, ctx->scratch, fwd_per_thread(&g), ctx->nthreads);
     return DF_OK;
 }
 static size_t conv_scratch(const df_node *n, int nt) {
     conv_geom g;
     geom_fwd(&g, n);
-    size_t per = ((size_t)(g.CKK + g.Cout) * ws_cols(&g) + 15) & ~(size_t)15;
-    return per * (size_t)(nt > 0 ? nt : 1) * 4;
+    return fwd_per_thread(&g) * (size_t)(nt > 0 ? nt : 1) * 4;
 }
 
 static df_status conv_shape(df_node *n) {
@@ -265,45 +297,51 @@ df_node *df_conv2d(df_graph *g, df_node *x, df_node *w, df_node *b, int stride, 
     return df_node_new(g, DF_OP_CONV2D, (df_node *[]){x, w, b}, b ? 3 : 2, ia, 2, NULL, 0);
 }
 
-/* ---------------- gradient w.r.t. the input ---------------- */
-static void bwd_data_chunk(const conv_geom *g, const df_node *n, int64_t c, float *ws,
-                           float *parts) {
-    (void)parts;
-    int64_t b0 = c * g->nb, ni = chunk_imgs(g, c), cols = ni * g->P;
-    const float *gy = df_inp(n, 0) + b0 * g->Cout * g->P, *w = df_inp(n, 1);
-    float *dx = df_out(n) + b0 * g->Cin * g->H * g->W;
-    const float *gcm = gy;
-    float *colg = ws;
-    if (ni > 1) { /* gy chunk as [Cout, cols] */
-        to_cm(gy, ni, g->Cout, g->P, ws);
-        gcm = ws;
-        colg = ws + g->Cout * ws_cols(g);
-    }
-    if (g->direct && ni == 1) colg = dx; /* 1x1: the column gradient is dx */
+/* ---------------- gradient w.r.t. the input ----------------
+ * ws: [Cout, cols] gy of several images, then [CKK, cols] column gradient */
+static void bd_prep(const conv_geom *g, const df_node *n, int64_t c, float *ws) {
+    int64_t ni = chunk_imgs(g, c);
+    if (ni > 1) to_cm(df_inp(n, 0) + c * g->nb * g->Cout * g->P, ni, g->Cout, g->P, ws);
+}
+static float *bd_colg(const conv_geom *g, const df_node *n, int64_t c, float *ws) {
+    if (g->direct && chunk_imgs(g, c) == 1) return df_out(n) + c * g->nb * g->Cin * g->P;
+    return ws + g->Cout * ws_cols(g);
+}
+static void bd_gemm(const conv_geom *g, const df_node *n, int64_t c, float *ws, int64_t c0,
+                    int64_t nc) {
+    int64_t ni = chunk_imgs(g, c), cols = ni * g->P;
+    const float *gcm = ni > 1 ? ws : df_inp(n, 0) + c * g->nb * g->Cout * g->P, *w = df_inp(n, 1);
+    float *colg = bd_colg(g, n, c, ws);
     /* colg [CKK, cols] = w^T [CKK, Cout] gy [Cout, cols] */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g->CKK, (int)cols, (int)g->Cout,
-                1.0f, w, (int)g->CKK, gcm, (int)cols, 0.0f, colg, (int)cols);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g->CKK, (int)nc, (int)g->Cout, 1.0f,
+                w, (int)g->CKK, gcm + c0, (int)cols, 0.0f, colg + c0, (int)cols);
+}
+static void bd_fin(const conv_geom *g, const df_node *n, int64_t c, float *ws) {
+    int64_t ni = chunk_imgs(g, c), cols = ni * g->P;
+    float *dx = df_out(n) + c * g->nb * g->Cin * g->H * g->W;
+    const float *colg = bd_colg(g, n, c, ws);
     if (g->direct && ni == 1) return;
     if (g->direct) { /* [Cin, cols] -> [ni, Cin, P] */
+#pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel())
         for (int64_t im = 0; im < ni; im++)
             for (int64_t ci = 0; ci < g->Cin; ci++)
-                memcpy(dx + (im * g->Cin + ci) * g->P, colg + ci * cols + im * g->P, (size_t)g->P * 4);
+                memcpy(dx + (im * g->Cin + ci) * g->P, colg + ci * cols + im * g->P,
+                       (size_t)g->P * 4);
         return;
     }
     col2im(g, colg, ni, dx);
 }
+static const chunk_ops bd_ops = {bd_prep, bd_gemm, bd_fin};
 static df_status bwd_data_fwd(const df_node *n, df_exec_ctx *ctx) {
     conv_geom g;
     geom_bwd_data(&g, n);
-    size_t per = ((size_t)(g.CKK + g.Cout) * ws_cols(&g) + 15) & ~(size_t)15;
-    for_chunks(&g, n, bwd_data_chunk, ctx->scratch, per, ctx->nthreads, NULL);
+    run_chunks(&g, n, &bd_ops, ctx->scratch, fwd_per_thread(&g), ctx->nthreads);
     return DF_OK;
 }
 static size_t bwd_data_scratch(const df_node *n, int nt) {
     conv_geom g;
     geom_bwd_data(&g, n);
-    size_t per = ((size_t)(g.CKK + g.Cout) * ws_cols(&g) + 15) & ~(size_t)15;
-    return per * (size_t)(nt > 0 ? nt : 1) * 4;
+    return fwd_per_thread(&g) * (size_t)(nt > 0 ? nt : 1) * 4;
 }
 static df_status bwd_data_shape(df_node *n) {
     for (int k = 2; k < 6; k++)
@@ -352,7 +390,13 @@ static df_status bwd_weight_fwd(const df_node *n, df_exec_ctx *ctx) {
     geom_bwd_weight(&g, n);
     size_t per = bwd_weight_per_thread(&g);
     float *parts = (float *)ctx->scratch + per * (size_t)ctx->nthreads;
-    for_chunks(&g, n, bwd_weight_chunk, ctx->scratch, per, ctx->nthreads, parts);
+    float *scratch = ctx->scratch;
+#pragma omp parallel num_threads(ctx->nthreads)
+    {
+        float *ws = scratch + per * omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t c = 0; c < g.chunks; c++) bwd_weight_chunk(&g, n, c, ws, parts);
+    }
     if (g.chunks == 1) return DF_OK;
     int64_t m = g.Cout * g.CKK;
     float *dw = df_out(n);

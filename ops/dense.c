@@ -4,6 +4,9 @@
 #include <cblas.h>
 #include <string.h>
 
+/* GEMM rows per task: fixed, so results don't depend on the thread count */
+#define ROW_BLOCK 64
+
 /* ---- matmul(a, b), ia[0] = ta, ia[1] = tb ---- */
 typedef struct {
     int64_t M, N, K, batch, sa, sb; /* sa/sb: element stride between batch matrices (0: shared) */
@@ -64,9 +67,15 @@ static df_status mm_fwd(const df_node *n, df_exec_ctx *c) {
     float *C = df_out(n); // [batch, M, N]
     int ta = n->ia[0], tb = n->ia[1];
     int lda = ta ? (int)d.M : (int)d.K, ldb = tb ? (int)d.K : (int)d.N;
-    if (d.batch == 1) {
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (int)d.M, (int)d.N, (int)d.K, 1.0f, A, lda, B, ldb, 0.0f, C, (int)d.N);
+    if (d.batch == 1) { /* fixed row blocks, each a single-threaded GEMM */
+        int64_t nblk = (d.M + ROW_BLOCK - 1) / ROW_BLOCK;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t b = 0; b < nblk; b++) {
+            int64_t r0 = b * ROW_BLOCK, m = r0 + ROW_BLOCK <= d.M ? ROW_BLOCK : d.M - r0;
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                        tb ? CblasTrans : CblasNoTrans, (int)m, (int)d.N, (int)d.K, 1.0f,
+                        ta ? A + r0 : A + r0 * d.K, lda, B, ldb, 0.0f, C + r0 * d.N, (int)d.N);
+        }
         return DF_OK;
     }
 #pragma omp parallel for schedule(static)
@@ -137,8 +146,13 @@ static df_status lin_fwd(const df_node *n, df_exec_ctx *c) {
     int64_t rows = df_shape_numel(&n->shape) / out;
     const float *x = df_inp(n, 0), *w = df_inp(n, 1);
     float *y = df_out(n); // [rows, out]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f, x,
-                (int)in, w, (int)in, 0.0f, y, (int)out);
+    int64_t nblk = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t b = 0; b < nblk; b++) { /* fixed row blocks: same arithmetic for any thread count */
+        int64_t r0 = b * ROW_BLOCK, m = r0 + ROW_BLOCK <= rows ? ROW_BLOCK : rows - r0;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)out, (int)in, 1.0f,
+                    x + r0 * in, (int)in, w, (int)in, 0.0f, y + r0 * out, (int)out);
+    }
     if (n->n_in == 3) {
         const float *b = df_inp(n, 2);
 #pragma omp parallel for schedule(static) if (rows * out > 32768)

@@ -156,6 +156,9 @@ df_status df_backward(df_graph *g, df_node *loss, df_node **wrt, int nwrt) {
     free(iswrt);
     free(reach);
     free(grads);
-    if (st != DF_OK) return df_seterr(st, "%s", g->errmsg[0] ? g->errmsg : df_errmsg());
+    if (st != DF_OK) {
+        if (!g->errmsg[0]) df_graph_fail(g, st, NULL, NULL); /* copies df_errmsg() */
+        return df_seterr(st, "%s", g->errmsg);
+    }
     return DF_OK;
 }

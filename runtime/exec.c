@@ -3,6 +3,7 @@
  * store shared by several graphs may grow between compilations. */
 #include "internal.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -71,9 +72,9 @@ df_status df_run(df_graph *g) {
         st = d->forward(n, &ctx);
         if (g->node_sec) g->node_sec[i] += now() - t0;
         if (st != DF_OK) {
-            const char *m = df_errmsg();
-            return df_seterr(st, "node '%s' (%s): %s", n->name, d->name,
-                             m[0] ? m : df_status_str(st));
+            char m[768];
+            snprintf(m, sizeof m, "%s", df_errmsg()[0] ? df_errmsg() : df_status_str(st));
+            return df_seterr(st, "node '%.200s' (%s): %s", n->name, d->name, m);
         }
         if (d->flags & DF_OPF_LOSS) {
             const float *y = df_out(n);

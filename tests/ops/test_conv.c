@@ -1,0 +1,160 @@
+/* conv2d and its gradient kernels against a direct convolution. */
+#include "harness.h"
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+
+typedef struct {
+    int B, Cin, H, W, Cout, KH, KW, s, p, bias;
+} cc;
+
+static df_node *build(df_graph *g, df_node **in, void *vc) {
+    cc *c = vc;
+    return df_conv2d(g, in[0], in[1], c->bias ? in[2] : NULL, c->s, c->p);
+}
+
+static void naive(const cc *c, const float *x, const float *w, const float *b, float *y) {
+    int Ho = (c->H + 2 * c->p - c->KH) / c->s + 1, Wo = (c->W + 2 * c->p - c->KW) / c->s + 1;
+    for (int n = 0; n < c->B; n++)
+        for (int co = 0; co < c->Cout; co++)
+            for (int oh = 0; oh < Ho; oh++)
+                for (int ow = 0; ow < Wo; ow++) {
+                    double s = b ? b[co] : 0;
+                    for (int ci = 0; ci < c->Cin; ci++)
+                        for (int kh = 0; kh < c->KH; kh++)
+                            for (int kw = 0; kw < c->KW; kw++) {
+                                int ih = oh * c->s - c->p + kh, iw = ow * c->s - c->p + kw;
+                                if (ih < 0 || iw < 0 || ih >= c->H || iw >= c->W) continue;
+                                s += (double)x[((n * c->Cin + ci) * c->H + ih) * c->W + iw] *
+                                     w[((co * c->Cin + ci) * c->KH + kh) * c->KW + kw];
+                            }
+                    y[((n * c->Cout + co) * Ho + oh) * Wo + ow] = (float)s;
+                }
+}
+
+static cc cases[] = {
+    {2, 3, 7, 5, 5, 3, 3, 1, 1, 1},  {1, 5, 9, 9, 7, 3, 3, 2, 1, 1}, {3, 4, 6, 6, 3, 1, 1, 1, 0, 1},
+    {2, 3, 8, 7, 4, 5, 3, 1, 2, 0},  {2, 2, 5, 5, 3, 3, 3, 1, 0, 1}, {1, 3, 7, 7, 2, 1, 1, 2, 0, 1},
+    {40, 3, 4, 4, 5, 3, 3, 1, 1, 1}, /* many small images: several per GEMM chunk */
+    {70, 2, 3, 3, 3, 1, 1, 1, 0, 0}, /* 1x1 across images */
+};
+
+static void inputs(const cc *c, dft_input *ins) {
+    dft_input a[3] = {{"x", DF_F32, df_shape4(c->B, c->Cin, c->H, c->W), 1, -1, 1, 0, 0},
+                      {"w", DF_F32, df_shape4(c->Cout, c->Cin, c->KH, c->KW), 1, -0.5f, 0.5f, 0, 0},
+                      {"b", DF_F32, df_shape1(c->Cout), 1, -0.5f, 0.5f, 0, 0}};
+    memcpy(ins, a, sizeof a);
+}
+
+static void test_forward(void **state) {
+    (void)state;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        cc *c = &cases[k];
+        dft_input ins[3];
+        inputs(c, ins);
+        int64_t nx = df_shape_numel(&ins[0].shape), nw = df_shape_numel(&ins[1].shape);
+        float *x = malloc(nx * 4), *w = malloc(nw * 4), b[16];
+        dft_fill_uniform(x, nx, -1, 1, 1 + k);
+        dft_fill_uniform(w, nw, -0.5f, 0.5f, 2 + k);
+        dft_fill_uniform(b, c->Cout, -0.5f, 0.5f, 3 + k);
+        df_shape os;
+        float *y = dft_forward(build, c, ins, 2 + c->bias, (void *[]){x, w, b}, &os);
+        assert_non_null(y);
+        float *ref = malloc(df_shape_numel(&os) * 4);
+        naive(c, x, w, c->bias ? b : NULL, ref);
+        assert_int_equal(dft_close(y, ref, df_shape_numel(&os), 1e-5f, 1e-4f, "conv2d"), 0);
+        free(x);
+        free(w);
+        free(y);
+        free(ref);
+    }
+    dft_mark_forward(DF_OP_CONV2D);
+}
+
+static void test_grad(void **state) {
+    (void)state;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        cc *c = &cases[k];
+        dft_input ins[3];
+        inputs(c, ins);
+        assert_int_equal(dft_gradcheck(build, c, ins, 2 + c->bias, 100 + k, 1e-2f, 1e-2, 24), 0);
+    }
+}
+
+/* Same compiled graph, 1 and 2 threads: bitwise identical outputs and gradients. */
+static void test_threads_bitwise(void **state) {
+    (void)state;
+    df_params *ps = df_params_new();
+    df_graph *g = df_graph_new(ps);
+    df_node *x = df_input(g, "x", DF_F32, df_shape4(37, 8, 7, 7));
+    df_node *w = df_param(g, "w", df_shape4(16, 8, 3, 3), (df_init){DF_INIT_KAIMING, 0});
+    df_node *y = df_conv2d(g, x, w, NULL, 1, 1);
+    df_node *l = df_mse_loss(g, y, df_scale(g, y, 0.5f));
+    df_keep(g, y);
+    assert_int_equal(df_backward(g, l, &x, 1), DF_OK);
+    assert_int_equal(df_compile(g, NULL), DF_OK);
+    df_params_init(ps, 1);
+    int64_t nx = 37 * 8 * 49, ny = 37 * 16 * 49;
+    float *xv = malloc(nx * 4), *y1 = malloc(ny * 4), *g1 = malloc(nx * 4), *w1 = malloc(16 * 72 * 4);
+    dft_fill_uniform(xv, nx, -1, 1, 5);
+    df_set_input(g, x, xv, nx);
+    int old = df_get_threads();
+    df_set_threads(1);
+    assert_int_equal(df_run(g), DF_OK);
+    memcpy(y1, df_data(y), ny * 4);
+    memcpy(g1, df_data(df_grad_of(g, x)), nx * 4);
+    memcpy(w1, df_param_grad(ps, 0), 16 * 72 * 4);
+    df_set_threads(2);
+    assert_int_equal(df_run(g), DF_OK);
+    assert_memory_equal(y1, df_data(y), ny * 4);
+    assert_memory_equal(g1, df_data(df_grad_of(g, x)), nx * 4);
+    assert_memory_equal(w1, df_param_grad(ps, 0), 16 * 72 * 4);
+    df_set_threads(old);
+    free(xv);
+    free(y1);
+    free(g1);
+    free(w1);
+    df_graph_free(g);
+    df_params_free(ps);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    df_params *ps = df_params_new();
+    struct {
+        df_shape x, w;
+        int s, p;
+        const char *msg;
+    } bad[] = {
+        {df_shape4(2, 3, 8, 8), df_shape4(4, 5, 3, 3), 1, 1, "expects 5"},
+        {df_shape4(2, 3, 2, 2), df_shape4(4, 3, 5, 5), 1, 0, "larger than the padded input"},
+        {df_shape4(2, 3, 8, 8), df_shape4(4, 3, 3, 3), 0, 1, "stride 0"},
+        {df_shape3(3, 8, 8), df_shape4(4, 3, 3, 3), 1, 1, "[B, Cin, H, W]"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        df_graph *g = df_graph_new(ps);
+        df_node *x = df_input(g, "x", DF_F32, bad[k].x);
+        df_node *w = df_input(g, "w", DF_F32, bad[k].w);
+        df_name_next(g, "conv1");
+        assert_null(df_conv2d(g, x, w, NULL, bad[k].s, bad[k].p));
+        const char *m = df_graph_errmsg(g);
+        if (!strstr(m, bad[k].msg) || !strstr(m, "conv1")) fprintf(stderr, "message: %s\n", m);
+        assert_non_null(strstr(m, bad[k].msg));
+        assert_non_null(strstr(m, "conv1"));
+        df_graph_free(g);
+    }
+    df_graph *g = df_graph_new(ps);
+    df_node *x = df_input(g, "x", DF_F32, df_shape4(2, 3, 8, 8));
+    df_node *w = df_input(g, "w", DF_F32, df_shape4(4, 3, 3, 3));
+    df_node *b = df_input(g, "b", DF_F32, df_shape1(3));
+    assert_null(df_conv2d(g, x, w, b, 1, 1));
+    assert_non_null(strstr(df_graph_errmsg(g), "bias [3]"));
+    df_graph_free(g);
+    df_params_free(ps);
+}
+
+int dft_run_conv(void) {
+    const struct CMUnitTest t[] = {cmocka_unit_test(test_forward), cmocka_unit_test(test_grad),
+                                   cmocka_unit_test(test_threads_bitwise), cmocka_unit_test(test_errors)};
+    return cmocka_run_group_tests_name("conv", t, NULL, NULL);
+}

@@ -1,0 +1,89 @@
+/* GroupNorm with and without affine parameters. */
+#include "harness.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int groups, affine;
+} gctx;
+static df_node *build(df_graph *g, df_node **in, void *vc) {
+    gctx *c = vc;
+    return c->affine ? df_groupnorm(g, in[0], in[1], in[2], c->groups, 1e-5f)
+                     : df_groupnorm(g, in[0], NULL, NULL, c->groups, 1e-5f);
+}
+
+static void naive(const df_shape *s, const float *x, const float *ga, const float *be, int G,
+                  float *y) {
+    int64_t B = s->d[0], C = s->d[1], S = df_shape_numel(s) / (B * C), cg = C / G;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t g = 0; g < G; g++) {
+            const float *p = x + (b * C + g * cg) * S;
+            double m = 0, v = 0;
+            for (int64_t i = 0; i < cg * S; i++) m += p[i];
+            m /= cg * S;
+            for (int64_t i = 0; i < cg * S; i++) v += (p[i] - m) * (p[i] - m);
+            v /= cg * S;
+            for (int64_t c = 0; c < cg; c++)
+                for (int64_t k = 0; k < S; k++) {
+                    int64_t ch = g * cg + c, i = (b * C + ch) * S + k;
+                    double xh = (x[i] - m) / sqrt(v + 1e-5);
+                    y[i] = (float)(ga ? xh * ga[ch] + be[ch] : xh);
+                }
+        }
+}
+
+static void test_forward_and_grad(void **state) {
+    (void)state;
+    struct {
+        df_shape s;
+        int groups;
+    } cases[] = {{df_shape4(2, 6, 3, 5), 3}, {df_shape4(1, 12, 4, 3), 4}, {df_shape4(3, 5, 2, 3), 1},
+                 {df_shape4(2, 6, 3, 3), 6}, {df_shape3(2, 8, 7), 2}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        for (int affine = 0; affine < 2; affine++) {
+            df_shape s = cases[k].s;
+            int64_t n = df_shape_numel(&s), C = s.d[1];
+            float *x = malloc(n * 4), *ref = malloc(n * 4), ga[64], be[64];
+            dft_fill_uniform(x, n, -2, 3, 10 + k);
+            dft_fill_uniform(ga, C, 0.5f, 1.5f, 20 + k);
+            dft_fill_uniform(be, C, -1, 1, 30 + k);
+            gctx c = {cases[k].groups, affine};
+            dft_input ins[3] = {{"x", DF_F32, s, 1, -2, 3, 0, 0},
+                                {"gamma", DF_F32, df_shape1(C), 1, 0.5f, 1.5f, 0, 0},
+                                {"beta", DF_F32, df_shape1(C), 1, -1, 1, 0, 0}};
+            float *y = dft_forward(build, &c, ins, affine ? 3 : 1, (void *[]){x, ga, be}, NULL);
+            naive(&s, x, affine ? ga : NULL, be, cases[k].groups, ref);
+            assert_int_equal(dft_close(y, ref, n, 1e-5f, 1e-4f, "groupnorm"), 0);
+            assert_int_equal(dft_gradcheck(build, &c, ins, affine ? 3 : 1, 40 + k, 1e-2f, 2e-2, 40), 0);
+            free(x);
+            free(ref);
+            free(y);
+        }
+    dft_mark_forward(DF_OP_GROUPNORM);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    df_params *ps = df_params_new();
+    df_graph *g = df_graph_new(ps);
+    df_node *x = df_input(g, "x", DF_F32, df_shape4(2, 6, 3, 3));
+    df_node *ga = df_input(g, "g", DF_F32, df_shape1(6));
+    df_node *be = df_input(g, "b", DF_F32, df_shape1(6));
+    assert_null(df_groupnorm(g, x, ga, be, 4, 1e-5f));
+    assert_non_null(strstr(df_graph_errmsg(g), "groups 4 must divide the 6 channels"));
+    df_graph_free(g);
+    g = df_graph_new(ps);
+    x = df_input(g, "x", DF_F32, df_shape4(2, 6, 3, 3));
+    ga = df_input(g, "g", DF_F32, df_shape1(5));
+    be = df_input(g, "b", DF_F32, df_shape1(6));
+    assert_null(df_groupnorm(g, x, ga, be, 3, 1e-5f));
+    assert_non_null(strstr(df_graph_errmsg(g), "gamma has shape [5], expected [6]"));
+    df_graph_free(g);
+    df_params_free(ps);
+}
+
+int dft_run_norm(void) {
+    const struct CMUnitTest t[] = {cmocka_unit_test(test_forward_and_grad), cmocka_unit_test(test_errors)};
+    return cmocka_run_group_tests_name("norm", t, NULL, NULL);
+}

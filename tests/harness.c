@@ -135,6 +135,7 @@ int dft_gradcheck(dft_build_fn build, void *ctx, const dft_input *ins, int n_in,
     gc_graph c, c2;
     int f0 = 0, f1 = 0, fails = 0;
     if (max_elems <= 0) max_elems = 64;
+    if (getenv("DFT_TOLSCALE")) tol *= atof(getenv("DFT_TOLSCALE")); /* for experiments */
     if (gc_build(&c, build, ctx, ins, n_in, seed, 0, &f0, &f1)) {
         gc_free(&c, n_in);
         return 1;

@@ -77,7 +77,7 @@ static void test_grad(void **state) {
         cc *c = &cases[k];
         dft_input ins[3];
         inputs(c, ins);
-        assert_int_equal(dft_gradcheck(build, c, ins, 2 + c->bias, 100 + k, 1e-2f, 1e-2, 24), 0);
+        assert_int_equal(dft_gradcheck(build, c, ins, 2 + c->bias, 100 + k, 1e-2f, 2e-3, 24), 0);
     }
 }
 

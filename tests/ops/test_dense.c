@@ -47,7 +47,7 @@ static void test_matmul(void **state) {
                             ref[(q * M + i) * N + j] = (float)s;
                         }
                 assert_int_equal(dft_close(y, ref, bat * M * N, 1e-6f, 1e-5f, "matmul"), 0);
-                assert_int_equal(dft_gradcheck(build_mm, &c, ins, 2, 7 + ta + 2 * tb, 1e-2f, 1e-2, 30), 0);
+                assert_int_equal(dft_gradcheck(build_mm, &c, ins, 2, 7 + ta + 2 * tb, 1e-2f, 2e-3, 30), 0);
                 free(a);
                 free(b);
                 free(y);
@@ -76,7 +76,7 @@ static void test_linear(void **state) {
             }
         assert_int_equal(dft_close(y, ref, 18, 1e-6f, 1e-5f, "linear"), 0);
         free(y);
-        assert_int_equal(dft_gradcheck(build_lin, &bias, ins, 2 + bias, 9, 1e-2f, 1e-2, 30), 0);
+        assert_int_equal(dft_gradcheck(build_lin, &bias, ins, 2 + bias, 9, 1e-2f, 2e-3, 30), 0);
     }
     dft_mark_forward(DF_OP_LINEAR);
 }

@@ -85,7 +85,7 @@ static void test_binary_grad(void **state) {
             bin_ctx ctx = {ops[k], -1, -1};
             dft_input ins[2] = {{"a", DF_F32, pairs[p][0], 1, -1, 1, 0, 0},
                                 {"b", DF_F32, pairs[p][1], 1, -1, 1, 0, 0}};
-            int rc = dft_gradcheck(build_bin, &ctx, ins, 2, 100 + p, 1e-2f, 1e-2, 48);
+            int rc = dft_gradcheck(build_bin, &ctx, ins, 2, 100 + p, 1e-2f, 2e-3, 48);
             if (rc) fprintf(stderr, "op %d pair %zu\n", ops[k], p);
             assert_int_equal(rc, 0);
         }
@@ -124,8 +124,8 @@ static void test_unary(void **state) {
     assert_int_equal(dft_close(y, ref, 12, 0, 0, "fill"), 0);
     free(y);
     dft_mark_forward(DF_OP_FILL);
-    assert_int_equal(dft_gradcheck(build_scale, NULL, ins, 1, 3, 1e-2f, 1e-2, 32), 0);
-    assert_int_equal(dft_gradcheck(build_copy, NULL, ins, 1, 4, 1e-2f, 1e-2, 32), 0);
+    assert_int_equal(dft_gradcheck(build_scale, NULL, ins, 1, 3, 1e-2f, 2e-3, 32), 0);
+    assert_int_equal(dft_gradcheck(build_copy, NULL, ins, 1, 4, 1e-2f, 2e-3, 32), 0);
 }
 
 static void test_binary_errors(void **state) {

@@ -31,9 +31,13 @@ static void geom(conv_geom *g, int64_t B, int64_t Cin, int64_t H, int64_t W, int
     g->Wo = (W + 2 * p - KW) / s + 1;
     g->P = g->Ho * g->Wo;
     g->CKK = Cin * KH * KW;
-    g->nb = (TARGET_COLS + g->P - 1) / g->P;
-    if (g->nb > B) g->nb = B;
-    if (g->nb < 1) g->nb = 1;
+    /* about TARGET_COLS columns per chunk, and a chunk count that is a multiple
+     * of 4 when the batch allows (balanced on 1, 2 or 4 threads) */
+    int64_t want = (B * g->P + TARGET_COLS - 1) / TARGET_COLS;
+    if (B >= 4) want = (want + 3) / 4 * 4;
+    if (want > B) want = B;
+    if (want < 1) want = 1;
+    g->nb = (B + want - 1) / want;
     g->chunks = (B + g->nb - 1) / g->nb;
     g->direct = KH == 1 && KW == 1 && s == 1 && p == 0;
 }
@@ -123,9 +127,11 @@ static void im2col(const conv_geom *g, const float *x, int64_t nimg, float *col)
                         int64_t lo = g->p - kw, hi = g->W + g->p - kw; /* valid ow: [lo, hi) */
                         if (lo < 0) lo = 0;
                         if (hi > g->Wo) hi = g->Wo;
-                        for (int64_t ow = 0; ow < lo && ow < g->Wo; ow++) ro[ow] = 0;
-                        if (hi > lo) memcpy(ro + lo, xr + lo - g->p + kw, (size_t)(hi - lo) * 4);
-                        for (int64_t ow = hi > lo ? hi : lo; ow < g->Wo; ow++) ro[ow] = 0;
+                        if (hi < lo) hi = lo;
+                        const float *src = xr - g->p + kw;
+                        for (int64_t ow = 0; ow < lo; ow++) ro[ow] = 0;
+                        for (int64_t ow = lo; ow < hi; ow++) ro[ow] = src[ow];
+                        for (int64_t ow = hi; ow < g->Wo; ow++) ro[ow] = 0;
                     } else {
                         for (int64_t ow = 0; ow < g->Wo; ow++) {
                             int64_t iw = ow * g->s - g->p + kw;

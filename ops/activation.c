@@ -20,7 +20,7 @@ static df_status f32_same(df_node *n) {
 #define ELEMENTWISE_LOOP(n, body)                                                                  \
     do {                                                                                           \
         int64_t k_ = df_shape_numel(&(n)->shape);                                                  \
-        _Pragma("omp parallel for schedule(static) if (k_ > 32768)") for (int64_t i = 0; i < k_;   \
+        _Pragma("omp parallel for simd schedule(static) if (k_ > 32768)") for (int64_t i = 0; i < k_;   \
                                                                           i++) body;               \
     } while (0)
 
@@ -29,7 +29,7 @@ static df_status silu_fwd(const df_node *n, df_exec_ctx *c) {
     (void)c;
     const float *x = df_inp(n, 0);
     float *y = df_out(n);
-    ELEMENTWISE_LOOP(n, y[i] = x[i] / (1.0f + expf(-x[i])));
+    ELEMENTWISE_LOOP(n, y[i] = x[i] / (1.0f + df_expf(-x[i])));
     return DF_OK;
 }
 /* dx = gy * s * (1 + x (1 - s)), s = sigmoid(x); inputs (x, gy) */
@@ -38,7 +38,7 @@ static df_status silu_bwd_fwd(const df_node *n, df_exec_ctx *c) {
     const float *x = df_inp(n, 0), *gy = df_inp(n, 1);
     float *y = df_out(n);
     ELEMENTWISE_LOOP(n, {
-        float s = 1.0f / (1.0f + expf(-x[i]));
+        float s = 1.0f / (1.0f + df_expf(-x[i]));
         y[i] = gy[i] * s * (1.0f + x[i] * (1.0f - s));
     });
     return DF_OK;

@@ -35,6 +35,7 @@ static df_status mse_shape(df_node *n) {
 static double mse_part(const df_node *n, int64_t a, int64_t b) {
     const float *p = df_inp(n, 0), *t = df_inp(n, 1);
     double s = 0;
+#pragma omp simd reduction(+ : s)
     for (int64_t i = a; i < b; i++) {
         double d = (double)p[i] - t[i];
         s += d * d;

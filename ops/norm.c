@@ -51,8 +51,10 @@ static df_status gn_shape(df_node *n) {
 
 static void group_stats(const float *x, int64_t n, double eps, double *mean, double *rstd) {
     double s = 0, v = 0;
+#pragma omp simd reduction(+ : s)
     for (int64_t i = 0; i < n; i++) s += x[i];
     double m = s / n;
+#pragma omp simd reduction(+ : v)
     for (int64_t i = 0; i < n; i++) {
         double d = x[i] - m;
         v += d * d;
@@ -115,6 +117,7 @@ static df_status gn_bwd_x_fwd(const df_node *n, df_exec_ctx *c) {
             double ga = gam ? gam[grp * d.cg + cc] : 1.0;
             const float *xs = x + off + cc * d.S, *gs = gy + off + cc * d.S;
             double a = 0, bsum = 0;
+#pragma omp simd reduction(+ : a, bsum)
             for (int64_t s = 0; s < d.S; s++) {
                 a += gs[s];
                 bsum += gs[s] * (xs[s] - m);
@@ -164,6 +167,7 @@ static df_status gn_bwd_gamma_fwd(const df_node *n, df_exec_ctx *c) {
             for (int64_t cc = 0; cc < cg; cc++) {
                 const float *xs = x + off + cc * d.S, *gs = gy + off + cc * d.S;
                 double s = 0;
+#pragma omp simd reduction(+ : s)
                 for (int64_t k = 0; k < d.S; k++) s += gs[k] * (xs[k] - m);
                 a[cc] += s * r;
             }

@@ -89,9 +89,10 @@ static df_status reduce_fwd(const df_node *n, df_exec_ctx *c) {
             df_iter_offsets(&red, r, 1, &ro);
             const float *p = x + xb + ro;
             float part = 0;
-            if (rst == 1)
+            if (rst == 1) {
+#pragma omp simd reduction(+ : part)
                 for (int64_t i = 0; i < rin; i++) part += p[i];
-            else
+            } else
                 for (int64_t i = 0; i < rin; i++) part += p[i * rst];
             s += part;
         }

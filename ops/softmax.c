@@ -22,8 +22,9 @@ static df_status softmax_fwd(const df_node *n, df_exec_ctx *c) {
         const float *xr = x + r * L;
         float *yr = y + r * L, m = xr[0], s = 0;
         for (int64_t j = 1; j < L; j++) m = xr[j] > m ? xr[j] : m;
+#pragma omp simd reduction(+ : s)
         for (int64_t j = 0; j < L; j++) {
-            yr[j] = expf(xr[j] - m);
+            yr[j] = df_expf(xr[j] - m);
             s += yr[j];
         }
         float inv = 1.0f / s;
@@ -41,6 +42,7 @@ static df_status softmax_bwd_fwd(const df_node *n, df_exec_ctx *c) {
     for (int64_t r = 0; r < rows; r++) {
         const float *yr = y + r * L, *gr = gy + r * L;
         float *o = dx + r * L, dot = 0;
+#pragma omp simd reduction(+ : dot)
         for (int64_t j = 0; j < L; j++) dot += yr[j] * gr[j];
         for (int64_t j = 0; j < L; j++) o[j] = yr[j] * (gr[j] - dot);
     }

@@ -4,6 +4,7 @@
  *   bench_unet [--batch 128] [--threads T] [--steps 10] [--sample-batch 256]
  *              [--channels 32,64,128] [--params] */
 #include "unet.h"
+#include "dfrun/op.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ static double now(void) {
 
 static int usage(const char *msg) {
     fprintf(stderr, "bench_unet: %s\nusage: bench_unet [--batch B] [--threads T] [--steps N] "
-                    "[--sample-batch S] [--channels a,b,c] [--params]\n", msg);
+                    "[--sample-batch S] [--channels a,b,c] [--params] [--profile]\n", msg);
     return 2;
 }
 
@@ -72,11 +73,12 @@ static void feed(net *n, df_rng *r, int B) {
 }
 
 int main(int argc, char **argv) {
-    int B = 128, T = 0, steps = 10, SB = 256, params_only = 0;
+    int B = 128, T = 0, steps = 10, SB = 256, params_only = 0, profile = 0;
     unet_cfg c = unet_default();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--params")) params_only = 1;
+        else if (!strcmp(a, "--profile")) profile = 1;
         else if (!v) return usage("missing value");
         else if (!strcmp(a, "--batch")) { if (parse_int(v, 1, 65536, &B)) return usage("bad --batch"); i++; }
         else if (!strcmp(a, "--threads")) { if (parse_int(v, 1, 1024, &T)) return usage("bad --threads"); i++; }
@@ -120,6 +122,23 @@ int main(int argc, char **argv) {
         df_optim_step(opt, -1);
     }
     double tr_s = (now() - t0) / steps;
+    if (profile) { /* one more step, timed per op */
+        double sec[DF_OP_COUNT] = {0}, fl[DF_OP_COUNT] = {0}, tot = 0;
+        df_profile(tr.g, 1);
+        df_run(tr.g);
+        for (int k = 0; k < df_graph_size(tr.g); k++) {
+            df_node *nd = df_graph_node(tr.g, k);
+            sec[nd->op] += df_node_seconds(tr.g, nd);
+            fl[nd->op] += df_node_flops(nd);
+            tot += df_node_seconds(tr.g, nd);
+        }
+        df_profile(tr.g, 0);
+        fprintf(stderr, "train step by op (%.3f s):\n", tot);
+        for (int op = 0; op < DF_OP_COUNT; op++)
+            if (sec[op] > 0.001 * tot)
+                fprintf(stderr, "  %-20s %7.1f ms %5.1f%% %7.1f GF/s\n", df_op_table[op]->name,
+                        1e3 * sec[op], 100 * sec[op] / tot, fl[op] / sec[op] / 1e9);
+    }
     df_run(ev.g);
     int evn = steps / 2 > 2 ? steps / 2 : 2;
     t0 = now();

@@ -8,6 +8,7 @@
  *   conv2d_bwd_data   (gy, w)      ia: stride, pad, B, Cin, H, W  -> dx
  *   conv2d_bwd_weight (x, gy)      ia: stride, pad, KH, KW        -> dw */
 #include "util.h"
+#include "conv_direct.h"
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -188,7 +189,9 @@ static int64_t chunk_imgs(const conv_geom *g, int64_t c) {
     int64_t b0 = c * g->nb;
     return b0 + g->nb <= g->B ? g->nb : g->B - b0;
 }
-static size_t ws_cols(const conv_geom *g) { return (size_t)(g->nb * g->P); }
+static size_t ws_cols(const conv_geom *g) {
+    return (size_t)(g->nb * g->P);
+}
 
 /* ---------------- forward ----------------
  * ws: [CKK, cols] column matrix, then [Cout, cols] GEMM result (several images) */
@@ -201,8 +204,10 @@ static void fwd_prep(const conv_geom *g, const df_node *n, int64_t c, float *ws)
     int64_t ni = chunk_imgs(g, c);
     const float *x = df_inp(n, 0) + c * g->nb * g->Cin * g->H * g->W;
     if (g->direct && ni == 1) return;
-    if (g->direct) to_cm(x, ni, g->Cin, g->P, ws);
-    else im2col(g, x, ni, ws);
+    if (g->direct)
+        to_cm(x, ni, g->Cin, g->P, ws);
+    else
+        im2col(g, x, ni, ws);
 }
 static void fwd_gemm(const conv_geom *g, const df_node *n, int64_t c, float *ws, int64_t c0,
                      int64_t nc) {
@@ -210,8 +215,8 @@ static void fwd_gemm(const conv_geom *g, const df_node *n, int64_t c, float *ws,
     const float *col = fwd_col(g, n, c, ws), *w = df_inp(n, 1);
     /* one image: straight into its NCHW slice; else into the [Cout, cols] buffer */
     float *dst = ni == 1 ? df_out(n) + c * g->nb * g->Cout * g->P : ws + g->CKK * ws_cols(g);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->Cout, (int)nc, (int)g->CKK,
-                1.0f, w, (int)g->CKK, col + c0, (int)cols, 0.0f, dst + c0, (int)cols);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->Cout, (int)nc, (int)g->CKK, 1.0f,
+                w, (int)g->CKK, col + c0, (int)cols, 0.0f, dst + c0, (int)cols);
 }
 static void fwd_fin(const conv_geom *g, const df_node *n, int64_t c, float *ws) {
     int64_t ni = chunk_imgs(g, c), cols = ni * g->P;
@@ -231,15 +236,28 @@ static const chunk_ops fwd_ops = {fwd_prep, fwd_gemm, fwd_fin};
 static size_t fwd_per_thread(const conv_geom *g) {
     return ((size_t)(g->CKK + g->Cout) * ws_cols(g) + 15) & ~(size_t)15;
 }
+/* the direct kernel's view of a forward conv */
+static dconv_shape dshape_fwd(const conv_geom *g) {
+    dconv_shape d = {g->B, g->Cin, g->H, g->W, g->Cout, g->KH, g->KW, g->s, g->p, g->Ho, g->Wo};
+    return d;
+}
 static df_status conv_fwd(const df_node *n, df_exec_ctx *ctx) {
     conv_geom g;
     geom_fwd(&g, n);
+    dconv_shape d = dshape_fwd(&g);
+    if (dconv_available(&d)) {
+        dconv_run(&d, df_inp(n, 0), df_inp(n, 1), 0, n->n_in == 3 ? df_inp(n, 2) : NULL, df_out(n),
+                  ctx->scratch);
+        return DF_OK;
+    }
     run_chunks(&g, n, &fwd_ops, ctx->scratch, fwd_per_thread(&g), ctx->nthreads);
     return DF_OK;
 }
 static size_t conv_scratch(const df_node *n, int nt) {
     conv_geom g;
     geom_fwd(&g, n);
+    dconv_shape d = dshape_fwd(&g);
+    if (dconv_available(&d)) return dconv_scratch_floats(&d) * 4;
     return fwd_per_thread(&g) * (size_t)(nt > 0 ? nt : 1) * 4;
 }
 
@@ -257,9 +275,11 @@ static df_status conv_shape(df_node *n) {
     int s = n->ia[0], p = n->ia[1];
     if (s < 1 || p < 0 || s > 1024 || p > 1024)
         return df_seterr(DF_EINVAL, "stride %d must be >= 1 and padding %d >= 0", s, p);
-    int64_t Ho = (x->shape.d[2] + 2 * p - w->shape.d[2]), Wo = (x->shape.d[3] + 2 * p - w->shape.d[3]);
+    int64_t Ho = (x->shape.d[2] + 2 * p - w->shape.d[2]),
+            Wo = (x->shape.d[3] + 2 * p - w->shape.d[3]);
     if (Ho < 0 || Wo < 0)
-        return df_seterr(DF_ESHAPE, "kernel %lldx%lld is larger than the padded input %s (padding %d)",
+        return df_seterr(DF_ESHAPE,
+                         "kernel %lldx%lld is larger than the padded input %s (padding %d)",
                          (long long)w->shape.d[2], (long long)w->shape.d[3],
                          df_shape_str(&x->shape, a, sizeof a), p);
     if (n->n_in == 3) {
@@ -276,16 +296,19 @@ static df_status conv_shape(df_node *n) {
 static df_status conv_bwd(df_graph *gr, df_node *n, df_node *gy, df_node **gin) {
     df_node *x = n->in[0], *w = n->in[1];
     if (x->requires_grad) {
-        int32_t ia[6] = {n->ia[0], n->ia[1], (int32_t)x->shape.d[0], (int32_t)x->shape.d[1],
-                         (int32_t)x->shape.d[2], (int32_t)x->shape.d[3]};
+        int32_t ia[6] = {n->ia[0],
+                         n->ia[1],
+                         (int32_t)x->shape.d[0],
+                         (int32_t)x->shape.d[1],
+                         (int32_t)x->shape.d[2],
+                         (int32_t)x->shape.d[3]};
         gin[0] = df_node_new(gr, DF_OP_CONV2D_BWD_DATA, (df_node *[]){gy, w}, 2, ia, 6, NULL, 0);
     }
     if (w->requires_grad) {
         int32_t ia[4] = {n->ia[0], n->ia[1], (int32_t)w->shape.d[2], (int32_t)w->shape.d[3]};
         gin[1] = df_node_new(gr, DF_OP_CONV2D_BWD_WEIGHT, (df_node *[]){x, gy}, 2, ia, 4, NULL, 0);
     }
-    if (n->n_in == 3 && n->in[2]->requires_grad)
-        gin[2] = df_sum_to(gr, gy, n->in[2]->shape, 1);
+    if (n->n_in == 3 && n->in[2]->requires_grad) gin[2] = df_sum_to(gr, gy, n->in[2]->shape, 1);
     return df_graph_status(gr);
 }
 static double conv_flops(const df_node *n) {
@@ -293,9 +316,13 @@ static double conv_flops(const df_node *n) {
     return 2.0 * df_shape_numel(&n->shape) * (double)(w->d[1] * w->d[2] * w->d[3]);
 }
 
-const df_op_desc df_opdesc_conv2d = {.name = "conv2d", .min_in = 2, .max_in = 3,
-                                     .shape = conv_shape, .forward = conv_fwd,
-                                     .backward = conv_bwd, .scratch = conv_scratch,
+const df_op_desc df_opdesc_conv2d = {.name = "conv2d",
+                                     .min_in = 2,
+                                     .max_in = 3,
+                                     .shape = conv_shape,
+                                     .forward = conv_fwd,
+                                     .backward = conv_bwd,
+                                     .scratch = conv_scratch,
                                      .flops = conv_flops};
 
 df_node *df_conv2d(df_graph *g, df_node *x, df_node *w, df_node *b, int stride, int pad) {
@@ -338,15 +365,31 @@ static void bd_fin(const conv_geom *g, const df_node *n, int64_t c, float *ws) {
     col2im(g, colg, ni, dx);
 }
 static const chunk_ops bd_ops = {bd_prep, bd_gemm, bd_fin};
+/* Stride 1, square kernel: dx is a conv of gy with the transposed, rotated
+ * kernel and padding K-1-p, run by the direct kernel. 0 if not applicable. */
+static int dshape_bwd_data(const conv_geom *g, dconv_shape *d) {
+    if (g->s != 1 || g->KH != g->KW || g->p > g->KH - 1) return 0;
+    dconv_shape e = {g->B, g->Cout,          g->Ho, g->Wo, g->Cin, g->KH, g->KW,
+                     1,    g->KH - 1 - g->p, g->H,  g->W};
+    *d = e;
+    return dconv_available(d);
+}
 static df_status bwd_data_fwd(const df_node *n, df_exec_ctx *ctx) {
     conv_geom g;
     geom_bwd_data(&g, n);
+    dconv_shape d;
+    if (dshape_bwd_data(&g, &d)) {
+        dconv_run(&d, df_inp(n, 0), df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch);
+        return DF_OK;
+    }
     run_chunks(&g, n, &bd_ops, ctx->scratch, fwd_per_thread(&g), ctx->nthreads);
     return DF_OK;
 }
 static size_t bwd_data_scratch(const df_node *n, int nt) {
     conv_geom g;
     geom_bwd_data(&g, n);
+    dconv_shape d;
+    if (dshape_bwd_data(&g, &d)) return dconv_scratch_floats(&d) * 4;
     return fwd_per_thread(&g) * (size_t)(nt > 0 ? nt : 1) * 4;
 }
 static df_status bwd_data_shape(df_node *n) {
@@ -360,9 +403,13 @@ static double bwd_data_flops(const df_node *n) {
     const df_shape *w = &n->in[1]->shape;
     return 2.0 * df_shape_numel(&n->in[0]->shape) * (double)(w->d[1] * w->d[2] * w->d[3]);
 }
-const df_op_desc df_opdesc_conv2d_bwd_data = {.name = "conv2d_bwd_data", .min_in = 2, .max_in = 2,
-                                              .flags = DF_OPF_GRAD_ONLY, .shape = bwd_data_shape,
-                                              .forward = bwd_data_fwd, .scratch = bwd_data_scratch,
+const df_op_desc df_opdesc_conv2d_bwd_data = {.name = "conv2d_bwd_data",
+                                              .min_in = 2,
+                                              .max_in = 2,
+                                              .flags = DF_OPF_GRAD_ONLY,
+                                              .shape = bwd_data_shape,
+                                              .forward = bwd_data_fwd,
+                                              .scratch = bwd_data_scratch,
                                               .flops = bwd_data_flops};
 
 /* ---------------- gradient w.r.t. the weight ----------------
@@ -374,8 +421,10 @@ static void bwd_weight_chunk(const conv_geom *g, const df_node *n, int64_t c, fl
     const float *gy = df_inp(n, 1) + b0 * g->Cout * g->P;
     const float *col = x, *gcm = gy;
     if (!(g->direct && ni == 1)) {
-        if (g->direct) to_cm(x, ni, g->Cin, g->P, ws);
-        else im2col(g, x, ni, ws);
+        if (g->direct)
+            to_cm(x, ni, g->Cin, g->P, ws);
+        else
+            im2col(g, x, ni, ws);
         col = ws;
     }
     if (ni > 1) {
@@ -385,8 +434,8 @@ static void bwd_weight_chunk(const conv_geom *g, const df_node *n, int64_t c, fl
     }
     /* one chunk: straight into dw; else a partial product per chunk */
     float *dst = g->chunks == 1 ? df_out(n) : parts + c * g->Cout * g->CKK;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->Cout, (int)g->CKK, (int)cols,
-                1.0f, gcm, (int)cols, col, (int)cols, 0.0f, dst, (int)g->CKK);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->Cout, (int)g->CKK, (int)cols, 1.0f,
+                gcm, (int)cols, col, (int)cols, 0.0f, dst, (int)g->CKK);
 }
 static size_t bwd_weight_per_thread(const conv_geom *g) {
     return ((size_t)(g->CKK + g->Cout) * ws_cols(g) + 15) & ~(size_t)15;
@@ -428,10 +477,13 @@ static df_status bwd_weight_shape(df_node *n) {
     return DF_OK;
 }
 static double bwd_weight_flops(const df_node *n) {
-    return 2.0 * df_shape_numel(&n->in[1]->shape) * (double)(n->in[0]->shape.d[1] * n->ia[2] * n->ia[3]);
+    return 2.0 * df_shape_numel(&n->in[1]->shape) *
+           (double)(n->in[0]->shape.d[1] * n->ia[2] * n->ia[3]);
 }
-const df_op_desc df_opdesc_conv2d_bwd_weight = {.name = "conv2d_bwd_weight", .min_in = 2,
-                                                .max_in = 2, .flags = DF_OPF_GRAD_ONLY,
+const df_op_desc df_opdesc_conv2d_bwd_weight = {.name = "conv2d_bwd_weight",
+                                                .min_in = 2,
+                                                .max_in = 2,
+                                                .flags = DF_OPF_GRAD_ONLY,
                                                 .shape = bwd_weight_shape,
                                                 .forward = bwd_weight_fwd,
                                                 .scratch = bwd_weight_scratch,

@@ -1,0 +1,153 @@
+/* Direct convolution with AVX-512 register tiles (see conv_direct.h).
+ * A tile is 1 or 2 groups of 16 output channels x RB output pixels of one
+ * row; per (ci, kh, kw) it loads the weight vectors once and broadcasts RB
+ * input values: 2 RB FMAs for RB + 2 loads. */
+#include "conv_direct.h"
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#include <omp.h>
+
+#define MAX_RB 14
+#define GROUP 32
+
+int dconv_available(const dconv_shape *c) {
+    return c->KH * c->KW > 1 && c->Wo >= 1 && c->Ho >= 1;
+}
+
+static int64_t groups_of(const dconv_shape *c) {
+    return (c->Cout + GROUP - 1) / GROUP;
+}
+
+size_t dconv_scratch_floats(const dconv_shape *c) {
+    int64_t Hp = c->H + 2 * c->p, Wp = c->W + 2 * c->p;
+    return (size_t)(groups_of(c) * GROUP * c->Cin * c->KH * c->KW) /* packed weights */
+           + (size_t)(c->B * c->Cin * Hp * Wp) + 64;               /* padded input */
+}
+
+/* acc[g][r] += w[g] * x[r * s + kw] over (ci, kh, kw); tmp[r][NB * 16] */
+#define DEFINE_TILE(NB, RB)                                                                        \
+    static void tile_##NB##_##RB(const float *xp, int64_t HpWp, int64_t Wp, int64_t Cin,           \
+                                 int64_t KH, int64_t KW, int64_t s, const float *wp, float *tmp) { \
+        __m512 acc[NB][RB];                                                                        \
+        for (int g = 0; g < NB; g++)                                                               \
+            for (int r = 0; r < RB; r++) acc[g][r] = _mm512_setzero_ps();                          \
+        for (int64_t ci = 0; ci < Cin; ci++)                                                       \
+            for (int64_t kh = 0; kh < KH; kh++) {                                                  \
+                const float *xr = xp + ci * HpWp + kh * Wp;                                        \
+                const float *wk = wp + ((ci * KH + kh) * KW) * GROUP;                              \
+                for (int64_t kw = 0; kw < KW; kw++) {                                              \
+                    __m512 w0 = _mm512_loadu_ps(wk + kw * GROUP);                                  \
+                    __m512 w1 = NB > 1 ? _mm512_loadu_ps(wk + kw * GROUP + 16) : w0;               \
+                    _Pragma("GCC unroll 16") for (int r = 0; r < RB; r++) {                        \
+                        __m512 xv = _mm512_set1_ps(xr[r * s + kw]);                                \
+                        acc[0][r] = _mm512_fmadd_ps(w0, xv, acc[0][r]);                            \
+                        if (NB > 1) acc[NB - 1][r] = _mm512_fmadd_ps(w1, xv, acc[NB - 1][r]);      \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        for (int r = 0; r < RB; r++)                                                               \
+            for (int g = 0; g < NB; g++) _mm512_storeu_ps(tmp + r * NB * 16 + g * 16, acc[g][r]);  \
+    }
+
+#define DEFINE_TILES(NB)                                                                           \
+    DEFINE_TILE(NB, 1)                                                                             \
+    DEFINE_TILE(NB, 2)                                                                             \
+    DEFINE_TILE(NB, 3)                                                                             \
+    DEFINE_TILE(NB, 4)                                                                             \
+    DEFINE_TILE(NB, 5)                                                                             \
+    DEFINE_TILE(NB, 6)                                                                             \
+    DEFINE_TILE(NB, 7)                                                                             \
+    DEFINE_TILE(NB, 8)                                                                             \
+    DEFINE_TILE(NB, 9)                                                                             \
+    DEFINE_TILE(NB, 10)                                                                            \
+    DEFINE_TILE(NB, 11)                                                                            \
+    DEFINE_TILE(NB, 12)                                                                            \
+    DEFINE_TILE(NB, 13)                                                                            \
+    DEFINE_TILE(NB, 14)
+DEFINE_TILES(1)
+DEFINE_TILES(2)
+
+typedef void (*tile_fn)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                        const float *, float *);
+static const tile_fn tiles[2][MAX_RB + 1] = {
+    {NULL, tile_1_1, tile_1_2, tile_1_3, tile_1_4, tile_1_5, tile_1_6, tile_1_7, tile_1_8, tile_1_9,
+     tile_1_10, tile_1_11, tile_1_12, tile_1_13, tile_1_14},
+    {NULL, tile_2_1, tile_2_2, tile_2_3, tile_2_4, tile_2_5, tile_2_6, tile_2_7, tile_2_8, tile_2_9,
+     tile_2_10, tile_2_11, tile_2_12, tile_2_13, tile_2_14},
+};
+
+void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
+               float *y, float *scratch) {
+    int64_t G = groups_of(c), KK = c->KH * c->KW, Hp = c->H + 2 * c->p, Wp = c->W + 2 * c->p;
+    float *wp = scratch;                           // [G][Cin][KH][KW][32]
+    float *xp = scratch + G * GROUP * c->Cin * KK; // [B][Cin][Hp][Wp]
+    /* pack weights; flip: w is [Cin_as_out, Cout_as_in, KH, KW] of the forward conv */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t g = 0; g < G; g++)
+        for (int64_t ci = 0; ci < c->Cin; ci++)
+            for (int64_t k = 0; k < KK; k++)
+                for (int64_t j = 0; j < GROUP; j++) {
+                    int64_t co = g * GROUP + j;
+                    float v = 0;
+                    if (co < c->Cout)
+                        v = flip ? w[(ci * c->Cout + co) * KK + (KK - 1 - k)]
+                                 : w[(co * c->Cin + ci) * KK + k];
+                    wp[((g * c->Cin + ci) * KK + k) * GROUP + j] = v;
+                }
+                /* zero-padded input */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < c->B; b++)
+        for (int64_t ci = 0; ci < c->Cin; ci++) {
+            float *dst = xp + (b * c->Cin + ci) * Hp * Wp;
+            const float *src = x + (b * c->Cin + ci) * c->H * c->W;
+            if (c->p == 0) {
+                memcpy(dst, src, (size_t)(c->H * c->W) * 4);
+                continue;
+            }
+            memset(dst, 0, (size_t)(c->p * Wp) * 4);
+            for (int64_t h = 0; h < c->H; h++) {
+                float *d = dst + (h + c->p) * Wp;
+                for (int64_t k = 0; k < c->p; k++) d[k] = d[c->p + c->W + k] = 0;
+                memcpy(d + c->p, src + h * c->W, (size_t)c->W * 4);
+            }
+            memset(dst + (c->H + c->p) * Wp, 0, (size_t)(c->p * Wp) * 4);
+        }
+    int64_t nblk = (c->Wo + MAX_RB - 1) / MAX_RB, rb = (c->Wo + nblk - 1) / nblk;
+    int64_t P = c->Ho * c->Wo;
+#pragma omp parallel for collapse(3) schedule(static)
+    for (int64_t b = 0; b < c->B; b++)
+        for (int64_t g = 0; g < G; g++)
+            for (int64_t oh = 0; oh < c->Ho; oh++) {
+                float tmp[MAX_RB * GROUP] __attribute__((aligned(64)));
+                int64_t nco = c->Cout - g * GROUP < GROUP ? c->Cout - g * GROUP : GROUP;
+                int nb = nco > 16 ? 2 : 1;
+                const float *wg = wp + g * GROUP * c->Cin * KK;
+                for (int64_t ow0 = 0; ow0 < c->Wo; ow0 += rb) {
+                    int64_t n = ow0 + rb <= c->Wo ? rb : c->Wo - ow0;
+                    const float *xs = xp + b * c->Cin * Hp * Wp + (oh * c->s) * Wp + ow0 * c->s;
+                    tiles[nb - 1][n](xs, Hp * Wp, Wp, c->Cin, c->KH, c->KW, c->s, wg, tmp);
+                    for (int64_t j = 0; j < nco; j++) {
+                        float *yo = y + (b * c->Cout + g * GROUP + j) * P + oh * c->Wo + ow0;
+                        float bv = bias ? bias[g * GROUP + j] : 0.0f;
+                        for (int64_t r = 0; r < n; r++) yo[r] = tmp[r * nb * 16 + j] + bv;
+                    }
+                }
+            }
+}
+
+#else /* no AVX-512: the GEMM path is used */
+int dconv_available(const dconv_shape *c) {
+    (void)c;
+    return 0;
+}
+size_t dconv_scratch_floats(const dconv_shape *c) {
+    (void)c;
+    return 0;
+}
+void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
+               float *y, float *scratch) {
+    (void)c, (void)x, (void)w, (void)flip, (void)bias, (void)y, (void)scratch;
+}
+#endif

@@ -1,0 +1,25 @@
+/* Direct convolution with AVX-512 register tiles (internal to ops/conv.c).
+ * NCHW in and out; weights repacked per call to [group][Cin][KH][KW][32]
+ * (32 output channels per group); input zero-padded once per call. Each
+ * output is summed by one thread in a fixed order (ci, kh, kw): results
+ * don't depend on the thread count. */
+#ifndef DFRUN_CONV_DIRECT_H
+#define DFRUN_CONV_DIRECT_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int64_t B, Cin, H, W, Cout, KH, KW, s, p, Ho, Wo;
+} dconv_shape;
+
+/* 1 when this build and shape use the direct kernel. */
+int dconv_available(const dconv_shape *c);
+/* Scratch floats needed. */
+size_t dconv_scratch_floats(const dconv_shape *c);
+/* y [B, Cout, Ho, Wo] = conv(x [B, Cin, H, W], w) + bias. With flip = 0, w is
+ * [Cout, Cin, KH, KW]; with flip = 1, w is [Cin, Cout, KH, KW] used
+ * transposed and rotated 180 degrees (the data gradient of a stride-1 conv). */
+void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
+               float *y, float *scratch);
+
+#endif

@@ -443,6 +443,11 @@ static size_t bwd_weight_per_thread(const conv_geom *g) {
 static df_status bwd_weight_fwd(const df_node *n, df_exec_ctx *ctx) {
     conv_geom g;
     geom_bwd_weight(&g, n);
+    dconv_shape d = dshape_fwd(&g);
+    if (dconv_bw_available(&d)) {
+        dconv_bw_run(&d, df_inp(n, 0), df_inp(n, 1), df_out(n), ctx->scratch, ctx->nthreads);
+        return DF_OK;
+    }
     size_t per = bwd_weight_per_thread(&g);
     float *parts = (float *)ctx->scratch + per * (size_t)ctx->nthreads;
     float *scratch = ctx->scratch;
@@ -466,6 +471,8 @@ static df_status bwd_weight_fwd(const df_node *n, df_exec_ctx *ctx) {
 static size_t bwd_weight_scratch(const df_node *n, int nt) {
     conv_geom g;
     geom_bwd_weight(&g, n);
+    dconv_shape d = dshape_fwd(&g);
+    if (dconv_bw_available(&d)) return dconv_bw_scratch_floats(&d, nt > 0 ? nt : 1) * 4;
     size_t parts = g.chunks > 1 ? (size_t)(g.chunks * g.Cout * g.CKK) : 0;
     return (bwd_weight_per_thread(&g) * (size_t)(nt > 0 ? nt : 1) + parts) * 4;
 }

@@ -78,6 +78,28 @@ static const tile_fn tiles[2][MAX_RB + 1] = {
      tile_2_10, tile_2_11, tile_2_12, tile_2_13, tile_2_14},
 };
 
+/* xp [B][Cin][Hp][Wp]: x with a zero border of p */
+static void pad_input(const dconv_shape *c, const float *x, float *xp) {
+    int64_t Hp = c->H + 2 * c->p, Wp = c->W + 2 * c->p;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < c->B; b++)
+        for (int64_t ci = 0; ci < c->Cin; ci++) {
+            float *dst = xp + (b * c->Cin + ci) * Hp * Wp;
+            const float *src = x + (b * c->Cin + ci) * c->H * c->W;
+            if (c->p == 0) {
+                memcpy(dst, src, (size_t)(c->H * c->W) * 4);
+                continue;
+            }
+            memset(dst, 0, (size_t)(c->p * Wp) * 4);
+            for (int64_t h = 0; h < c->H; h++) {
+                float *d = dst + (h + c->p) * Wp;
+                for (int64_t k = 0; k < c->p; k++) d[k] = d[c->p + c->W + k] = 0;
+                memcpy(d + c->p, src + h * c->W, (size_t)c->W * 4);
+            }
+            memset(dst + (c->H + c->p) * Wp, 0, (size_t)(c->p * Wp) * 4);
+        }
+}
+
 void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
                float *y, float *scratch) {
     int64_t G = groups_of(c), KK = c->KH * c->KW, Hp = c->H + 2 * c->p, Wp = c->W + 2 * c->p;
@@ -96,24 +118,7 @@ void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, c
                                  : w[(co * c->Cin + ci) * KK + k];
                     wp[((g * c->Cin + ci) * KK + k) * GROUP + j] = v;
                 }
-                /* zero-padded input */
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < c->B; b++)
-        for (int64_t ci = 0; ci < c->Cin; ci++) {
-            float *dst = xp + (b * c->Cin + ci) * Hp * Wp;
-            const float *src = x + (b * c->Cin + ci) * c->H * c->W;
-            if (c->p == 0) {
-                memcpy(dst, src, (size_t)(c->H * c->W) * 4);
-                continue;
-            }
-            memset(dst, 0, (size_t)(c->p * Wp) * 4);
-            for (int64_t h = 0; h < c->H; h++) {
-                float *d = dst + (h + c->p) * Wp;
-                for (int64_t k = 0; k < c->p; k++) d[k] = d[c->p + c->W + k] = 0;
-                memcpy(d + c->p, src + h * c->W, (size_t)c->W * 4);
-            }
-            memset(dst + (c->H + c->p) * Wp, 0, (size_t)(c->p * Wp) * 4);
-        }
+    pad_input(c, x, xp);
     int64_t nblk = (c->Wo + MAX_RB - 1) / MAX_RB, rb = (c->Wo + nblk - 1) / nblk;
     int64_t P = c->Ho * c->Wo;
 #pragma omp parallel for collapse(3) schedule(static)
@@ -137,6 +142,95 @@ void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, c
             }
 }
 
+/* ---- weight gradient, 3x3 ---- */
+static int64_t bw_nb(const dconv_shape *c) {
+    int64_t P = c->Ho * c->Wo, nb = (1024 + P - 1) / P;
+    return nb > c->B ? c->B : nb;
+}
+int dconv_bw_available(const dconv_shape *c) {
+    return c->KH == 3 && c->KW == 3;
+}
+size_t dconv_bw_scratch_floats(const dconv_shape *c, int nthreads) {
+    int64_t Hp = c->H + 2 * c->p, Wp = c->W + 2 * c->p, nb = bw_nb(c);
+    int64_t chunks = (c->B + nb - 1) / nb, G = groups_of(c);
+    return (size_t)(c->B * c->Cin * Hp * Wp) +
+           (size_t)nthreads * (size_t)(nb * c->Ho * c->Wo * GROUP) +
+           (size_t)(chunks * G * c->Cin * 9 * GROUP) + 64;
+}
+
+/* part[ci][9][32] += sum over the chunk's pixels of gyT[pix][32] * x(ci, pix shifted) */
+static void bw_tile(const float *xp, int64_t HpWp, int64_t Wp, int64_t s, int64_t ni, int64_t Ho,
+                    int64_t Wo, int64_t CinHpWp, const float *gyT, float *out) {
+    __m512 acc[9][2];
+    for (int k = 0; k < 9; k++) acc[k][0] = acc[k][1] = _mm512_setzero_ps();
+    for (int64_t im = 0; im < ni; im++)
+        for (int64_t oh = 0; oh < Ho; oh++) {
+            const float *xr = xp + im * CinHpWp + oh * s * Wp;
+            const float *gr = gyT + ((im * Ho + oh) * Wo) * GROUP;
+            for (int64_t ow = 0; ow < Wo; ow++) {
+                __m512 g0 = _mm512_loadu_ps(gr + ow * GROUP),
+                       g1 = _mm512_loadu_ps(gr + ow * GROUP + 16);
+                const float *xc = xr + ow * s;
+#pragma GCC unroll 9
+                for (int k = 0; k < 9; k++) {
+                    __m512 xv = _mm512_set1_ps(xc[(k / 3) * Wp + k % 3]);
+                    acc[k][0] = _mm512_fmadd_ps(g0, xv, acc[k][0]);
+                    acc[k][1] = _mm512_fmadd_ps(g1, xv, acc[k][1]);
+                }
+            }
+        }
+    (void)HpWp;
+    for (int k = 0; k < 9; k++) {
+        _mm512_storeu_ps(out + k * GROUP, acc[k][0]);
+        _mm512_storeu_ps(out + k * GROUP + 16, acc[k][1]);
+    }
+}
+
+void dconv_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
+                  int nthreads) {
+    int64_t Hp = c->H + 2 * c->p, Wp = c->W + 2 * c->p, P = c->Ho * c->Wo, G = groups_of(c);
+    int64_t nb = bw_nb(c), chunks = (c->B + nb - 1) / nb;
+    float *xp = scratch;                                    // [B][Cin][Hp][Wp]
+    float *gyT = xp + c->B * c->Cin * Hp * Wp;              // per thread [nb * P][32]
+    float *part = gyT + (int64_t)nthreads * nb * P * GROUP; // [chunks][G][Cin][9][32]
+    pad_input(c, x, xp);
+#pragma omp parallel num_threads(nthreads)
+    {
+        float *gt = gyT + (int64_t)omp_get_thread_num() * nb * P * GROUP;
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (int64_t ch = 0; ch < chunks; ch++)
+            for (int64_t g = 0; g < G; g++) {
+                int64_t b0 = ch * nb, ni = b0 + nb <= c->B ? nb : c->B - b0;
+                /* gy of the chunk's images, pixel-major with 32 channels (zero beyond Cout) */
+                for (int64_t im = 0; im < ni; im++)
+                    for (int64_t j = 0; j < GROUP; j++) {
+                        int64_t co = g * GROUP + j;
+                        const float *src = gy + ((b0 + im) * c->Cout + co) * P;
+                        float *dst = gt + im * P * GROUP + j;
+                        if (co < c->Cout)
+                            for (int64_t q = 0; q < P; q++) dst[q * GROUP] = src[q];
+                        else
+                            for (int64_t q = 0; q < P; q++) dst[q * GROUP] = 0;
+                    }
+                for (int64_t ci = 0; ci < c->Cin; ci++)
+                    bw_tile(xp + (b0 * c->Cin + ci) * Hp * Wp, Hp * Wp, Wp, c->s, ni, c->Ho, c->Wo,
+                            c->Cin * Hp * Wp, gt,
+                            part + (((ch * G + g) * c->Cin + ci) * 9) * GROUP);
+            }
+    }
+    /* dw[co][ci][k] = sum over chunks in order */
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nthreads)
+    for (int64_t co = 0; co < c->Cout; co++)
+        for (int64_t ci = 0; ci < c->Cin; ci++)
+            for (int64_t k = 0; k < 9; k++) {
+                int64_t g = co / GROUP, j = co % GROUP;
+                float s = 0;
+                for (int64_t ch = 0; ch < chunks; ch++)
+                    s += part[(((ch * G + g) * c->Cin + ci) * 9 + k) * GROUP + j];
+                dw[(co * c->Cin + ci) * 9 + k] = s;
+            }
+}
+
 #else /* no AVX-512: the GEMM path is used */
 int dconv_available(const dconv_shape *c) {
     (void)c;
@@ -149,5 +243,17 @@ size_t dconv_scratch_floats(const dconv_shape *c) {
 void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
                float *y, float *scratch) {
     (void)c, (void)x, (void)w, (void)flip, (void)bias, (void)y, (void)scratch;
+}
+int dconv_bw_available(const dconv_shape *c) {
+    (void)c;
+    return 0;
+}
+size_t dconv_bw_scratch_floats(const dconv_shape *c, int nthreads) {
+    (void)c, (void)nthreads;
+    return 0;
+}
+void dconv_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
+                  int nthreads) {
+    (void)c, (void)x, (void)gy, (void)dw, (void)scratch, (void)nthreads;
 }
 #endif

@@ -22,4 +22,12 @@ size_t dconv_scratch_floats(const dconv_shape *c);
 void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
                float *y, float *scratch);
 
+/* 1 when the weight-gradient kernel applies (3x3 kernels). */
+int dconv_bw_available(const dconv_shape *c);
+size_t dconv_bw_scratch_floats(const dconv_shape *c, int nthreads);
+/* dw [Cout, Cin, 3, 3] = sum over images and pixels of gy x (the weight
+ * gradient of the forward conv c), in fixed image chunks summed in order. */
+void dconv_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
+                  int nthreads);
+
 #endif

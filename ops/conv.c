@@ -257,7 +257,7 @@ static size_t conv_scratch(const df_node *n, int nt) {
     conv_geom g;
     geom_fwd(&g, n);
     dconv_shape d = dshape_fwd(&g);
-    if (dconv_available(&d)) return dconv_scratch_floats(&d) * 4;
+    if (dconv_available(&d)) return dconv_scratch_floats(&d, nt > 0 ? nt : 1) * 4;
     return fwd_per_thread(&g) * (size_t)(nt > 0 ? nt : 1) * 4;
 }
 
@@ -377,9 +377,13 @@ static int dshape_bwd_data(const conv_geom *g, dconv_shape *d) {
 static df_status bwd_data_fwd(const df_node *n, df_exec_ctx *ctx) {
     conv_geom g;
     geom_bwd_data(&g, n);
-    dconv_shape d;
+    dconv_shape d, f = dshape_fwd(&g);
     if (dshape_bwd_data(&g, &d)) {
         dconv_run(&d, df_inp(n, 0), df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch);
+        return DF_OK;
+    }
+    if (dconv_bd_available(&f)) {
+        dconv_bd_run(&f, df_inp(n, 0), df_inp(n, 1), df_out(n), ctx->scratch);
         return DF_OK;
     }
     run_chunks(&g, n, &bd_ops, ctx->scratch, fwd_per_thread(&g), ctx->nthreads);
@@ -388,8 +392,9 @@ static df_status bwd_data_fwd(const df_node *n, df_exec_ctx *ctx) {
 static size_t bwd_data_scratch(const df_node *n, int nt) {
     conv_geom g;
     geom_bwd_data(&g, n);
-    dconv_shape d;
-    if (dshape_bwd_data(&g, &d)) return dconv_scratch_floats(&d) * 4;
+    dconv_shape d, f = dshape_fwd(&g);
+    if (dshape_bwd_data(&g, &d)) return dconv_scratch_floats(&d, nt > 0 ? nt : 1) * 4;
+    if (dconv_bd_available(&f)) return dconv_bd_scratch_floats(&f, nt > 0 ? nt : 1) * 4;
     return fwd_per_thread(&g) * (size_t)(nt > 0 ? nt : 1) * 4;
 }
 static df_status bwd_data_shape(df_node *n) {

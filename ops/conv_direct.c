@@ -16,14 +16,22 @@ int dconv_available(const dconv_shape *c) {
     return c->KH * c->KW > 1 && c->Wo >= 1 && c->Ho >= 1;
 }
 
+static int64_t groups_of_n(int64_t n) {
+    return (n + GROUP - 1) / GROUP;
+}
 static int64_t groups_of(const dconv_shape *c) {
-    return (c->Cout + GROUP - 1) / GROUP;
+    return groups_of_n(c->Cout);
+}
+static int64_t slab_width(int64_t Wo, int64_t KW, int64_t s) {
+    return (Wo - 1) * s + KW;
+}
+static size_t slab_floats(int64_t Cin, int64_t KH, int64_t Wo, int64_t KW, int64_t s) {
+    return (size_t)(Cin * KH * slab_width(Wo, KW, s)) + 16;
 }
 
-size_t dconv_scratch_floats(const dconv_shape *c) {
-    int64_t Hp = c->H + 2 * c->p, Wp = c->W + 2 * c->p;
+size_t dconv_scratch_floats(const dconv_shape *c, int nthreads) {
     return (size_t)(groups_of(c) * GROUP * c->Cin * c->KH * c->KW) /* packed weights */
-           + (size_t)(c->B * c->Cin * Hp * Wp) + 64;               /* padded input */
+           + (size_t)nthreads * slab_floats(c->Cin, c->KH, c->Wo, c->KW, c->s) + 64;
 }
 
 /* acc[g][r] += w[g] * x[r * s + kw] over (ci, kh, kw); tmp[r][NB * 16] */
@@ -78,33 +86,101 @@ static const tile_fn tiles[2][MAX_RB + 1] = {
      tile_2_10, tile_2_11, tile_2_12, tile_2_13, tile_2_14},
 };
 
-/* xp [B][Cin][Hp][Wp]: x with a zero border of p */
-static void pad_input(const dconv_shape *c, const float *x, float *xp) {
-    int64_t Hp = c->H + 2 * c->p, Wp = c->W + 2 * c->p;
+/* xp [B][C][Hp][Wp]: x [B][C][H][W] with zero borders pt (top), pl (left);
+ * Hp >= pt + H and Wp >= pl + W (the rest zero) */
+static void pad_general(const float *x, int64_t B, int64_t C, int64_t H, int64_t W, int64_t pt,
+                        int64_t pl, int64_t Hp, int64_t Wp, float *xp) {
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < c->B; b++)
-        for (int64_t ci = 0; ci < c->Cin; ci++) {
-            float *dst = xp + (b * c->Cin + ci) * Hp * Wp;
-            const float *src = x + (b * c->Cin + ci) * c->H * c->W;
-            if (c->p == 0) {
-                memcpy(dst, src, (size_t)(c->H * c->W) * 4);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t ci = 0; ci < C; ci++) {
+            float *dst = xp + (b * C + ci) * Hp * Wp;
+            const float *src = x + (b * C + ci) * H * W;
+            if (pt == 0 && pl == 0 && Hp == H && Wp == W) {
+                memcpy(dst, src, (size_t)(H * W) * 4);
                 continue;
             }
-            memset(dst, 0, (size_t)(c->p * Wp) * 4);
-            for (int64_t h = 0; h < c->H; h++) {
-                float *d = dst + (h + c->p) * Wp;
-                for (int64_t k = 0; k < c->p; k++) d[k] = d[c->p + c->W + k] = 0;
-                memcpy(d + c->p, src + h * c->W, (size_t)c->W * 4);
-            }
-            memset(dst + (c->H + c->p) * Wp, 0, (size_t)(c->p * Wp) * 4);
+            memset(dst, 0, (size_t)(Hp * Wp) * 4);
+            for (int64_t h = 0; h < H; h++)
+                memcpy(dst + (h + pt) * Wp + pl, src + h * W, (size_t)W * 4);
         }
+}
+static void pad_input(const dconv_shape *c, const float *x, float *xp) {
+    pad_general(x, c->B, c->Cin, c->H, c->W, c->p, c->p, c->H + 2 * c->p, c->W + 2 * c->p, xp);
+}
+
+/* Output placement: y[b][co][oh * ys + ya][ow * ys + yb] in planes of YH x YW. */
+typedef struct {
+    int64_t YH, YW, ys, ya, yb;
+} placement;
+
+/* The input of the tiles: x [B][Cin][H][W] read through per-row slabs
+ * [Cin][KH][Wneed] zero-padded by pt rows above and pl columns on the left
+ * (and zeros wherever a window leaves x), built per output row in a
+ * thread's scratch: the padding never touches the whole tensor. */
+typedef struct {
+    const float *x;
+    int64_t B, Cin, H, W, pt, pl;
+} tile_src;
+
+/* y = tiles with packed weights wp [G][Cin][KH][KW][32]; Ho x Wo outputs per plane */
+static void run_tiles(const tile_src *src, const float *wp, int64_t Cout, int64_t KH, int64_t KW,
+                      int64_t s, int64_t Ho, int64_t Wo, const float *bias, float *y,
+                      const placement *pl, float *slabs) {
+    int64_t G = (Cout + GROUP - 1) / GROUP, KK = KH * KW, Cin = src->Cin;
+    int64_t nblk = (Wo + MAX_RB - 1) / MAX_RB, rb = (Wo + nblk - 1) / nblk;
+    int64_t plane = pl->YH * pl->YW, Wn = slab_width(Wo, KW, s);
+    size_t per = slab_floats(Cin, KH, Wo, KW, s);
+#pragma omp parallel
+    {
+        float *slab = slabs + per * (size_t)omp_get_thread_num();
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t b = 0; b < src->B; b++)
+            for (int64_t oh = 0; oh < Ho; oh++) {
+                /* slab rows: input rows oh*s - pt + kh */
+                for (int64_t ci = 0; ci < Cin; ci++)
+                    for (int64_t kh = 0; kh < KH; kh++) {
+                        float *d = slab + (ci * KH + kh) * Wn;
+                        int64_t ih = oh * s - src->pt + kh;
+                        if (ih < 0 || ih >= src->H) {
+                            memset(d, 0, (size_t)Wn * 4);
+                            continue;
+                        }
+                        const float *xr = src->x + ((b * Cin + ci) * src->H + ih) * src->W;
+                        int64_t lo = src->pl < Wn ? src->pl : Wn;
+                        int64_t n = src->W < Wn - lo ? src->W : Wn - lo;
+                        for (int64_t k = 0; k < lo; k++) d[k] = 0;
+                        memcpy(d + lo, xr, (size_t)n * 4);
+                        for (int64_t k = lo + n; k < Wn; k++) d[k] = 0;
+                    }
+                for (int64_t g = 0; g < G; g++) {
+                    float tmp[MAX_RB * GROUP] __attribute__((aligned(64)));
+                    int64_t nco = Cout - g * GROUP < GROUP ? Cout - g * GROUP : GROUP;
+                    int nb = nco > 16 ? 2 : 1;
+                    const float *wg = wp + g * GROUP * Cin * KK;
+                    for (int64_t ow0 = 0; ow0 < Wo; ow0 += rb) {
+                        int64_t n = ow0 + rb <= Wo ? rb : Wo - ow0;
+                        tiles[nb - 1][n](slab + ow0 * s, KH * Wn, Wn, Cin, KH, KW, s, wg, tmp);
+                        for (int64_t j = 0; j < nco; j++) {
+                            float *yo = y + (b * Cout + g * GROUP + j) * plane +
+                                        (oh * pl->ys + pl->ya) * pl->YW + ow0 * pl->ys + pl->yb;
+                            float bv = bias ? bias[g * GROUP + j] : 0.0f;
+                            if (pl->ys == 1)
+                                for (int64_t r = 0; r < n; r++) yo[r] = tmp[r * nb * 16 + j] + bv;
+                            else
+                                for (int64_t r = 0; r < n; r++)
+                                    yo[r * pl->ys] = tmp[r * nb * 16 + j] + bv;
+                        }
+                    }
+                }
+            }
+    }
 }
 
 void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
                float *y, float *scratch) {
-    int64_t G = groups_of(c), KK = c->KH * c->KW, Hp = c->H + 2 * c->p, Wp = c->W + 2 * c->p;
-    float *wp = scratch;                           // [G][Cin][KH][KW][32]
-    float *xp = scratch + G * GROUP * c->Cin * KK; // [B][Cin][Hp][Wp]
+    int64_t G = groups_of(c), KK = c->KH * c->KW;
+    float *wp = scratch;                              // [G][Cin][KH][KW][32]
+    float *slabs = scratch + G * GROUP * c->Cin * KK; // per thread
     /* pack weights; flip: w is [Cin_as_out, Cout_as_in, KH, KW] of the forward conv */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t g = 0; g < G; g++)
@@ -118,28 +194,74 @@ void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, c
                                  : w[(co * c->Cin + ci) * KK + k];
                     wp[((g * c->Cin + ci) * KK + k) * GROUP + j] = v;
                 }
-    pad_input(c, x, xp);
-    int64_t nblk = (c->Wo + MAX_RB - 1) / MAX_RB, rb = (c->Wo + nblk - 1) / nblk;
-    int64_t P = c->Ho * c->Wo;
-#pragma omp parallel for collapse(3) schedule(static)
-    for (int64_t b = 0; b < c->B; b++)
-        for (int64_t g = 0; g < G; g++)
-            for (int64_t oh = 0; oh < c->Ho; oh++) {
-                float tmp[MAX_RB * GROUP] __attribute__((aligned(64)));
-                int64_t nco = c->Cout - g * GROUP < GROUP ? c->Cout - g * GROUP : GROUP;
-                int nb = nco > 16 ? 2 : 1;
-                const float *wg = wp + g * GROUP * c->Cin * KK;
-                for (int64_t ow0 = 0; ow0 < c->Wo; ow0 += rb) {
-                    int64_t n = ow0 + rb <= c->Wo ? rb : c->Wo - ow0;
-                    const float *xs = xp + b * c->Cin * Hp * Wp + (oh * c->s) * Wp + ow0 * c->s;
-                    tiles[nb - 1][n](xs, Hp * Wp, Wp, c->Cin, c->KH, c->KW, c->s, wg, tmp);
-                    for (int64_t j = 0; j < nco; j++) {
-                        float *yo = y + (b * c->Cout + g * GROUP + j) * P + oh * c->Wo + ow0;
-                        float bv = bias ? bias[g * GROUP + j] : 0.0f;
-                        for (int64_t r = 0; r < n; r++) yo[r] = tmp[r * nb * 16 + j] + bv;
-                    }
-                }
-            }
+    tile_src src = {x, c->B, c->Cin, c->H, c->W, c->p, c->p};
+    placement pl = {c->Ho, c->Wo, 1, 0, 0};
+    run_tiles(&src, wp, c->Cout, c->KH, c->KW, c->s, c->Ho, c->Wo, bias, y, &pl, slabs);
+}
+
+/* ---- data gradient of a strided conv, by output phase ----
+ * With ih = s*i + a, dx[ih] = sum_m W[kh_m] gy[i + q - m], kh_m = r + s*m,
+ * r = (a + p) mod s, q = (a + p) div s, m < M = ceil((K - r) / s): for each
+ * phase (a, b) a stride-1 correlation of gy with an M_a x M_b sub-kernel,
+ * top/left padding M - 1 - q (must be >= 0), written to every s-th pixel. */
+typedef struct {
+    int64_t r, q, M, pad_lo, cnt; /* cnt: outputs of this phase */
+} phase;
+static int phase_of(int64_t a, int64_t s, int64_t p, int64_t K, int64_t X, phase *ph) {
+    ph->r = (a + p) % s;
+    ph->q = (a + p) / s;
+    ph->M = K > ph->r ? (K - ph->r + s - 1) / s : 0;
+    ph->pad_lo = ph->M - 1 - ph->q;
+    ph->cnt = X > a ? (X - a + s - 1) / s : 0;
+    return ph->M > 0 && ph->pad_lo >= 0;
+}
+/* c: the forward conv (x -> y); computes dx from gy */
+int dconv_bd_available(const dconv_shape *c) {
+    if (c->s < 2 || c->s > 4) return 0;
+    for (int64_t a = 0; a < c->s; a++) {
+        phase ph, pw;
+        if (!phase_of(a, c->s, c->p, c->KH, c->H, &ph) ||
+            !phase_of(a, c->s, c->p, c->KW, c->W, &pw))
+            return 0;
+        if (ph.M > MAX_RB) return 0;
+    }
+    return 1;
+}
+size_t dconv_bd_scratch_floats(const dconv_shape *c, int nthreads) {
+    /* packed sub-kernels (at most K x K taps) + per-thread slabs */
+    return (size_t)(groups_of_n(c->Cin) * GROUP * c->Cout * c->KH * c->KW) +
+           (size_t)nthreads * slab_floats(c->Cout, c->KH, c->W, c->KW, 1) + 64;
+}
+void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *dx,
+                  float *scratch) {
+    int64_t G = groups_of_n(c->Cin), KK = c->KH * c->KW, s = c->s;
+    float *wp = scratch;
+    float *gp = scratch + G * GROUP * c->Cout * KK;
+    for (int64_t a = 0; a < s; a++)
+        for (int64_t bb = 0; bb < s; bb++) {
+            phase ph, pw;
+            phase_of(a, s, c->p, c->KH, c->H, &ph);
+            phase_of(bb, s, c->p, c->KW, c->W, &pw);
+            if (!ph.cnt || !pw.cnt) continue;
+            int64_t MH = ph.M, MW = pw.M, Mk = MH * MW;
+            /* sub-kernel: out channel = forward input channel ci, in channel = co */
+#pragma omp parallel for collapse(2) schedule(static)
+            for (int64_t g = 0; g < G; g++)
+                for (int64_t co = 0; co < c->Cout; co++)
+                    for (int64_t t = 0; t < MH; t++)
+                        for (int64_t u = 0; u < MW; u++)
+                            for (int64_t j = 0; j < GROUP; j++) {
+                                int64_t ci = g * GROUP + j;
+                                int64_t kh = ph.r + s * (MH - 1 - t), kw = pw.r + s * (MW - 1 - u);
+                                wp[((g * c->Cout + co) * Mk + t * MW + u) * GROUP + j] =
+                                    ci < c->Cin ? w[((co * c->Cin + ci) * c->KH + kh) * c->KW + kw]
+                                                : 0;
+                            }
+            /* gy read at rows i + t - pad_lo (t < M), zeros outside */
+            tile_src src = {gy, c->B, c->Cout, c->Ho, c->Wo, ph.pad_lo, pw.pad_lo};
+            placement pl = {c->H, c->W, s, a, bb};
+            run_tiles(&src, wp, c->Cin, MH, MW, 1, ph.cnt, pw.cnt, NULL, dx, &pl, gp);
+        }
 }
 
 /* ---- weight gradient, 3x3 ---- */
@@ -236,8 +358,8 @@ int dconv_available(const dconv_shape *c) {
     (void)c;
     return 0;
 }
-size_t dconv_scratch_floats(const dconv_shape *c) {
-    (void)c;
+size_t dconv_scratch_floats(const dconv_shape *c, int nthreads) {
+    (void)c, (void)nthreads;
     return 0;
 }
 void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,

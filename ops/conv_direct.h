@@ -15,7 +15,7 @@ typedef struct {
 /* 1 when this build and shape use the direct kernel. */
 int dconv_available(const dconv_shape *c);
 /* Scratch floats needed. */
-size_t dconv_scratch_floats(const dconv_shape *c);
+size_t dconv_scratch_floats(const dconv_shape *c, int nthreads);
 /* y [B, Cout, Ho, Wo] = conv(x [B, Cin, H, W], w) + bias. With flip = 0, w is
  * [Cout, Cin, KH, KW]; with flip = 1, w is [Cin, Cout, KH, KW] used
  * transposed and rotated 180 degrees (the data gradient of a stride-1 conv). */
@@ -29,5 +29,11 @@ size_t dconv_bw_scratch_floats(const dconv_shape *c, int nthreads);
  * gradient of the forward conv c), in fixed image chunks summed in order. */
 void dconv_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
                   int nthreads);
+
+/* Data gradient of a strided (s >= 2) forward conv c, by output phase:
+ * dx [B, Cin, H, W] from gy [B, Cout, Ho, Wo] and w [Cout, Cin, KH, KW]. */
+int dconv_bd_available(const dconv_shape *c);
+size_t dconv_bd_scratch_floats(const dconv_shape *c, int nthreads);
+void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *dx, float *scratch);
 
 #endif

@@ -17,8 +17,16 @@ static int mm_get(const df_node *n, mm_dims *d, df_shape *out) {
     int ta = n->ia[0], tb = n->ia[1];
     if (A->nd < 2 || B->nd < 2) return -1;
     int64_t am = A->d[A->nd - 2], ak = A->d[A->nd - 1], bk = B->d[B->nd - 2], bn = B->d[B->nd - 1];
-    if (ta) { int64_t t = am; am = ak; ak = t; }
-    if (tb) { int64_t t = bk; bk = bn; bn = t; }
+    if (ta) {
+        int64_t t = am;
+        am = ak;
+        ak = t;
+    }
+    if (tb) {
+        int64_t t = bk;
+        bk = bn;
+        bn = t;
+    }
     if (ak != bk) return -2;
     const df_shape *L = A->nd >= B->nd ? A : B;
     if (A->nd > 2 && B->nd > 2) {
@@ -45,7 +53,8 @@ static df_status mm_shape(df_node *n) {
     char a[96], b[96];
     if (n->in[0]->dtype != DF_F32 || n->in[1]->dtype != DF_F32)
         return df_seterr(DF_EINVAL, "operands must be float32");
-    if ((n->ia[0] & ~1) || (n->ia[1] & ~1)) return df_seterr(DF_EINVAL, "transpose flags must be 0 or 1");
+    if ((n->ia[0] & ~1) || (n->ia[1] & ~1))
+        return df_seterr(DF_EINVAL, "transpose flags must be 0 or 1");
     mm_dims d = {0};
     int r = mm_get(n, &d, &n->shape);
     if (r)
@@ -111,8 +120,13 @@ static double mm_flops(const df_node *n) {
     mm_get(n, &d, NULL);
     return 2.0 * d.batch * d.M * d.N * d.K;
 }
-const df_op_desc df_opdesc_matmul = {.name = "matmul", .min_in = 2, .max_in = 2, .shape = mm_shape,
-                                     .forward = mm_fwd, .backward = mm_bwd, .flops = mm_flops};
+const df_op_desc df_opdesc_matmul = {.name = "matmul",
+                                     .min_in = 2,
+                                     .max_in = 2,
+                                     .shape = mm_shape,
+                                     .forward = mm_fwd,
+                                     .backward = mm_bwd,
+                                     .flops = mm_flops};
 df_node *df_matmul(df_graph *g, df_node *a, df_node *b, int ta, int tb) {
     int32_t ia[2] = {ta, tb};
     return df_node_new(g, DF_OP_MATMUL, (df_node *[]){a, b}, 2, ia, 2, NULL, 0);
@@ -122,7 +136,8 @@ df_node *df_matmul(df_graph *g, df_node *a, df_node *b, int ta, int tb) {
 static df_status lin_shape(df_node *n) {
     char a[96], b[96];
     const df_node *x = n->in[0], *w = n->in[1];
-    if (x->dtype != DF_F32 || w->dtype != DF_F32) return df_seterr(DF_EINVAL, "operands must be float32");
+    if (x->dtype != DF_F32 || w->dtype != DF_F32)
+        return df_seterr(DF_EINVAL, "operands must be float32");
     if (w->shape.nd != 2) return df_shape_err(n, "weight [out, in]", &w->shape);
     if (x->shape.d[x->shape.nd - 1] != w->shape.d[1])
         return df_seterr(DF_ESHAPE, "input %s has %lld features, weight %s expects %lld",
@@ -148,7 +163,8 @@ static df_status lin_fwd(const df_node *n, df_exec_ctx *c) {
     float *y = df_out(n); // [rows, out]
     int64_t nblk = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t b = 0; b < nblk; b++) { /* fixed row blocks: same arithmetic for any thread count */
+    for (int64_t b = 0; b < nblk;
+         b++) { /* fixed row blocks: same arithmetic for any thread count */
         int64_t r0 = b * ROW_BLOCK, m = r0 + ROW_BLOCK <= rows ? ROW_BLOCK : rows - r0;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)out, (int)in, 1.0f,
                     x + r0 * in, (int)in, w, (int)in, 0.0f, y + r0 * out, (int)out);
@@ -164,10 +180,10 @@ static df_status lin_fwd(const df_node *n, df_exec_ctx *c) {
 static df_status lin_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
     df_node *x = n->in[0], *w = n->in[1];
     int64_t out = w->shape.d[0], in = w->shape.d[1];
-    df_node *g2 = df_reshape(g, gy, df_shape2(-1, out));    /* [rows, out] */
-    if (x->requires_grad)                                     /* gy W: [rows, in] */
+    df_node *g2 = df_reshape(g, gy, df_shape2(-1, out)); /* [rows, out] */
+    if (x->requires_grad)                                /* gy W: [rows, in] */
         gin[0] = df_reshape(g, df_matmul(g, g2, w, 0, 0), x->shape);
-    if (w->requires_grad)                                     /* gy^T x: [out, in] */
+    if (w->requires_grad) /* gy^T x: [out, in] */
         gin[1] = df_matmul(g, g2, df_reshape(g, x, df_shape2(-1, in)), 1, 0);
     if (n->n_in == 3 && n->in[2]->requires_grad) gin[2] = df_sum_to(g, g2, df_shape1(out), 1);
     return df_graph_status(g);
@@ -175,8 +191,13 @@ static df_status lin_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
 static double lin_flops(const df_node *n) {
     return 2.0 * df_shape_numel(&n->shape) * (double)n->in[1]->shape.d[1];
 }
-const df_op_desc df_opdesc_linear = {.name = "linear", .min_in = 2, .max_in = 3, .shape = lin_shape,
-                                     .forward = lin_fwd, .backward = lin_bwd, .flops = lin_flops};
+const df_op_desc df_opdesc_linear = {.name = "linear",
+                                     .min_in = 2,
+                                     .max_in = 3,
+                                     .shape = lin_shape,
+                                     .forward = lin_fwd,
+                                     .backward = lin_bwd,
+                                     .flops = lin_flops};
 df_node *df_linear(df_graph *g, df_node *x, df_node *w, df_node *b) {
     return df_node_new(g, DF_OP_LINEAR, (df_node *[]){x, w, b}, b ? 3 : 2, NULL, 0, NULL, 0);
 }

@@ -29,7 +29,8 @@ static df_status emb_fwd(const df_node *n, df_exec_ctx *c) {
     (void)c;
     const int32_t *ix = n->in[0]->data;
     const float *tab = df_inp(n, 1);
-    int64_t N = df_shape_numel(&n->in[0]->shape), V = n->in[1]->shape.d[0], D = n->in[1]->shape.d[1];
+    int64_t N = df_shape_numel(&n->in[0]->shape), V = n->in[1]->shape.d[0],
+            D = n->in[1]->shape.d[1];
     df_status st = check_idx(ix, N, V);
     if (st) return st;
     float *y = df_out(n); // [N, D]
@@ -69,12 +70,22 @@ static df_status emb_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
     gin[1] = df_node_new(g, DF_OP_EMBEDDING_BWD, (df_node *[]){n->in[0], gy}, 2, &V, 1, NULL, 0);
     return df_graph_status(g);
 }
-static double zero_flops(const df_node *n) { (void)n; return 0; }
-const df_op_desc df_opdesc_embedding = {.name = "embedding", .min_in = 2, .max_in = 2,
-                                        .shape = emb_shape, .forward = emb_fwd,
-                                        .backward = emb_bwd, .flops = zero_flops};
-const df_op_desc df_opdesc_embedding_bwd = {.name = "embedding_bwd", .min_in = 2, .max_in = 2,
-                                            .flags = DF_OPF_GRAD_ONLY, .shape = emb_bwd_shape,
+static double zero_flops(const df_node *n) {
+    (void)n;
+    return 0;
+}
+const df_op_desc df_opdesc_embedding = {.name = "embedding",
+                                        .min_in = 2,
+                                        .max_in = 2,
+                                        .shape = emb_shape,
+                                        .forward = emb_fwd,
+                                        .backward = emb_bwd,
+                                        .flops = zero_flops};
+const df_op_desc df_opdesc_embedding_bwd = {.name = "embedding_bwd",
+                                            .min_in = 2,
+                                            .max_in = 2,
+                                            .flags = DF_OPF_GRAD_ONLY,
+                                            .shape = emb_bwd_shape,
                                             .forward = emb_bwd_fwd};
 df_node *df_embedding(df_graph *g, df_node *idx, df_node *table) {
     return df_node_new(g, DF_OP_EMBEDDING, (df_node *[]){idx, table}, 2, NULL, 0, NULL, 0);
@@ -85,8 +96,10 @@ df_node *df_embedding(df_graph *g, df_node *idx, df_node *table) {
 #define SQRT2 1.4142135623730951
 static df_status fourier_shape(df_node *n) {
     const df_node *t = n->in[0], *w = n->in[1];
-    if (t->dtype != DF_F32 || t->shape.nd != 1) return df_shape_err(n, "float32 times [N]", &t->shape);
-    if (w->dtype != DF_F32 || w->shape.nd != 1) return df_shape_err(n, "float32 frequencies [K]", &w->shape);
+    if (t->dtype != DF_F32 || t->shape.nd != 1)
+        return df_shape_err(n, "float32 times [N]", &t->shape);
+    if (w->dtype != DF_F32 || w->shape.nd != 1)
+        return df_shape_err(n, "float32 frequencies [K]", &w->shape);
     n->shape = df_shape2(t->shape.d[0], 2 * w->shape.d[0]);
     n->dtype = DF_F32;
     return DF_OK;
@@ -138,17 +151,26 @@ static df_status fourier_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin
         int inp = which ? 0 : 1; /* which=0: w (input 1); which=1: t (input 0) */
         if (!n->in[inp]->requires_grad) continue;
         int32_t ia = which;
-        gin[inp] = df_node_new(g, DF_OP_FOURIER_BWD, (df_node *[]){n->in[0], n->in[1], gy}, 3,
-                               &ia, 1, NULL, 0);
+        gin[inp] = df_node_new(g, DF_OP_FOURIER_BWD, (df_node *[]){n->in[0], n->in[1], gy}, 3, &ia,
+                               1, NULL, 0);
     }
     return df_graph_status(g);
 }
-static double fourier_flops(const df_node *n) { return 20.0 * df_shape_numel(&n->shape); }
-const df_op_desc df_opdesc_fourier = {.name = "fourier", .min_in = 2, .max_in = 2,
-                                      .shape = fourier_shape, .forward = fourier_fwd,
-                                      .backward = fourier_bwd, .flops = fourier_flops};
-const df_op_desc df_opdesc_fourier_bwd = {.name = "fourier_bwd", .min_in = 3, .max_in = 3,
-                                          .flags = DF_OPF_GRAD_ONLY, .shape = fourier_bwd_shape,
+static double fourier_flops(const df_node *n) {
+    return 20.0 * df_shape_numel(&n->shape);
+}
+const df_op_desc df_opdesc_fourier = {.name = "fourier",
+                                      .min_in = 2,
+                                      .max_in = 2,
+                                      .shape = fourier_shape,
+                                      .forward = fourier_fwd,
+                                      .backward = fourier_bwd,
+                                      .flops = fourier_flops};
+const df_op_desc df_opdesc_fourier_bwd = {.name = "fourier_bwd",
+                                          .min_in = 3,
+                                          .max_in = 3,
+                                          .flags = DF_OPF_GRAD_ONLY,
+                                          .shape = fourier_bwd_shape,
                                           .forward = fourier_bwd_fwd};
 df_node *df_fourier(df_graph *g, df_node *t, df_node *w) {
     return df_node_new(g, DF_OP_FOURIER, (df_node *[]){t, w}, 2, NULL, 0, NULL, 0);

@@ -12,12 +12,15 @@ static double chunked_sum(int64_t n, double (*f)(const df_node *, int64_t, int64
                           const df_node *nd, double *part) {
     int64_t nc = (n + CHUNK - 1) / CHUNK;
 #pragma omp parallel for schedule(static) if (nc > 1)
-    for (int64_t c = 0; c < nc; c++) part[c] = f(nd, c * CHUNK, c * CHUNK + CHUNK < n ? c * CHUNK + CHUNK : n);
+    for (int64_t c = 0; c < nc; c++)
+        part[c] = f(nd, c * CHUNK, c * CHUNK + CHUNK < n ? c * CHUNK + CHUNK : n);
     double s = 0;
     for (int64_t c = 0; c < nc; c++) s += part[c];
     return s;
 }
-static size_t chunk_scratch(int64_t n) { return (size_t)((n + CHUNK - 1) / CHUNK + 1) * sizeof(double); }
+static size_t chunk_scratch(int64_t n) {
+    return (size_t)((n + CHUNK - 1) / CHUNK + 1) * sizeof(double);
+}
 
 /* ---- mse_loss(pred, target) -> [1] ---- */
 static df_status mse_shape(df_node *n) {
@@ -27,7 +30,8 @@ static df_status mse_shape(df_node *n) {
         return df_seterr(DF_EINVAL, "prediction and target must be float32");
     if (!df_shape_eq(&p->shape, &t->shape))
         return df_seterr(DF_ESHAPE, "prediction %s and target %s differ",
-                         df_shape_str(&p->shape, a, sizeof a), df_shape_str(&t->shape, b, sizeof b));
+                         df_shape_str(&p->shape, a, sizeof a),
+                         df_shape_str(&t->shape, b, sizeof b));
     n->shape = df_shape1(1);
     n->dtype = DF_F32;
     return DF_OK;
@@ -67,19 +71,31 @@ static df_status mse_bwd_fwd(const df_node *n, df_exec_ctx *c) {
     return DF_OK;
 }
 static df_status mse_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
-    df_node *d = df_node_new(g, DF_OP_MSE_BWD, (df_node *[]){n->in[0], n->in[1], gy}, 3, NULL, 0, NULL, 0);
+    df_node *d =
+        df_node_new(g, DF_OP_MSE_BWD, (df_node *[]){n->in[0], n->in[1], gy}, 3, NULL, 0, NULL, 0);
     if (n->in[0]->requires_grad) gin[0] = d;
     if (n->in[1]->requires_grad) gin[1] = df_scale(g, d, -1.0f);
     return df_graph_status(g);
 }
-static double mse_flops(const df_node *n) { return 3.0 * df_shape_numel(&n->in[0]->shape); }
-const df_op_desc df_opdesc_mse_loss = {.name = "mse_loss", .min_in = 2, .max_in = 2,
-                                       .flags = DF_OPF_LOSS, .shape = mse_shape,
-                                       .forward = mse_fwd, .backward = mse_bwd,
-                                       .scratch = mse_scratch, .flops = mse_flops};
-const df_op_desc df_opdesc_mse_bwd = {.name = "mse_bwd", .min_in = 3, .max_in = 3,
-                                      .flags = DF_OPF_GRAD_ONLY, .shape = mse_bwd_shape,
-                                      .forward = mse_bwd_fwd, .flops = mse_flops};
+static double mse_flops(const df_node *n) {
+    return 3.0 * df_shape_numel(&n->in[0]->shape);
+}
+const df_op_desc df_opdesc_mse_loss = {.name = "mse_loss",
+                                       .min_in = 2,
+                                       .max_in = 2,
+                                       .flags = DF_OPF_LOSS,
+                                       .shape = mse_shape,
+                                       .forward = mse_fwd,
+                                       .backward = mse_bwd,
+                                       .scratch = mse_scratch,
+                                       .flops = mse_flops};
+const df_op_desc df_opdesc_mse_bwd = {.name = "mse_bwd",
+                                      .min_in = 3,
+                                      .max_in = 3,
+                                      .flags = DF_OPF_GRAD_ONLY,
+                                      .shape = mse_bwd_shape,
+                                      .forward = mse_bwd_fwd,
+                                      .flops = mse_flops};
 df_node *df_mse_loss(df_graph *g, df_node *pred, df_node *target) {
     return df_node_new(g, DF_OP_MSE_LOSS, (df_node *[]){pred, target}, 2, NULL, 0, NULL, 0);
 }
@@ -88,7 +104,8 @@ df_node *df_mse_loss(df_graph *g, df_node *pred, df_node *target) {
 static df_status ce_shape(df_node *n) {
     char a[96], b[96];
     const df_node *x = n->in[0], *l = n->in[1];
-    if (x->dtype != DF_F32 || x->shape.nd != 2) return df_shape_err(n, "float32 logits [N, C]", &x->shape);
+    if (x->dtype != DF_F32 || x->shape.nd != 2)
+        return df_shape_err(n, "float32 logits [N, C]", &x->shape);
     if (l->dtype != DF_I32)
         return df_seterr(DF_EINVAL, "labels must be int32, got %s", df_dtype_name(l->dtype));
     if (l->shape.nd != 1 || l->shape.d[0] != x->shape.d[0])
@@ -162,18 +179,28 @@ static df_status ce_bwd_fwd(const df_node *n, df_exec_ctx *c) {
     return DF_OK;
 }
 static df_status ce_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
-    gin[0] = df_node_new(g, DF_OP_CROSS_ENTROPY_BWD, (df_node *[]){n->in[0], n->in[1], gy}, 3,
-                         NULL, 0, NULL, 0);
+    gin[0] = df_node_new(g, DF_OP_CROSS_ENTROPY_BWD, (df_node *[]){n->in[0], n->in[1], gy}, 3, NULL,
+                         0, NULL, 0);
     return df_graph_status(g);
 }
-static double ce_flops(const df_node *n) { return 4.0 * df_shape_numel(&n->in[0]->shape); }
-const df_op_desc df_opdesc_cross_entropy = {.name = "cross_entropy", .min_in = 2, .max_in = 2,
-                                            .flags = DF_OPF_LOSS, .shape = ce_shape,
-                                            .forward = ce_fwd, .backward = ce_bwd,
-                                            .scratch = ce_scratch, .flops = ce_flops};
-const df_op_desc df_opdesc_cross_entropy_bwd = {.name = "cross_entropy_bwd", .min_in = 3,
-                                                .max_in = 3, .flags = DF_OPF_GRAD_ONLY,
-                                                .shape = ce_bwd_shape, .forward = ce_bwd_fwd,
+static double ce_flops(const df_node *n) {
+    return 4.0 * df_shape_numel(&n->in[0]->shape);
+}
+const df_op_desc df_opdesc_cross_entropy = {.name = "cross_entropy",
+                                            .min_in = 2,
+                                            .max_in = 2,
+                                            .flags = DF_OPF_LOSS,
+                                            .shape = ce_shape,
+                                            .forward = ce_fwd,
+                                            .backward = ce_bwd,
+                                            .scratch = ce_scratch,
+                                            .flops = ce_flops};
+const df_op_desc df_opdesc_cross_entropy_bwd = {.name = "cross_entropy_bwd",
+                                                .min_in = 3,
+                                                .max_in = 3,
+                                                .flags = DF_OPF_GRAD_ONLY,
+                                                .shape = ce_bwd_shape,
+                                                .forward = ce_bwd_fwd,
                                                 .flops = ce_flops};
 df_node *df_cross_entropy(df_graph *g, df_node *logits, df_node *labels) {
     return df_node_new(g, DF_OP_CROSS_ENTROPY, (df_node *[]){logits, labels}, 2, NULL, 0, NULL, 0);

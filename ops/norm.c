@@ -192,18 +192,31 @@ static df_status gn_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
     if (affine && n->in[2]->requires_grad) gin[2] = df_sum_to(g, gy, n->in[2]->shape, 1);
     return df_graph_status(g);
 }
-static double gn_flops(const df_node *n) { return 8.0 * df_shape_numel(&n->shape); }
+static double gn_flops(const df_node *n) {
+    return 8.0 * df_shape_numel(&n->shape);
+}
 
-const df_op_desc df_opdesc_groupnorm = {.name = "groupnorm", .min_in = 1, .max_in = 3,
-                                        .shape = gn_shape, .forward = gn_fwd, .backward = gn_bwd,
+const df_op_desc df_opdesc_groupnorm = {.name = "groupnorm",
+                                        .min_in = 1,
+                                        .max_in = 3,
+                                        .shape = gn_shape,
+                                        .forward = gn_fwd,
+                                        .backward = gn_bwd,
                                         .flops = gn_flops};
-const df_op_desc df_opdesc_groupnorm_bwd_x = {.name = "groupnorm_bwd_x", .min_in = 2, .max_in = 3,
-                                              .flags = DF_OPF_GRAD_ONLY, .shape = gn_bwd_x_shape,
-                                              .forward = gn_bwd_x_fwd, .flops = gn_flops};
-const df_op_desc df_opdesc_groupnorm_bwd_gamma = {.name = "groupnorm_bwd_gamma", .min_in = 2,
-                                                  .max_in = 2, .flags = DF_OPF_GRAD_ONLY,
+const df_op_desc df_opdesc_groupnorm_bwd_x = {.name = "groupnorm_bwd_x",
+                                              .min_in = 2,
+                                              .max_in = 3,
+                                              .flags = DF_OPF_GRAD_ONLY,
+                                              .shape = gn_bwd_x_shape,
+                                              .forward = gn_bwd_x_fwd,
+                                              .flops = gn_flops};
+const df_op_desc df_opdesc_groupnorm_bwd_gamma = {.name = "groupnorm_bwd_gamma",
+                                                  .min_in = 2,
+                                                  .max_in = 2,
+                                                  .flags = DF_OPF_GRAD_ONLY,
                                                   .shape = gn_bwd_gamma_shape,
-                                                  .forward = gn_bwd_gamma_fwd, .flops = gn_flops};
+                                                  .forward = gn_bwd_gamma_fwd,
+                                                  .flops = gn_flops};
 
 df_node *df_groupnorm(df_graph *g, df_node *x, df_node *gamma, df_node *beta, int groups,
                       float eps) {

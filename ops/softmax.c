@@ -4,7 +4,8 @@
 
 static df_status softmax_shape(df_node *n) {
     if (n->in[0]->dtype != DF_F32)
-        return df_seterr(DF_EINVAL, "input must be float32, got %s", df_dtype_name(n->in[0]->dtype));
+        return df_seterr(DF_EINVAL, "input must be float32, got %s",
+                         df_dtype_name(n->in[0]->dtype));
     for (int k = 1; k < n->n_in; k++)
         if (!df_shape_eq(&n->in[k]->shape, &n->in[0]->shape))
             return df_shape_err(n, "the gradient in the output's shape", &n->in[k]->shape);
@@ -52,13 +53,23 @@ static df_status softmax_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin
     gin[0] = df_node_new(g, DF_OP_SOFTMAX_BWD, (df_node *[]){n, gy}, 2, NULL, 0, NULL, 0);
     return df_graph_status(g);
 }
-static double softmax_flops(const df_node *n) { return 5.0 * df_shape_numel(&n->shape); }
-const df_op_desc df_opdesc_softmax = {.name = "softmax", .min_in = 1, .max_in = 1,
-                                      .shape = softmax_shape, .forward = softmax_fwd,
-                                      .backward = softmax_bwd, .flops = softmax_flops};
-const df_op_desc df_opdesc_softmax_bwd = {.name = "softmax_bwd", .min_in = 2, .max_in = 2,
-                                          .flags = DF_OPF_GRAD_ONLY, .shape = softmax_shape,
-                                          .forward = softmax_bwd_fwd, .flops = softmax_flops};
+static double softmax_flops(const df_node *n) {
+    return 5.0 * df_shape_numel(&n->shape);
+}
+const df_op_desc df_opdesc_softmax = {.name = "softmax",
+                                      .min_in = 1,
+                                      .max_in = 1,
+                                      .shape = softmax_shape,
+                                      .forward = softmax_fwd,
+                                      .backward = softmax_bwd,
+                                      .flops = softmax_flops};
+const df_op_desc df_opdesc_softmax_bwd = {.name = "softmax_bwd",
+                                          .min_in = 2,
+                                          .max_in = 2,
+                                          .flags = DF_OPF_GRAD_ONLY,
+                                          .shape = softmax_shape,
+                                          .forward = softmax_bwd_fwd,
+                                          .flops = softmax_flops};
 df_node *df_softmax(df_graph *g, df_node *x) {
     return df_node_new(g, DF_OP_SOFTMAX, &x, 1, NULL, 0, NULL, 0);
 }

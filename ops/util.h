@@ -43,8 +43,8 @@ void df_bcast_strides(const df_shape *s, int off, int nd, const int64_t *ext, in
 static inline float df_expf(float x) {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
     float n = __builtin_rintf(x * 1.44269504088896341f);
-    float r = x - n * 0.693145751953125f; /* ln2 hi */
-    r = r - n * 1.42860682030941723212e-6f;  /* ln2 lo */
+    float r = x - n * 0.693145751953125f;   /* ln2 hi */
+    r = r - n * 1.42860682030941723212e-6f; /* ln2 lo */
     float p = 1.0f / 5040;
     p = p * r + 1.0f / 720;
     p = p * r + 1.0f / 120;

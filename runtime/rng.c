@@ -48,6 +48,7 @@ static inline float u01(uint32_t w) {
 }
 
 void df_rng_uniform(df_rng *rng, float *out, int64_t n) {
+    if (!rng || !out || n <= 0) return;
     uint64_t key = rng->key, base = rng->counter;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; i++) {
@@ -59,6 +60,7 @@ void df_rng_uniform(df_rng *rng, float *out, int64_t n) {
 }
 
 void df_rng_normal(df_rng *rng, float *out, int64_t n) {
+    if (!rng || !out || n <= 0) return;
     uint64_t key = rng->key, base = rng->counter;
 #pragma omp parallel for schedule(static) if (n > 16384)
     for (int64_t i = 0; i < n; i++) {
@@ -72,6 +74,7 @@ void df_rng_normal(df_rng *rng, float *out, int64_t n) {
 }
 
 void df_rng_randint(df_rng *rng, int32_t *out, int64_t n, int32_t k) {
+    if (!rng || !out || n <= 0) return;
     uint64_t key = rng->key, base = rng->counter;
     if (k < 1) k = 1;
 #pragma omp parallel for schedule(static) if (n > 65536)

@@ -425,7 +425,6 @@ static void test_runtime_errors(void **state) {
     df_params_free(ps);
 }
 
-
 /* ---- the canonical UNet: parameter counts of the spec, and one training step ---- */
 static void test_unet_params(void **state) {
     (void)state;

@@ -26,7 +26,8 @@ static int os_threads(void) {
 }
 
 static double sgemm_rate(int n, int reps) {
-    float *a = malloc((size_t)n * n * 4), *b = malloc((size_t)n * n * 4), *c = malloc((size_t)n * n * 4);
+    float *a = malloc((size_t)n * n * 4), *b = malloc((size_t)n * n * 4),
+          *c = malloc((size_t)n * n * 4);
     df_rng r = df_rng_new(1);
     df_rng_uniform(&r, a, (int64_t)n * n);
     df_rng_uniform(&r, b, (int64_t)n * n);
@@ -63,11 +64,13 @@ static double time_convs(df_graph *g, int iters) {
         double t = 0;
         for (int k = 0; k < df_graph_size(g); k++) {
             df_node *n = df_graph_node(g, k);
-            if (n->op == DF_OP_CONV2D || n->op == DF_OP_CONV2D_BWD_DATA || n->op == DF_OP_CONV2D_BWD_WEIGHT) {
+            if (n->op == DF_OP_CONV2D || n->op == DF_OP_CONV2D_BWD_DATA ||
+                n->op == DF_OP_CONV2D_BWD_WEIGHT) {
                 t += df_node_seconds(g, n);
                 if (getenv("DF_VERBOSE"))
                     fprintf(stderr, "  %-18s %7.2f ms %6.1f GF/s\n", df_op_table[n->op]->name,
-                            1e3 * df_node_seconds(g, n), df_node_flops(n) / df_node_seconds(g, n) / 1e9);
+                            1e3 * df_node_seconds(g, n),
+                            df_node_flops(n) / df_node_seconds(g, n) / 1e9);
             }
         }
         if (t < best) best = t;
@@ -82,7 +85,8 @@ static int bench_shape(const shape_t *s, int B, int iters, double peak, double *
         df_params *ps = df_params_new();
         df_graph *g = df_graph_new(ps);
         df_node *x = df_input(g, "x", DF_F32, df_shape4(B, s->cin, s->hw, s->hw));
-        df_node *w = df_param(g, "w", df_shape4(s->cout, s->cin, s->k, s->k), (df_init){DF_INIT_KAIMING, 0});
+        df_node *w =
+            df_param(g, "w", df_shape4(s->cout, s->cin, s->k, s->k), (df_init){DF_INIT_KAIMING, 0});
         df_node *b = df_param(g, "b", df_shape1(s->cout), (df_init){DF_INIT_ZEROS, 0});
         df_node *y = df_conv2d(g, x, w, b, s->stride, s->k / 2);
         df_node *gy = df_input(g, "gy", DF_F32, y ? y->shape : df_shape1(1));
@@ -119,9 +123,12 @@ static int bench_shape(const shape_t *s, int B, int iters, double peak, double *
 int main(int argc, char **argv) {
     int B = 128, T = 0, iters = 5;
     for (int i = 1; i < argc; i++) {
-        if (i + 1 < argc && !strcmp(argv[i], "--batch")) B = atoi(argv[++i]);
-        else if (i + 1 < argc && !strcmp(argv[i], "--threads")) T = atoi(argv[++i]);
-        else if (i + 1 < argc && !strcmp(argv[i], "--iters")) iters = atoi(argv[++i]);
+        if (i + 1 < argc && !strcmp(argv[i], "--batch"))
+            B = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--threads"))
+            T = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--iters"))
+            iters = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_conv [--batch B] [--threads T] [--iters N]\n");
             return 2;
@@ -132,12 +139,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     T = df_set_threads(T);
-    printf("threads %d, OpenBLAS %s flavour, OS threads before: %d\n", T, df_blas_flavour(), os_threads());
+    printf("threads %d, OpenBLAS %s flavour, OS threads before: %d\n", T, df_blas_flavour(),
+           os_threads());
     double peak = sgemm_rate(2048, 3);
     printf("OpenBLAS sgemm 2048^3: %.1f GFLOP/s\n\n", peak);
     shape_t shapes[] = {
-        {"32ch 28x28 3x3", 32, 32, 28, 3, 1},   {"64ch 14x14 3x3", 64, 64, 14, 3, 1},
-        {"128ch 7x7 3x3", 128, 128, 7, 3, 1},   {"32->64 28x28 3x3 s2", 32, 64, 28, 3, 2},
+        {"32ch 28x28 3x3", 32, 32, 28, 3, 1},        {"64ch 14x14 3x3", 64, 64, 14, 3, 1},
+        {"128ch 7x7 3x3", 128, 128, 7, 3, 1},        {"32->64 28x28 3x3 s2", 32, 64, 28, 3, 2},
         {"64->128 14x14 3x3 s2", 64, 128, 14, 3, 2},
     };
     int n = sizeof shapes / sizeof shapes[0];
@@ -146,6 +154,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n; i++)
         if (bench_shape(&shapes[i], B, iters, peak, &sum)) return 1;
     printf("\nmean fwd+bwd / sgemm: %.0f%% (target >= 70%%)\n", 100 * sum / n);
-    printf("OS threads after: %d (OpenMP threads %d: no oversubscription if equal)\n", os_threads(), T);
+    printf("OS threads after: %d (OpenMP threads %d: no oversubscription if equal)\n", os_threads(),
+           T);
     return 0;
 }

@@ -18,8 +18,10 @@ static double now(void) {
 }
 
 static int usage(const char *msg) {
-    fprintf(stderr, "bench_unet: %s\nusage: bench_unet [--batch B] [--threads T] [--steps N] "
-                    "[--sample-batch S] [--channels a,b,c] [--params] [--profile]\n", msg);
+    fprintf(stderr,
+            "bench_unet: %s\nusage: bench_unet [--batch B] [--threads T] [--steps N] "
+            "[--sample-batch S] [--channels a,b,c] [--params] [--profile]\n",
+            msg);
     return 2;
 }
 
@@ -77,25 +79,40 @@ int main(int argc, char **argv) {
     unet_cfg c = unet_default();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--params")) params_only = 1;
-        else if (!strcmp(a, "--profile")) profile = 1;
-        else if (!v) return usage("missing value");
-        else if (!strcmp(a, "--batch")) { if (parse_int(v, 1, 65536, &B)) return usage("bad --batch"); i++; }
-        else if (!strcmp(a, "--threads")) { if (parse_int(v, 1, 1024, &T)) return usage("bad --threads"); i++; }
-        else if (!strcmp(a, "--steps")) { if (parse_int(v, 1, 100000, &steps)) return usage("bad --steps"); i++; }
-        else if (!strcmp(a, "--sample-batch")) { if (parse_int(v, 1, 65536, &SB)) return usage("bad --sample-batch"); i++; }
-        else if (!strcmp(a, "--channels")) {
+        if (!strcmp(a, "--params"))
+            params_only = 1;
+        else if (!strcmp(a, "--profile"))
+            profile = 1;
+        else if (!v)
+            return usage("missing value");
+        else if (!strcmp(a, "--batch")) {
+            if (parse_int(v, 1, 65536, &B)) return usage("bad --batch");
+            i++;
+        } else if (!strcmp(a, "--threads")) {
+            if (parse_int(v, 1, 1024, &T)) return usage("bad --threads");
+            i++;
+        } else if (!strcmp(a, "--steps")) {
+            if (parse_int(v, 1, 100000, &steps)) return usage("bad --steps");
+            i++;
+        } else if (!strcmp(a, "--sample-batch")) {
+            if (parse_int(v, 1, 65536, &SB)) return usage("bad --sample-batch");
+            i++;
+        } else if (!strcmp(a, "--channels")) {
             int n = 0;
             char *s = strdup(v), *tok, *save;
             for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                if (n >= 4 || parse_int(tok, 8, 4096, &c.ch[n])) { free(s); return usage("bad --channels"); }
+                if (n >= 4 || parse_int(tok, 8, 4096, &c.ch[n])) {
+                    free(s);
+                    return usage("bad --channels");
+                }
                 n++;
             }
             free(s);
             if (n < 1) return usage("bad --channels");
             c.nlevels = n;
             i++;
-        } else return usage("unknown option");
+        } else
+            return usage("unknown option");
     }
     T = df_set_threads(T);
     df_params *ps = df_params_new();
@@ -103,7 +120,10 @@ int main(int argc, char **argv) {
     if (params_only) {
         tr.g = df_graph_new(ps);
         unet_build(tr.g, &c, 1, &tr.io);
-        if (df_graph_status(tr.g)) { fprintf(stderr, "%s\n", df_graph_errmsg(tr.g)); return 1; }
+        if (df_graph_status(tr.g)) {
+            fprintf(stderr, "%s\n", df_graph_errmsg(tr.g));
+            return 1;
+        }
         printf("{\"params\": %lld}\n", (long long)df_params_numel(ps));
         return 0;
     }
@@ -115,10 +135,16 @@ int main(int argc, char **argv) {
     feed(&tr, &r, B);
     feed(&ev, &r, SB);
     /* warm-up */
-    if (df_run(tr.g) || df_optim_step(opt, -1)) { fprintf(stderr, "%s\n", df_errmsg()); return 1; }
+    if (df_run(tr.g) || df_optim_step(opt, -1)) {
+        fprintf(stderr, "%s\n", df_errmsg());
+        return 1;
+    }
     double t0 = now();
     for (int s = 0; s < steps; s++) {
-        if (df_run(tr.g)) { fprintf(stderr, "%s\n", df_errmsg()); return 1; }
+        if (df_run(tr.g)) {
+            fprintf(stderr, "%s\n", df_errmsg());
+            return 1;
+        }
         df_optim_step(opt, -1);
     }
     double tr_s = (now() - t0) / steps;

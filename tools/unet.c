@@ -11,7 +11,8 @@ static df_node *pconv(df_graph *g, const char *name, df_node *x, int cin, int co
                       int stride) {
     df_scope_push(g, name);
     df_node *w = df_param(g, "weight", df_shape4(cout, cin, k, k), (df_init){DF_INIT_KAIMING, 0});
-    df_node *b = df_param(g, "bias", df_shape1(cout), (df_init){DF_INIT_KAIMING, (float)(cin * k * k)});
+    df_node *b =
+        df_param(g, "bias", df_shape1(cout), (df_init){DF_INIT_KAIMING, (float)(cin * k * k)});
     df_scope_pop(g);
     df_name_next(g, name);
     return df_conv2d(g, x, w, b, stride, k / 2);
@@ -37,7 +38,8 @@ static df_node *pnorm(df_graph *g, const char *name, df_node *x, int c, int grou
 
 static df_node *resblock(df_graph *g, const unet_cfg *c, df_node *x, df_node *emb, int cin,
                          int cout) {
-    df_node *h = pconv(g, "conv1", df_silu(g, pnorm(g, "norm1", x, cin, c->groups)), cin, cout, 3, 1);
+    df_node *h =
+        pconv(g, "conv1", df_silu(g, pnorm(g, "norm1", x, cin, c->groups)), cin, cout, 3, 1);
     h = df_add(g, h, plinear(g, "emb_proj", df_silu(g, emb), c->emb, cout));
     h = pconv(g, "conv2", df_silu(g, pnorm(g, "norm2", h, cout, c->groups)), cout, cout, 3, 1);
     df_node *skip = cin != cout ? pconv(g, "skip", x, cin, cout, 1, 1) : x;
@@ -69,7 +71,8 @@ df_node *unet_build(df_graph *g, const unet_cfg *c, int64_t B, unet_io *io) {
     temb = plinear(g, "fc2", df_silu(g, temb), c->emb, c->emb);
     df_scope_pop(g);
     df_scope_push(g, "label");
-    df_node *table = df_param(g, "weight", df_shape2(c->classes + 1, c->emb), (df_init){DF_INIT_NORMAL, 1.0f});
+    df_node *table =
+        df_param(g, "weight", df_shape2(c->classes + 1, c->emb), (df_init){DF_INIT_NORMAL, 1.0f});
     df_scope_pop(g);
     df_node *emb = df_add(g, temb, df_embedding(g, io->y, table));
     /* body */

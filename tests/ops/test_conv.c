@@ -95,7 +95,8 @@ static void test_threads_bitwise(void **state) {
     assert_int_equal(df_compile(g, NULL), DF_OK);
     df_params_init(ps, 1);
     int64_t nx = 37 * 8 * 49, ny = 37 * 16 * 49;
-    float *xv = malloc(nx * 4), *y1 = malloc(ny * 4), *g1 = malloc(nx * 4), *w1 = malloc(16 * 72 * 4);
+    float *xv = malloc(nx * 4), *y1 = malloc(ny * 4), *g1 = malloc(nx * 4),
+          *w1 = malloc(16 * 72 * 4);
     dft_fill_uniform(xv, nx, -1, 1, 5);
     df_set_input(g, x, xv, nx);
     int old = df_get_threads();
@@ -155,6 +156,7 @@ static void test_errors(void **state) {
 
 int dft_run_conv(void) {
     const struct CMUnitTest t[] = {cmocka_unit_test(test_forward), cmocka_unit_test(test_grad),
-                                   cmocka_unit_test(test_threads_bitwise), cmocka_unit_test(test_errors)};
+                                   cmocka_unit_test(test_threads_bitwise),
+                                   cmocka_unit_test(test_errors)};
     return cmocka_run_group_tests_name("conv", t, NULL, NULL);
 }

@@ -30,7 +30,8 @@ static void test_matmul(void **state) {
                 dft_fill_uniform(a, na, -1, 1, 1);
                 dft_fill_uniform(b, nb, -1, 1, 2);
                 mctx c = {ta, tb};
-                dft_input ins[2] = {{"a", DF_F32, sa, 1, -1, 1, 0, 0}, {"b", DF_F32, sb, 1, -1, 1, 0, 0}};
+                dft_input ins[2] = {{"a", DF_F32, sa, 1, -1, 1, 0, 0},
+                                    {"b", DF_F32, sb, 1, -1, 1, 0, 0}};
                 df_shape os;
                 float *y = dft_forward(build_mm, &c, ins, 2, (void *[]){a, b}, &os);
                 assert_non_null(y);
@@ -47,7 +48,8 @@ static void test_matmul(void **state) {
                             ref[(q * M + i) * N + j] = (float)s;
                         }
                 assert_int_equal(dft_close(y, ref, bat * M * N, 1e-6f, 1e-5f, "matmul"), 0);
-                assert_int_equal(dft_gradcheck(build_mm, &c, ins, 2, 7 + ta + 2 * tb, 1e-2f, 2e-3, 30), 0);
+                assert_int_equal(
+                    dft_gradcheck(build_mm, &c, ins, 2, 7 + ta + 2 * tb, 1e-2f, 2e-3, 30), 0);
                 free(a);
                 free(b);
                 free(y);

@@ -87,6 +87,7 @@ static void test_fourier(void **state) {
 }
 
 int dft_run_embed(void) {
-    const struct CMUnitTest t[] = {cmocka_unit_test(test_embedding), cmocka_unit_test(test_fourier)};
+    const struct CMUnitTest t[] = {cmocka_unit_test(test_embedding),
+                                   cmocka_unit_test(test_fourier)};
     return cmocka_run_group_tests_name("embed", t, NULL, NULL);
 }

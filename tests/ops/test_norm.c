@@ -38,8 +38,11 @@ static void test_forward_and_grad(void **state) {
     struct {
         df_shape s;
         int groups;
-    } cases[] = {{df_shape4(2, 6, 3, 5), 3}, {df_shape4(1, 12, 4, 3), 4}, {df_shape4(3, 5, 2, 3), 1},
-                 {df_shape4(2, 6, 3, 3), 6}, {df_shape3(2, 8, 7), 2}};
+    } cases[] = {{df_shape4(2, 6, 3, 5), 3},
+                 {df_shape4(1, 12, 4, 3), 4},
+                 {df_shape4(3, 5, 2, 3), 1},
+                 {df_shape4(2, 6, 3, 3), 6},
+                 {df_shape3(2, 8, 7), 2}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
         for (int affine = 0; affine < 2; affine++) {
             df_shape s = cases[k].s;
@@ -55,7 +58,8 @@ static void test_forward_and_grad(void **state) {
             float *y = dft_forward(build, &c, ins, affine ? 3 : 1, (void *[]){x, ga, be}, NULL);
             naive(&s, x, affine ? ga : NULL, be, cases[k].groups, ref);
             assert_int_equal(dft_close(y, ref, n, 1e-5f, 1e-4f, "groupnorm"), 0);
-            assert_int_equal(dft_gradcheck(build, &c, ins, affine ? 3 : 1, 40 + k, 1e-2f, 4e-3, 40), 0);
+            assert_int_equal(dft_gradcheck(build, &c, ins, affine ? 3 : 1, 40 + k, 1e-2f, 4e-3, 40),
+                             0);
             free(x);
             free(ref);
             free(y);
@@ -84,6 +88,7 @@ static void test_errors(void **state) {
 }
 
 int dft_run_norm(void) {
-    const struct CMUnitTest t[] = {cmocka_unit_test(test_forward_and_grad), cmocka_unit_test(test_errors)};
+    const struct CMUnitTest t[] = {cmocka_unit_test(test_forward_and_grad),
+                                   cmocka_unit_test(test_errors)};
     return cmocka_run_group_tests_name("norm", t, NULL, NULL);
 }

@@ -39,6 +39,7 @@ void df_exec_bind(df_graph *g) {
 df_status df_run(df_graph *g) {
     if (!g) return df_seterr(DF_EINVAL, "df_run: graph is NULL");
     if (!g->compiled) return df_seterr(DF_ESTATE, "df_run: compile the graph first");
+    if (!g->arena) return df_seterr(DF_ESTATE, "df_run: the graph was only planned (plan_only)");
     df_status st = df_params_alloc(g->ps);
     if (st) return st;
     df_exec_bind(g);

@@ -193,6 +193,15 @@ df_status df_compile(df_graph *g, const df_compile_opts *opts) {
     }
     g->arena_bytes = high;
     g->naive_bytes = naive;
+    if (o.plan_only) {
+        g->stats.planned_bytes = high;
+        g->stats.naive_bytes = naive;
+        g->stats.scratch_bytes = align_up(scratch);
+        g->stats.param_bytes = 2 * (size_t)df_params_block_numel(g->ps) * sizeof(float);
+        g->stats.n_nodes = g->n;
+        g->compiled = 1; /* frozen; df_run refuses: no arena */
+        return DF_OK;
+    }
     g->arena = aligned_alloc(ALIGN, high ? align_up(high) : ALIGN);
     if (!g->arena) return df_seterr(DF_ENOMEM, "df_compile: cannot allocate %zu bytes", high);
     memset(g->arena, 0, high);

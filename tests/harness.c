@@ -98,7 +98,7 @@ static int gc_build(gc_graph *c, dft_build_fn build, void *ctx, const dft_input 
         fprintf(stderr, "gradcheck: backward failed: %s\n", df_errmsg());
         return 1;
     }
-    df_compile_opts o = {no_reuse, no_reuse};
+    df_compile_opts o = {.no_reuse = no_reuse, .no_inplace = no_reuse};
     if (df_compile(c->g, &o)) {
         fprintf(stderr, "gradcheck: compile failed: %s\n", df_errmsg());
         return 1;

@@ -351,7 +351,7 @@ static void build_deep(deep_net *d, int no_reuse, int blocks) {
     d->loss = df_mse_loss(g, out, d->x);
     df_keep(g, d->loss);
     assert_int_equal(df_backward(g, d->loss, NULL, 0), DF_OK);
-    df_compile_opts o = {no_reuse, no_reuse};
+    df_compile_opts o = {.no_reuse = no_reuse, .no_inplace = no_reuse};
     assert_int_equal(df_compile(g, &o), DF_OK);
     assert_int_equal(df_params_init(d->ps, 5), DF_OK);
     float xv[192], ev[48];

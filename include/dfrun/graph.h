@@ -152,6 +152,7 @@ df_status df_keep(df_graph *g, df_node *x);
 typedef struct {
     int no_reuse;   /* give every node its own buffer (debugging, tests) */
     int no_inplace; /* never write an op's output over its input */
+    int plan_only;  /* plan and report (df_plan_get_stats) without allocating: no df_run */
 } df_compile_opts;
 
 /* Plan memory (liveness reuse, in-place where safe), allocate the arena and

@@ -267,12 +267,19 @@ static int scope_of(const char *name, char *out, int n) {
 
 static void write_dot(FILE *fp, df_graph *g, int backward) {
     int n = df_graph_size(g);
-    fprintf(fp, "digraph dfrun {\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", "
+    /* large graphs: cap dot's crossing minimisation and ranking iterations */
+    const char *limits = n > 300 ? "  mclimit=0.05; nslimit=1; nslimit1=1; remincross=false;\n" : "";
+    fprintf(fp, "digraph dfrun {\n%s  rankdir=TB;\n  newrank=true;\n", limits);
+    fprintf(fp, "  node [shape=box, style=\"rounded,filled\", "
                 "fillcolor=\"#eef3fb\", fontname=\"Helvetica\", fontsize=10];\n"
                 "  edge [fontname=\"Helvetica\", fontsize=8, color=\"#666666\"];\n");
     /* clusters: nodes grouped by scope, nested by prefix */
     char (*scopes)[256] = calloc(n, sizeof *scopes);
-    for (int i = 0; i < n; i++) scope_of(df_graph_node(g, i)->name, scopes[i], 256);
+    for (int i = 0; i < n; i++) { /* backward nodes stay outside the clusters: dot lays out faster */
+        df_node *nd = df_graph_node(g, i);
+        if (nd->is_backward) scopes[i][0] = 0;
+        else scope_of(nd->name, scopes[i], 256);
+    }
     /* emit nodes in nested clusters: walk sorted unique scopes */
     char open[64][256];
     int depth = 0;

@@ -88,12 +88,14 @@ static int parse_opts(int argc, char **argv, const char *usage, int viz, opts *o
             o->sets[o->nsets++] = a + 6;
         } else if (!strcmp(a, "--batch")) {
             if (!v || parse_int_arg(v, 1, 1 << 20, &o->batch))
-                return die_usage(usage, "--batch needs an integer from 1 to 1048576, got '%s'", v ? v : "");
+                return die_usage(usage, "--batch needs an integer from 1 to 1048576, got '%s'",
+                                 v ? v : "");
             o->batch_given = 1;
             i++;
         } else if (!strcmp(a, "--threads")) {
             if (!v || parse_int_arg(v, 1, 1024, &o->threads))
-                return die_usage(usage, "--threads needs an integer from 1 to 1024, got '%s'", v ? v : "");
+                return die_usage(usage, "--threads needs an integer from 1 to 1024, got '%s'",
+                                 v ? v : "");
             i++;
         } else if (viz && (!strcmp(a, "-o") || !strcmp(a, "--out"))) {
             if (!v) return die_usage(usage, "-o needs a file name%s", "");
@@ -135,13 +137,15 @@ static int build(df_gfile *f, int batch, int train, built *b) {
     if (train) {
         df_node *y = b->io.out[0];
         if (y->dtype != DF_F32) {
-            fprintf(stderr, "dfrun: output '%s' is not float32: no training memory plan\n", b->io.out_name[0]);
+            fprintf(stderr, "dfrun: output '%s' is not float32: no training memory plan\n",
+                    b->io.out_name[0]);
             return -1;
         }
         df_node *tgt = df_input(b->g, "target", DF_F32, y->shape);
         b->loss = df_shape_numel(&y->shape) == 1 ? y : df_mse_loss(b->g, y, tgt);
         if (df_graph_status(b->g) || df_backward(b->g, b->loss, NULL, 0)) {
-            fprintf(stderr, "dfrun: %s\n", df_graph_status(b->g) ? df_graph_errmsg(b->g) : df_errmsg());
+            fprintf(stderr, "dfrun: %s\n",
+                    df_graph_status(b->g) ? df_graph_errmsg(b->g) : df_errmsg());
             return -1;
         }
     }
@@ -159,7 +163,9 @@ static void human(double v, const char *unit, char *buf, int n) {
     while (v >= 1000 && k < 4) v /= 1000, k++;
     snprintf(buf, n, "%.3g %s%s", v, p[k], unit);
 }
-static void mib(double bytes, char *buf, int n) { snprintf(buf, n, "%.1f MiB", bytes / 1048576.0); }
+static void mib(double bytes, char *buf, int n) {
+    snprintf(buf, n, "%.1f MiB", bytes / 1048576.0);
+}
 
 static void commas(long long v, char *buf, int n) {
     char t[32];
@@ -197,8 +203,10 @@ static int cmd_check(int argc, char **argv) {
             char blk[256], shp[96], pc[32] = "";
             snprintf(blk, sizeof blk, "%s", n->name);
             char *dot = strrchr(blk, '.');
-            if (dot) *dot = 0;
-            else blk[0] = 0;
+            if (dot)
+                *dot = 0;
+            else
+                blk[0] = 0;
             if (strcmp(blk, prev)) {
                 printf("%s\n", blk[0] ? blk : "(model)");
                 snprintf(prev, sizeof prev, "%s", blk);
@@ -268,17 +276,21 @@ static int scope_of(const char *name, char *out, int n) {
 static void write_dot(FILE *fp, df_graph *g, int backward) {
     int n = df_graph_size(g);
     /* large graphs: cap dot's crossing minimisation and ranking iterations */
-    const char *limits = n > 300 ? "  mclimit=0.05; nslimit=1; nslimit1=1; remincross=false;\n" : "";
+    const char *limits =
+        n > 300 ? "  mclimit=0.05; nslimit=1; nslimit1=1; remincross=false;\n" : "";
     fprintf(fp, "digraph dfrun {\n%s  rankdir=TB;\n  newrank=true;\n", limits);
     fprintf(fp, "  node [shape=box, style=\"rounded,filled\", "
                 "fillcolor=\"#eef3fb\", fontname=\"Helvetica\", fontsize=10];\n"
                 "  edge [fontname=\"Helvetica\", fontsize=8, color=\"#666666\"];\n");
     /* clusters: nodes grouped by scope, nested by prefix */
-    char (*scopes)[256] = calloc(n, sizeof *scopes);
-    for (int i = 0; i < n; i++) { /* backward nodes stay outside the clusters: dot lays out faster */
+    char(*scopes)[256] = calloc(n, sizeof *scopes);
+    for (int i = 0; i < n;
+         i++) { /* backward nodes stay outside the clusters: dot lays out faster */
         df_node *nd = df_graph_node(g, i);
-        if (nd->is_backward) scopes[i][0] = 0;
-        else scope_of(nd->name, scopes[i], 256);
+        if (nd->is_backward)
+            scopes[i][0] = 0;
+        else
+            scope_of(nd->name, scopes[i], 256);
     }
     /* emit nodes in nested clusters: walk sorted unique scopes */
     char open[64][256];
@@ -314,14 +326,17 @@ static void write_dot(FILE *fp, df_graph *g, int backward) {
             size_t l = dot ? (size_t)(dot - sc) : strlen(sc);
             snprintf(open[depth], 256, "%.*s", (int)l, sc);
             depth++;
-            fprintf(fp, "%*ssubgraph cluster_%d {\n%*slabel=\"", 2 * depth, "", cid++, 2 * depth + 2, "");
+            fprintf(fp, "%*ssubgraph cluster_%d {\n%*slabel=\"", 2 * depth, "", cid++,
+                    2 * depth + 2, "");
             dot_escape(fp, open[depth - 1] + (depth > 1 ? strlen(open[depth - 2]) + 1 : 0));
             fprintf(fp, "\"; style=\"rounded\"; color=\"#99aacc\"; fontname=\"Helvetica\";\n");
         }
         df_node *nd = df_graph_node(g, order[k]);
         char shp[96];
         df_shape_str(&nd->shape, shp, sizeof shp);
-        const char *fill = nd->op == DF_OP_INPUT ? "#fff3d6" : nd->is_backward ? "#fbe9e9" : "#eef3fb";
+        const char *fill = nd->op == DF_OP_INPUT ? "#fff3d6"
+                           : nd->is_backward     ? "#fbe9e9"
+                                                 : "#eef3fb";
         fprintf(fp, "%*sn%d [label=\"", 2 * depth + 2, "", nd->id);
         const char *last = strrchr(nd->name, '.');
         dot_escape(fp, last ? last + 1 : nd->name);
@@ -365,7 +380,9 @@ static int cmd_viz(int argc, char **argv) {
         const char *base = o.out ? o.out : o.graph;
         snprintf(svgpath, sizeof svgpath, "%.1000s", base);
         char *ext = strrchr(svgpath, '.');
-        if (ext && (!strcmp(ext, ".yaml") || !strcmp(ext, ".yml") || !strcmp(ext, ".dot") || !strcmp(ext, ".svg"))) *ext = 0;
+        if (ext && (!strcmp(ext, ".yaml") || !strcmp(ext, ".yml") || !strcmp(ext, ".dot") ||
+                    !strcmp(ext, ".svg")))
+            *ext = 0;
         strcat(svgpath, ".svg");
         snprintf(dotpath, sizeof dotpath, "%.1000s.tmp.dot", svgpath);
     }
@@ -404,7 +421,8 @@ out:
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "help")) {
         fputs(usage_main, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }

@@ -16,9 +16,15 @@ void dval_free(dval *v) {
     free(v->s);
     memset(v, 0, sizeof *v);
 }
-dval dval_int(int64_t i) { return (dval){.kind = DV_INT, .i = i}; }
-dval dval_float(double f) { return (dval){.kind = DV_FLOAT, .f = f}; }
-dval dval_str(const char *s) { return (dval){.kind = DV_STR, .s = strdup(s ? s : "")}; }
+dval dval_int(int64_t i) {
+    return (dval){.kind = DV_INT, .i = i};
+}
+dval dval_float(double f) {
+    return (dval){.kind = DV_FLOAT, .f = f};
+}
+dval dval_str(const char *s) {
+    return (dval){.kind = DV_STR, .s = strdup(s ? s : "")};
+}
 dval dval_copy(const dval *v) {
     dval r = *v;
     if (v->s) r.s = strdup(v->s);
@@ -31,19 +37,30 @@ dval dval_copy(const dval *v) {
 }
 const char *dval_kind_name(dv_kind k) {
     switch (k) {
-    case DV_INT: return "an integer";
-    case DV_FLOAT: return "a number";
-    case DV_STR: return "a string";
-    case DV_LIST: return "a list";
-    default: return "nothing";
+    case DV_INT:
+        return "an integer";
+    case DV_FLOAT:
+        return "a number";
+    case DV_STR:
+        return "a string";
+    case DV_LIST:
+        return "a list";
+    default:
+        return "nothing";
     }
 }
 void dval_print(const dval *v, char *buf, int n) {
     if (n <= 0) return;
     switch (v->kind) {
-    case DV_INT: snprintf(buf, n, "%lld", (long long)v->i); break;
-    case DV_FLOAT: snprintf(buf, n, "%g", v->f); break;
-    case DV_STR: snprintf(buf, n, "'%s'", v->s); break;
+    case DV_INT:
+        snprintf(buf, n, "%lld", (long long)v->i);
+        break;
+    case DV_FLOAT:
+        snprintf(buf, n, "%g", v->f);
+        break;
+    case DV_STR:
+        snprintf(buf, n, "'%s'", v->s);
+        break;
     case DV_LIST: {
         int k = snprintf(buf, n, "[");
         for (int i = 0; i < v->n && k < n; i++) {
@@ -54,7 +71,8 @@ void dval_print(const dval *v, char *buf, int n) {
         if (k < n) snprintf(buf + k, n - k, "]");
         break;
     }
-    default: snprintf(buf, n, "none");
+    default:
+        snprintf(buf, n, "none");
     }
 }
 
@@ -95,9 +113,12 @@ static int eat(P *p, const char *op) {
 static int expr(P *p, dval *out);
 
 static int as_num(const dval *v, double *d) {
-    if (v->kind == DV_INT) *d = (double)v->i;
-    else if (v->kind == DV_FLOAT) *d = v->f;
-    else return 0;
+    if (v->kind == DV_INT)
+        *d = (double)v->i;
+    else if (v->kind == DV_FLOAT)
+        *d = v->f;
+    else
+        return 0;
     return 1;
 }
 static int truthy(const dval *v) {
@@ -125,7 +146,8 @@ static int call(P *p, const char *fn, dval *args, int na, dval *out) {
         if (na >= 2) a = args[0].i;
         if (na == 3) st = args[2].i;
         if (st == 0) return fail(p, "range() step is zero", NULL);
-        int64_t cnt = st > 0 ? (e > a ? (e - a + st - 1) / st : 0) : (a > e ? (a - e - st - 1) / -st : 0);
+        int64_t cnt =
+            st > 0 ? (e > a ? (e - a + st - 1) / st : 0) : (a > e ? (a - e - st - 1) / -st : 0);
         if (cnt > MAX_LIST) return fail(p, "range() longer than a million", NULL);
         out->kind = DV_LIST;
         out->n = (int)cnt;
@@ -136,7 +158,8 @@ static int call(P *p, const char *fn, dval *args, int na, dval *out) {
     }
     if (!strcmp(fn, "sqrt")) {
         double d;
-        if (na != 1 || !as_num(&args[0], &d) || d < 0) return fail(p, "sqrt() takes one number >= 0", NULL);
+        if (na != 1 || !as_num(&args[0], &d) || d < 0)
+            return fail(p, "sqrt() takes one number >= 0", NULL);
         *out = dval_float(sqrt(d));
         return 0;
     }
@@ -279,8 +302,10 @@ static int postfix(P *p, dval *out) {
         dval ix = {0};
         if (expr(p, &ix)) return -1;
         if (!eat(p, "]")) return dval_free(&ix), fail(p, "expected ']'", NULL);
-        if (out->kind != DV_LIST) return dval_free(&ix), fail(p, "indexing something that is not a list", NULL);
-        if (ix.kind != DV_INT) return dval_free(&ix), fail(p, "a list index must be an integer", NULL);
+        if (out->kind != DV_LIST)
+            return dval_free(&ix), fail(p, "indexing something that is not a list", NULL);
+        if (ix.kind != DV_INT)
+            return dval_free(&ix), fail(p, "a list index must be an integer", NULL);
         int64_t k = ix.i < 0 ? ix.i + out->n : ix.i;
         if (k < 0 || k >= out->n) {
             char b[64];
@@ -300,9 +325,12 @@ static int unary(P *p, dval *out) {
     if (eat(p, "-")) {
         r = unary(p, out);
         if (!r) {
-            if (out->kind == DV_INT) out->i = -out->i;
-            else if (out->kind == DV_FLOAT) out->f = -out->f;
-            else r = fail(p, "'-' needs a number", NULL);
+            if (out->kind == DV_INT)
+                out->i = -out->i;
+            else if (out->kind == DV_FLOAT)
+                out->f = -out->f;
+            else
+                r = fail(p, "'-' needs a number", NULL);
         }
     } else if (eat(p, "not")) {
         r = unary(p, out);
@@ -339,25 +367,31 @@ static int arith(P *p, const char *op, dval *a, dval *b) {
         return fail(p, "division by zero", NULL);
     if (ints) {
         int64_t i = a->i, j = b->i, r;
-        if (!strcmp(op, "+")) r = i + j;
-        else if (!strcmp(op, "-")) r = i - j;
+        if (!strcmp(op, "+"))
+            r = i + j;
+        else if (!strcmp(op, "-"))
+            r = i - j;
         else if (!strcmp(op, "*")) {
             if (i && (llabs(i) > (1ll << 40) || llabs(j) > (1ll << 40)))
                 return fail(p, "integer overflow", NULL);
             r = i * j;
-        } else if (!strcmp(op, "//")) r = (i - ((i % j) + j) % j) / j;
-        else if (!strcmp(op, "%")) r = ((i % j) + j) % j;
+        } else if (!strcmp(op, "//"))
+            r = (i - ((i % j) + j) % j) / j;
+        else if (!strcmp(op, "%"))
+            r = ((i % j) + j) % j;
         else { /* '/': exact integer division stays an integer */
-            if (i % j == 0) r = i / j;
-            else return *a = dval_float((double)i / j), 0;
+            if (i % j == 0)
+                r = i / j;
+            else
+                return *a = dval_float((double)i / j), 0;
         }
         *a = dval_int(r);
         return 0;
     }
-    double r = !strcmp(op, "+")   ? x + y
-               : !strcmp(op, "-") ? x - y
-               : !strcmp(op, "*") ? x * y
-               : !strcmp(op, "/") ? x / y
+    double r = !strcmp(op, "+")    ? x + y
+               : !strcmp(op, "-")  ? x - y
+               : !strcmp(op, "*")  ? x * y
+               : !strcmp(op, "/")  ? x / y
                : !strcmp(op, "//") ? floor(x / y)
                                    : fmod(x, y);
     *a = dval_float(r);
@@ -367,7 +401,11 @@ static int arith(P *p, const char *op, dval *a, dval *b) {
 static int term(P *p, dval *out) {
     if (unary(p, out)) return -1;
     for (;;) {
-        const char *op = peek_op(p, "//") ? "//" : peek_op(p, "*") ? "*" : peek_op(p, "/") ? "/" : peek_op(p, "%") ? "%" : NULL;
+        const char *op = peek_op(p, "//")  ? "//"
+                         : peek_op(p, "*") ? "*"
+                         : peek_op(p, "/") ? "/"
+                         : peek_op(p, "%") ? "%"
+                                           : NULL;
         if (!op) return 0;
         eat(p, op);
         dval b = {0};
@@ -396,7 +434,12 @@ static int cmp(P *p, dval *out) {
             double x, y;
             int r;
             if (as_num(out, &x) && as_num(&b, &y)) {
-                r = k == 0 ? x == y : k == 1 ? x != y : k == 2 ? x <= y : k == 3 ? x >= y : k == 4 ? x < y : x > y;
+                r = k == 0   ? x == y
+                    : k == 1 ? x != y
+                    : k == 2 ? x <= y
+                    : k == 3 ? x >= y
+                    : k == 4 ? x < y
+                             : x > y;
             } else if (out->kind == DV_STR && b.kind == DV_STR && k < 2) {
                 r = (strcmp(out->s, b.s) == 0) == (k == 0);
             } else {

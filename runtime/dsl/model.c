@@ -17,10 +17,10 @@
 
 struct df_gfile {
     char *path;
-    ydoc *doc;       /* the main file */
+    ydoc *doc; /* the main file */
     ydoc *inc[MAX_INCLUDES];
     int ninc;
-    const yn *vars;  /* merged view: main file's */
+    const yn *vars;                     /* merged view: main file's */
     const yn *blocks[MAX_INCLUDES + 1]; /* block maps: main first, then includes */
     int nblocks;
     const yn *model;
@@ -41,6 +41,9 @@ static int lev(const char *a, const char *b) {
             int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
             if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
             if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < c)
+                c = d[i - 2][j - 2] + 1; /* transposition */
             d[i][j] = c;
         }
     return d[la][lb];
@@ -103,7 +106,8 @@ static df_status berr(bctx *b, const yn *at, const char *fmt, ...) {
     const char *scope = b && b->g ? "" : "";
     (void)scope;
     char where[300] = "";
-    if (at) snprintf(where, sizeof where, "%s:%d:%d: ", at->file ? at->file : "?", at->line, at->col);
+    if (at)
+        snprintf(where, sizeof where, "%s:%d:%d: ", at->file ? at->file : "?", at->line, at->col);
     return df_seterr(DF_EINVAL, "%s%s", where, msg);
 }
 
@@ -235,8 +239,10 @@ static int interp(bctx *b, env *e, const yn *n, char *out, int on) {
     if (s[0] == '$') {
         dval v;
         if (eval_node(b, e, n, &v)) return -1;
-        if (v.kind == DV_STR) snprintf(out, on, "%s", v.s);
-        else dval_print(&v, out, on);
+        if (v.kind == DV_STR)
+            snprintf(out, on, "%s", v.s);
+        else
+            dval_print(&v, out, on);
         dval_free(&v);
         return 0;
     }
@@ -255,8 +261,10 @@ static int interp(bctx *b, env *e, const yn *n, char *out, int on) {
             dval v;
             if (eval_node(b, e, &tmp, &v)) return -1;
             char pv[128];
-            if (v.kind == DV_STR) snprintf(pv, sizeof pv, "%s", v.s);
-            else dval_print(&v, pv, sizeof pv);
+            if (v.kind == DV_STR)
+                snprintf(pv, sizeof pv, "%s", v.s);
+            else
+                dval_print(&v, pv, sizeof pv);
             dval_free(&v);
             k += snprintf(out + k, on - k, "%s", pv);
             s = c + 1;
@@ -318,8 +326,10 @@ static int at_num(attrs *a, const char *key, double def, double lo, double hi, d
     dval v;
     if (eval_node(a->b, a->e, n, &v)) return -1;
     double d;
-    if (v.kind == DV_INT) d = (double)v.i;
-    else if (v.kind == DV_FLOAT) d = v.f;
+    if (v.kind == DV_INT)
+        d = (double)v.i;
+    else if (v.kind == DV_FLOAT)
+        d = v.f;
     else {
         dval_free(&v);
         return berr(a->b, n, "%s: '%s' must be a number, found %s", a->op, key,
@@ -385,7 +395,8 @@ static int at_finish(attrs *a) {
         suggest(k, c, nc, sug, sizeof sug);
         char list[400] = "";
         int l = 0;
-        for (int j = 0; j < nc && l < 380; j++) l += snprintf(list + l, sizeof list - l, "%s%s", j ? ", " : "", c[j]);
+        for (int j = 0; j < nc && l < 380; j++)
+            l += snprintf(list + l, sizeof list - l, "%s%s", j ? ", " : "", c[j]);
         return berr(a->b, a->map->keys[i], "%s: unknown attribute '%s'%s; expected one of: %s",
                     a->op, k, sug, list),
                -1;
@@ -471,7 +482,7 @@ static int need_rank(step *s, int k, int nd, const char *what) {
     return 0;
 }
 
-#define ATTRS_DONE(s) \
+#define ATTRS_DONE(s)                                                                              \
     if (at_finish(&(s)->a)) return -1
 
 static int op_conv2d(step *s, df_node **out) {
@@ -485,7 +496,9 @@ static int op_conv2d(step *s, df_node **out) {
     ATTRS_DONE(s);
     int64_t ci = s->in[0]->shape.d[1];
     df_node *w = param(s, "weight", df_shape4(co, ci, k, k), (df_init){DF_INIT_KAIMING, 0});
-    df_node *bb = bias ? param(s, "bias", df_shape1(co), (df_init){DF_INIT_KAIMING, (float)(ci * k * k)}) : NULL;
+    df_node *bb =
+        bias ? param(s, "bias", df_shape1(co), (df_init){DF_INIT_KAIMING, (float)(ci * k * k)})
+             : NULL;
     df_name_next(s->b->g, s->name);
     *out = df_conv2d(s->b->g, s->in[0], w, bb, (int)st, (int)pad);
     return 0;
@@ -498,7 +511,8 @@ static int op_linear(step *s, df_node **out) {
     ATTRS_DONE(s);
     int64_t i = s->in[0]->shape.d[s->in[0]->shape.nd - 1];
     df_node *w = param(s, "weight", df_shape2(o, i), (df_init){DF_INIT_KAIMING, 0});
-    df_node *bb = bias ? param(s, "bias", df_shape1(o), (df_init){DF_INIT_KAIMING, (float)i}) : NULL;
+    df_node *bb =
+        bias ? param(s, "bias", df_shape1(o), (df_init){DF_INIT_KAIMING, (float)i}) : NULL;
     df_name_next(s->b->g, s->name);
     *out = df_linear(s->b->g, s->in[0], w, bb);
     return 0;
@@ -508,8 +522,8 @@ static int op_groupnorm(step *s, df_node **out) {
     double eps;
     int affine;
     if (need_inputs(s, 1, 1)) return -1;
-    if (at_int(&s->a, "groups", 1, 0, 1, 1 << 20, &gr) || at_num(&s->a, "eps", 1e-5, 1e-12, 1, &eps) ||
-        at_bool(&s->a, "affine", 1, &affine))
+    if (at_int(&s->a, "groups", 1, 0, 1, 1 << 20, &gr) ||
+        at_num(&s->a, "eps", 1e-5, 1e-12, 1, &eps) || at_bool(&s->a, "affine", 1, &affine))
         return -1;
     ATTRS_DONE(s);
     int64_t c = s->in[0]->shape.nd >= 2 ? s->in[0]->shape.d[1] : 1;
@@ -523,8 +537,8 @@ static int op_embedding(step *s, df_node **out) {
     int64_t num, dim;
     double std;
     if (need_inputs(s, 1, 1)) return -1;
-    if (at_int(&s->a, "num", 1, 0, 1, 1 << 24, &num) || at_int(&s->a, "dim", 1, 0, 1, 1 << 20, &dim) ||
-        at_num(&s->a, "std", 1.0, 0, 1e6, &std))
+    if (at_int(&s->a, "num", 1, 0, 1, 1 << 24, &num) ||
+        at_int(&s->a, "dim", 1, 0, 1, 1 << 20, &dim) || at_num(&s->a, "std", 1.0, 0, 1e6, &std))
         return -1;
     ATTRS_DONE(s);
     df_node *w = param(s, "weight", df_shape2(num, dim), (df_init){DF_INIT_NORMAL, (float)std});
@@ -539,7 +553,10 @@ static int op_fourier(step *s, df_node **out) {
     if (at_int(&s->a, "dim", 1, 0, 2, 1 << 20, &dim) || at_num(&s->a, "std", 1.0, 0, 1e6, &std))
         return -1;
     ATTRS_DONE(s);
-    if (dim % 2) return berr(s->b, s->at, "fourier: 'dim' = %lld must be even (sin and cos halves)", (long long)dim), -1;
+    if (dim % 2)
+        return berr(s->b, s->at, "fourier: 'dim' = %lld must be even (sin and cos halves)",
+                    (long long)dim),
+               -1;
     df_node *w = param(s, "freq", df_shape1(dim / 2), (df_init){DF_INIT_NORMAL, (float)std});
     df_name_next(s->b->g, s->name);
     *out = df_fourier(s->b->g, s->in[0], w);
@@ -551,8 +568,10 @@ static int op_unary(step *s, df_node **out) {
     df_graph *g = s->b->g;
     df_name_next(g, s->name);
     const char *o = s->a.op;
-    *out = !strcmp(o, "silu") ? df_silu(g, s->in[0]) : !strcmp(o, "relu") ? df_relu(g, s->in[0])
-           : !strcmp(o, "softmax") ? df_softmax(g, s->in[0]) : df_copy(g, s->in[0]);
+    *out = !strcmp(o, "silu")      ? df_silu(g, s->in[0])
+           : !strcmp(o, "relu")    ? df_relu(g, s->in[0])
+           : !strcmp(o, "softmax") ? df_softmax(g, s->in[0])
+                                   : df_copy(g, s->in[0]);
     return 0;
 }
 static int op_binary(step *s, df_node **out) {
@@ -561,9 +580,9 @@ static int op_binary(step *s, df_node **out) {
     df_graph *g = s->b->g;
     df_name_next(g, s->name);
     const char *o = s->a.op;
-    *out = !strcmp(o, "add")   ? df_add(g, s->in[0], s->in[1])
-           : !strcmp(o, "sub") ? df_sub(g, s->in[0], s->in[1])
-           : !strcmp(o, "mul") ? df_mul(g, s->in[0], s->in[1])
+    *out = !strcmp(o, "add")        ? df_add(g, s->in[0], s->in[1])
+           : !strcmp(o, "sub")      ? df_sub(g, s->in[0], s->in[1])
+           : !strcmp(o, "mul")      ? df_mul(g, s->in[0], s->in[1])
            : !strcmp(o, "mse_loss") ? df_mse_loss(g, s->in[0], s->in[1])
                                     : df_cross_entropy(g, s->in[0], s->in[1]);
     return 0;
@@ -613,7 +632,9 @@ static int op_permute(step *s, df_node **out) {
     if (need_inputs(s, 1, 1) || at_ints(&s->a, "perm", 1, d, DF_MAX_DIMS, &n)) return -1;
     ATTRS_DONE(s);
     if (n != s->in[0]->shape.nd)
-        return berr(s->b, s->at, "permute: 'perm' has %d axes, the input has %d", n, s->in[0]->shape.nd), -1;
+        return berr(s->b, s->at, "permute: 'perm' has %d axes, the input has %d", n,
+                    s->in[0]->shape.nd),
+               -1;
     for (int i = 0; i < n; i++) perm[i] = (int)d[i];
     df_name_next(s->b->g, s->name);
     *out = df_permute(s->b->g, s->in[0], perm);
@@ -623,7 +644,8 @@ static int op_slice(step *s, df_node **out) {
     int64_t ax, st, len;
     if (need_inputs(s, 1, 1)) return -1;
     if (at_int(&s->a, "axis", 1, 0, 0, DF_MAX_DIMS - 1, &ax) ||
-        at_int(&s->a, "start", 1, 0, 0, INT32_MAX, &st) || at_int(&s->a, "len", 1, 0, 1, INT32_MAX, &len))
+        at_int(&s->a, "start", 1, 0, 0, INT32_MAX, &st) ||
+        at_int(&s->a, "len", 1, 0, 1, INT32_MAX, &len))
         return -1;
     ATTRS_DONE(s);
     df_name_next(s->b->g, s->name);
@@ -634,7 +656,8 @@ static int op_pad(step *s, df_node **out) {
     int64_t ax, be, af;
     if (need_inputs(s, 1, 1)) return -1;
     if (at_int(&s->a, "axis", 1, 0, 0, DF_MAX_DIMS - 1, &ax) ||
-        at_int(&s->a, "before", 0, 0, 0, INT32_MAX, &be) || at_int(&s->a, "after", 0, 0, 0, INT32_MAX, &af))
+        at_int(&s->a, "before", 0, 0, 0, INT32_MAX, &be) ||
+        at_int(&s->a, "after", 0, 0, 0, INT32_MAX, &af))
         return -1;
     ATTRS_DONE(s);
     df_name_next(s->b->g, s->name);
@@ -643,7 +666,8 @@ static int op_pad(step *s, df_node **out) {
 }
 static int op_matmul(step *s, df_node **out) {
     int ta, tb;
-    if (need_inputs(s, 2, 2) || at_bool(&s->a, "ta", 0, &ta) || at_bool(&s->a, "tb", 0, &tb)) return -1;
+    if (need_inputs(s, 2, 2) || at_bool(&s->a, "ta", 0, &ta) || at_bool(&s->a, "tb", 0, &tb))
+        return -1;
     ATTRS_DONE(s);
     df_name_next(s->b->g, s->name);
     *out = df_matmul(s->b->g, s->in[0], s->in[1], ta, tb);
@@ -663,7 +687,8 @@ static int op_reduce(step *s, df_node **out) {
         mask |= 1u << ax[i];
     }
     df_name_next(s->b->g, s->name);
-    *out = !strcmp(s->a.op, "sum") ? df_sum(s->b->g, s->in[0], mask) : df_mean(s->b->g, s->in[0], mask);
+    *out = !strcmp(s->a.op, "sum") ? df_sum(s->b->g, s->in[0], mask)
+                                   : df_mean(s->b->g, s->in[0], mask);
     return 0;
 }
 
@@ -672,14 +697,14 @@ static const struct {
     const char *name;
     op_fn fn;
 } dsl_ops[] = {
-    {"conv2d", op_conv2d},   {"linear", op_linear},     {"groupnorm", op_groupnorm},
-    {"embedding", op_embedding}, {"fourier", op_fourier}, {"silu", op_unary},
-    {"relu", op_unary},      {"softmax", op_unary},     {"copy", op_unary},
-    {"add", op_binary},      {"sub", op_binary},        {"mul", op_binary},
-    {"mse_loss", op_binary}, {"cross_entropy", op_binary}, {"scale", op_scale},
-    {"concat", op_concat},   {"upsample", op_upsample}, {"reshape", op_reshape},
-    {"permute", op_permute}, {"slice", op_slice},       {"pad", op_pad},
-    {"matmul", op_matmul},   {"sum", op_reduce},        {"mean", op_reduce},
+    {"conv2d", op_conv2d},       {"linear", op_linear},        {"groupnorm", op_groupnorm},
+    {"embedding", op_embedding}, {"fourier", op_fourier},      {"silu", op_unary},
+    {"relu", op_unary},          {"softmax", op_unary},        {"copy", op_unary},
+    {"add", op_binary},          {"sub", op_binary},           {"mul", op_binary},
+    {"mse_loss", op_binary},     {"cross_entropy", op_binary}, {"scale", op_scale},
+    {"concat", op_concat},       {"upsample", op_upsample},    {"reshape", op_reshape},
+    {"permute", op_permute},     {"slice", op_slice},          {"pad", op_pad},
+    {"matmul", op_matmul},       {"sum", op_reduce},           {"mean", op_reduce},
 };
 #define N_DSL_OPS ((int)(sizeof dsl_ops / sizeof dsl_ops[0]))
 
@@ -700,7 +725,8 @@ static int unknown_step(bctx *b, const yn *at, const char *name) {
     int n = 0;
     for (int i = 0; i < N_DSL_OPS; i++) c[n++] = dsl_ops[i].name;
     for (int i = 0; i < b->f->nblocks && n < 120; i++)
-        for (int k = 0; k < b->f->blocks[i]->n && n < 120; k++) c[n++] = b->f->blocks[i]->keys[k]->s;
+        for (int k = 0; k < b->f->blocks[i]->n && n < 120; k++)
+            c[n++] = b->f->blocks[i]->keys[k]->s;
     static const char *ctl[] = {"for", "if", "scope", "use", "as", "set"};
     for (int i = 0; i < 6; i++) c[n++] = ctl[i];
     char sug[128];
@@ -719,7 +745,8 @@ static int resolve_inputs(bctx *b, env *e, const yn *innode, int two_default, df
     }
     const yn *items[DF_MAX_IN];
     int n = 0;
-    if (innode->kind == YN_SCALAR) items[n++] = innode;
+    if (innode->kind == YN_SCALAR)
+        items[n++] = innode;
     else if (innode->kind == YN_SEQ) {
         if (innode->n > DF_MAX_IN) return berr(b, innode, "at most %d inputs", DF_MAX_IN), -1;
         for (int i = 0; i < innode->n; i++) items[n++] = innode->items[i];
@@ -755,7 +782,8 @@ static int bind_as(bctx *b, env *e, const yn *asnode) {
     if (!asnode) return 0;
     char name[160];
     if (interp(b, e, asnode, name, sizeof name)) return -1;
-    if (!strcmp(name, "_")) return berr(b, asnode, "'_' is the current value; pick another name"), -1;
+    if (!strcmp(name, "_"))
+        return berr(b, asnode, "'_' is the current value; pick another name"), -1;
     return env_setval(e, name, e->cur);
 }
 
@@ -801,7 +829,8 @@ static int check_keys(bctx *b, const yn *m, const char *what, const char *const 
         if (good) continue;
         char sug[128], list[300] = "";
         suggest(m->keys[i]->s, ok, n, sug, sizeof sug);
-        for (int j = 0, l = 0; j < n; j++) l += snprintf(list + l, sizeof list - l, "%s%s", j ? ", " : "", ok[j]);
+        for (int j = 0, l = 0; j < n; j++)
+            l += snprintf(list + l, sizeof list - l, "%s%s", j ? ", " : "", ok[j]);
         return berr(b, m->keys[i], "%s: unknown key '%s'%s; expected: %s", what, m->keys[i]->s, sug,
                     list),
                -1;
@@ -819,14 +848,16 @@ static int run_step(bctx *b, env *e, const yn *st) {
         static const char *ok[] = {"for", "in", "do"};
         if (check_keys(b, st, "for", ok, 3)) return -1;
         const yn *var = yn_get(st, "for"), *over = yn_get(st, "in"), *body = yn_get(st, "do");
-        if (!over || !body) return berr(b, st, "a 'for' step needs 'in:' (a list) and 'do:' (steps)"), -1;
+        if (!over || !body)
+            return berr(b, st, "a 'for' step needs 'in:' (a list) and 'do:' (steps)"), -1;
         if (var->kind != YN_SCALAR || !isalpha((unsigned char)var->s[0]))
             return berr(b, var, "'for' takes a variable name"), -1;
         dval list;
         if (eval_node(b, e, over, &list)) return -1;
         if (list.kind == DV_INT) { /* 'in: 3' means range(3) */
             int64_t k = list.i;
-            if (k < 0 || k > 100000) return berr(b, over, "loop count %lld out of range", (long long)k), -1;
+            if (k < 0 || k > 100000)
+                return berr(b, over, "loop count %lld out of range", (long long)k), -1;
             list.kind = DV_LIST;
             list.n = (int)k;
             list.items = calloc(k ? k : 1, sizeof *list.items);
@@ -851,7 +882,9 @@ static int run_step(bctx *b, env *e, const yn *st) {
         if (eval_node(b, e, yn_get(st, "if"), &c)) return -1;
         if (c.kind != DV_INT && c.kind != DV_FLOAT) {
             dval_free(&c);
-            return berr(b, yn_get(st, "if"), "'if' needs a condition (a number), found %s", dval_kind_name(c.kind)), -1;
+            return berr(b, yn_get(st, "if"), "'if' needs a condition (a number), found %s",
+                        dval_kind_name(c.kind)),
+                   -1;
         }
         int t = c.kind == DV_INT ? c.i != 0 : c.f != 0;
         const yn *body = yn_get(st, t ? "then" : "else");
@@ -899,8 +932,10 @@ static int run_step(bctx *b, env *e, const yn *st) {
         return bind_as(b, e, st->items[0]);
     }
     if (st->n != 1)
-        return berr(b, st, "a step has one key (the op or block) with its attributes below it; "
-                           "found %d keys (indentation?)", st->n),
+        return berr(b, st,
+                    "a step has one key (the op or block) with its attributes below it; "
+                    "found %d keys (indentation?)",
+                    st->n),
                -1;
     return run_op(b, e, st->keys[0], st->keys[0]->s, st->items[0]);
 }
@@ -916,20 +951,27 @@ static int run_steps(bctx *b, env *e, const yn *steps) {
 static int call_block(bctx *b, env *e, const yn *at, const char *bname, const yn *def,
                       const yn *am) {
     static const char *ok[] = {"args", "inputs", "body", "output"};
-    if (def->kind != YN_MAP) return berr(b, def, "block '%s' must be a map with args, inputs, body", bname), -1;
+    if (def->kind != YN_MAP)
+        return berr(b, def, "block '%s' must be a map with args, inputs, body", bname), -1;
     if (check_keys(b, def, "block definition", ok, 4)) return -1;
     for (int i = 0; i < b->ncall; i++)
         if (!strcmp(b->calls[i], bname)) {
             char chain[600] = "";
-            for (int j = i, l = 0; j < b->ncall; j++) l += snprintf(chain + l, sizeof chain - l, "%s -> ", b->calls[j]);
+            for (int j = i, l = 0; j < b->ncall; j++)
+                l += snprintf(chain + l, sizeof chain - l, "%s -> ", b->calls[j]);
             return berr(b, at, "recursion between blocks: %s%s", chain, bname), -1;
         }
-    if (b->ncall >= MAX_CALL_DEPTH) return berr(b, at, "blocks nested deeper than %d", MAX_CALL_DEPTH), -1;
-    if (am && am->kind != YN_MAP) return berr(b, am, "arguments of block '%s' must be a map", bname), -1;
-    const yn *args = yn_get(def, "args"), *inputs = yn_get(def, "inputs"), *body = yn_get(def, "body");
+    if (b->ncall >= MAX_CALL_DEPTH)
+        return berr(b, at, "blocks nested deeper than %d", MAX_CALL_DEPTH), -1;
+    if (am && am->kind != YN_MAP)
+        return berr(b, am, "arguments of block '%s' must be a map", bname), -1;
+    const yn *args = yn_get(def, "args"), *inputs = yn_get(def, "inputs"),
+             *body = yn_get(def, "body");
     if (!body) return berr(b, def, "block '%s' has no 'body'", bname), -1;
-    if (args && args->kind != YN_MAP) return berr(b, args, "'args' must map names to defaults (null: required)"), -1;
-    if (inputs && inputs->kind != YN_SEQ) return berr(b, inputs, "'inputs' must be a list of names"), -1;
+    if (args && args->kind != YN_MAP)
+        return berr(b, args, "'args' must map names to defaults (null: required)"), -1;
+    if (inputs && inputs->kind != YN_SEQ)
+        return berr(b, inputs, "'inputs' must be a list of names"), -1;
     /* arguments */
     env ne = {.vparent = b->genv};
     int r = -1;
@@ -952,7 +994,10 @@ static int call_block(bctx *b, env *e, const yn *at, const char *bname, const yn
         dval v;
         if (given) {
             if (eval_node(b, e, given, &v)) goto out;
-        } else if (args->items[i]->kind == YN_SCALAR && (!strcmp(args->items[i]->s, "null") || !strcmp(args->items[i]->s, "~") || !args->items[i]->s[0]) && args->items[i]->plain) {
+        } else if (args->items[i]->kind == YN_SCALAR &&
+                   (!strcmp(args->items[i]->s, "null") || !strcmp(args->items[i]->s, "~") ||
+                    !args->items[i]->s[0]) &&
+                   args->items[i]->plain) {
             berr(b, at, "block '%s' needs argument '%s'", bname, k);
             goto out;
         } else {
@@ -974,14 +1019,16 @@ static int call_block(bctx *b, env *e, const yn *at, const char *bname, const yn
         goto out;
     }
     if (nin > want) {
-        berr(b, inn, "block '%s' takes %d input%s, %d given", bname, want, want > 1 ? "s" : "", nin);
+        berr(b, inn, "block '%s' takes %d input%s, %d given", bname, want, want > 1 ? "s" : "",
+             nin);
         goto out;
     }
     for (int i = nin; i < want; i++) { /* defaults: the current value, then same-named values */
         const char *nm = inputs ? inputs->items[i]->s : "x";
         df_node *v = i == 0 ? e->cur : env_getval(e, nm);
         if (!v) {
-            berr(b, at, "block '%s' needs input '%s': pass it with 'in:' or name a value '%s'", bname, nm, nm);
+            berr(b, at, "block '%s' needs input '%s': pass it with 'in:' or name a value '%s'",
+                 bname, nm, nm);
             goto out;
         }
         in[i] = v;
@@ -1033,12 +1080,11 @@ typedef struct {
     const char *choices; /* "a|b|c" for K_ENUM */
 } keyspec;
 
-static const keyspec spec_data[] = {
-    {"kind", K_ENUM, 0, 0, "mnist|digits|moons|ring8"},
-    {"path", K_STR, 0, 0, NULL},
-    {"val_fraction", K_NUM, 0, 0.5, NULL},
-    {"n", K_INT, 1, 1e9, NULL},
-    {NULL, 0, 0, 0, NULL}};
+static const keyspec spec_data[] = {{"kind", K_ENUM, 0, 0, "mnist|digits|moons|ring8"},
+                                    {"path", K_STR, 0, 0, NULL},
+                                    {"val_fraction", K_NUM, 0, 0.5, NULL},
+                                    {"n", K_INT, 1, 1e9, NULL},
+                                    {NULL, 0, 0, 0, NULL}};
 static const keyspec spec_diffusion[] = {
     {"schedule", K_ENUM, 0, 0, "vp_linear|ddpm_linear|cosine|poly"},
     {"beta_min", K_NUM, 0, 1e3, NULL},
@@ -1058,28 +1104,28 @@ static const keyspec spec_sampler[] = {
     {"snr", K_NUM, 0, 10, NULL},
     {"corrector_steps", K_INT, 0, 100, NULL},
     {NULL, 0, 0, 0, NULL}};
-static const keyspec spec_train[] = {
-    {"optimizer", K_ENUM, 0, 0, "adam|adamw|sgd"},
-    {"lr", K_NUM, 0, 10, NULL},
-    {"weight_decay", K_NUM, 0, 10, NULL},
-    {"betas", K_NUMS, 0, 1, NULL},
-    {"momentum", K_NUM, 0, 1, NULL},
-    {"warmup", K_INT, 0, 1e9, NULL},
-    {"lr_schedule", K_ENUM, 0, 0, "constant|cosine"},
-    {"batch", K_INT, 1, 1e6, NULL},
-    {"steps", K_INT, 0, 1e12, NULL},
-    {"epochs", K_NUM, 0, 1e9, NULL},
-    {"minutes", K_NUM, 0, 1e9, NULL},
-    {"ema", K_NUM, 0, 1, NULL},
-    {"clip", K_NUM, 0, 1e9, NULL},
-    {"checkpoint_every", K_INT, 1, 1e12, NULL},
-    {"sample_every", K_INT, 1, 1e12, NULL},
-    {"log_every", K_INT, 1, 1e12, NULL},
-    {"seed", K_INT, 0, 9.007199254740992e15, NULL},
-    {NULL, 0, 0, 0, NULL}};
+static const keyspec spec_train[] = {{"optimizer", K_ENUM, 0, 0, "adam|adamw|sgd"},
+                                     {"lr", K_NUM, 0, 10, NULL},
+                                     {"weight_decay", K_NUM, 0, 10, NULL},
+                                     {"betas", K_NUMS, 0, 1, NULL},
+                                     {"momentum", K_NUM, 0, 1, NULL},
+                                     {"warmup", K_INT, 0, 1e9, NULL},
+                                     {"lr_schedule", K_ENUM, 0, 0, "constant|cosine"},
+                                     {"batch", K_INT, 1, 1e6, NULL},
+                                     {"steps", K_INT, 0, 1e12, NULL},
+                                     {"epochs", K_NUM, 0, 1e9, NULL},
+                                     {"minutes", K_NUM, 0, 1e9, NULL},
+                                     {"ema", K_NUM, 0, 1, NULL},
+                                     {"clip", K_NUM, 0, 1e9, NULL},
+                                     {"checkpoint_every", K_INT, 1, 1e12, NULL},
+                                     {"sample_every", K_INT, 1, 1e12, NULL},
+                                     {"log_every", K_INT, 1, 1e12, NULL},
+                                     {"seed", K_INT, 0, 9.007199254740992e15, NULL},
+                                     {NULL, 0, 0, 0, NULL}};
 
 static int check_section(bctx *b, const yn *sec, const char *name, const keyspec *spec) {
-    if (sec->kind != YN_MAP) return berr(b, sec, "section '%s' must be a map of settings", name), -1;
+    if (sec->kind != YN_MAP)
+        return berr(b, sec, "section '%s' must be a map of settings", name), -1;
     const char *keys[64];
     int nk = 0;
     for (const keyspec *k = spec; k->key; k++) keys[nk++] = k->key;
@@ -1123,16 +1169,20 @@ static int check_section(bctx *b, const yn *sec, const char *name, const keyspec
             ok = d.kind == DV_LIST;
             for (int j = 0; ok && j < d.n; j++) {
                 double y = d.items[j].kind == DV_INT ? (double)d.items[j].i : d.items[j].f;
-                ok = (d.items[j].kind == DV_INT || d.items[j].kind == DV_FLOAT) && y >= k->lo && y <= k->hi;
+                ok = (d.items[j].kind == DV_INT || d.items[j].kind == DV_FLOAT) && y >= k->lo &&
+                     y <= k->hi;
             }
             break;
         }
         dval_free(&d);
         if (!ok) {
             if (k->kind == K_INT || k->kind == K_NUM)
-                return berr(b, v, "%s.%s: expected %s in [%g, %g], found %s", name, k->key, want, k->lo, k->hi, shown), -1;
+                return berr(b, v, "%s.%s: expected %s in [%g, %g], found %s", name, k->key, want,
+                            k->lo, k->hi, shown),
+                       -1;
             if (k->kind == K_ENUM)
-                return berr(b, v, "%s.%s: expected one of %s, found %s", name, k->key, want, shown), -1;
+                return berr(b, v, "%s.%s: expected one of %s, found %s", name, k->key, want, shown),
+                       -1;
             return berr(b, v, "%s.%s: expected %s, found %s", name, k->key, want, shown), -1;
         }
     }
@@ -1146,10 +1196,13 @@ static int load_vars(bctx *b, const yn *vars) {
     if (vars->kind != YN_MAP) return berr(b, vars, "'vars' must map names to values"), -1;
     for (int i = 0; i < vars->n; i++) {
         const char *k = vars->keys[i]->s;
-        if (!isalpha((unsigned char)k[0]) && k[0] != '_') return berr(b, vars->keys[i], "bad variable name '%s'", k), -1;
+        if (!isalpha((unsigned char)k[0]) && k[0] != '_')
+            return berr(b, vars->keys[i], "bad variable name '%s'", k), -1;
         for (const char *p = k; *p; p++)
-            if (!isalnum((unsigned char)*p) && *p != '_') return berr(b, vars->keys[i], "bad variable name '%s'", k), -1;
-        if (!strcmp(k, "B")) return berr(b, vars->keys[i], "'B' is the batch size; pick another name"), -1;
+            if (!isalnum((unsigned char)*p) && *p != '_')
+                return berr(b, vars->keys[i], "bad variable name '%s'", k), -1;
+        if (!strcmp(k, "B"))
+            return berr(b, vars->keys[i], "'B' is the batch size; pick another name"), -1;
         dval v;
         if (eval_node(b, b->genv, vars->items[i], &v)) return -1;
         env_setvar(b->genv, k, v);
@@ -1157,7 +1210,8 @@ static int load_vars(bctx *b, const yn *vars) {
     return 0;
 }
 
-static const char *top_keys[] = {"include", "vars", "blocks", "model", "data", "diffusion", "sampler", "train"};
+static const char *top_keys[] = {"include", "vars",      "blocks",  "model",
+                                 "data",    "diffusion", "sampler", "train"};
 
 void df_gfile_free(df_gfile *f) {
     if (!f) return;
@@ -1167,14 +1221,17 @@ void df_gfile_free(df_gfile *f) {
     free(f);
 }
 
-const char *df_gfile_path(const df_gfile *f) { return f ? f->path : NULL; }
+const char *df_gfile_path(const df_gfile *f) {
+    return f ? f->path : NULL;
+}
 
 const char *df_gfile_get(const df_gfile *f, const char *path) {
     if (!f || !path) return NULL;
     const yn *cur = ydoc_root(f->doc);
     char buf[256];
     snprintf(buf, sizeof buf, "%s", path);
-    for (char *save = NULL, *t = strtok_r(buf, ".", &save); t && cur; t = strtok_r(NULL, ".", &save))
+    for (char *save = NULL, *t = strtok_r(buf, ".", &save); t && cur;
+         t = strtok_r(NULL, ".", &save))
         cur = yn_get(cur, t);
     return cur && cur->kind == YN_SCALAR ? cur->s : NULL;
 }
@@ -1183,11 +1240,13 @@ static int add_include(df_gfile *f, bctx *b, const yn *inc, const char *base, in
     if (!inc) return 0;
     const yn *items[MAX_INCLUDES];
     int n = 0;
-    if (inc->kind == YN_SCALAR) items[n++] = inc;
+    if (inc->kind == YN_SCALAR)
+        items[n++] = inc;
     else if (inc->kind == YN_SEQ && inc->n <= MAX_INCLUDES)
         for (int i = 0; i < inc->n; i++) items[n++] = inc->items[i];
     else
-        return berr(b, inc, "'include' must be a file name or a list of at most %d", MAX_INCLUDES), -1;
+        return berr(b, inc, "'include' must be a file name or a list of at most %d", MAX_INCLUDES),
+               -1;
     for (int i = 0; i < n; i++) {
         if (items[i]->kind != YN_SCALAR) return berr(b, items[i], "an include is a file name"), -1;
         if (f->ninc >= MAX_INCLUDES || depth > 4)
@@ -1195,7 +1254,8 @@ static int add_include(df_gfile *f, bctx *b, const yn *inc, const char *base, in
         char path[2200], dir[1024];
         snprintf(dir, sizeof dir, "%.1000s", base);
         char *slash = strrchr(dir, '/');
-        if (items[i]->s[0] == '/' || !slash) snprintf(path, sizeof path, "%.1000s", items[i]->s);
+        if (items[i]->s[0] == '/' || !slash)
+            snprintf(path, sizeof path, "%.1000s", items[i]->s);
         else {
             *slash = 0;
             snprintf(path, sizeof path, "%s/%.1000s", dir, items[i]->s);
@@ -1209,12 +1269,14 @@ static int add_include(df_gfile *f, bctx *b, const yn *inc, const char *base, in
         f->inc[f->ninc++] = d;
         const yn *r = ydoc_root(d);
         if (!r) continue;
-        if (r->kind != YN_MAP) return berr(b, r, "an included file must be a map with 'blocks'"), -1;
+        if (r->kind != YN_MAP)
+            return berr(b, r, "an included file must be a map with 'blocks'"), -1;
         static const char *ok[] = {"blocks", "include"};
         if (check_keys(b, r, "included file", ok, 2)) return -1;
         const yn *bl = yn_get(r, "blocks");
         if (bl) {
-            if (bl->kind != YN_MAP) return berr(b, bl, "'blocks' must map names to block definitions"), -1;
+            if (bl->kind != YN_MAP)
+                return berr(b, bl, "'blocks' must map names to block definitions"), -1;
             f->blocks[f->nblocks++] = bl;
         }
         if (add_include(f, b, yn_get(r, "include"), path, depth + 1)) return -1;
@@ -1231,7 +1293,8 @@ df_gfile *df_gfile_load(const char *path, const char *const *sets, int nsets) {
     for (int i = 0; i < nsets; i++) {
         const char *eq = sets[i] ? strchr(sets[i], '=') : NULL;
         if (!eq || eq == sets[i]) {
-            df_seterr(DF_EINVAL, "--set '%s': expected path=value, for example vars.ch=[64,128,256]",
+            df_seterr(DF_EINVAL,
+                      "--set '%s': expected path=value, for example vars.ch=[64,128,256]",
                       sets[i] ? sets[i] : "");
             goto fail;
         }
@@ -1239,7 +1302,9 @@ df_gfile *df_gfile_load(const char *path, const char *const *sets, int nsets) {
         snprintf(key, sizeof key, "%.*s", (int)(eq - sets[i]), sets[i]);
         const char *top = key;
         int known = 0;
-        for (int k = 0; k < 8; k++) known |= !strncmp(top, top_keys[k], strlen(top_keys[k])) && (top[strlen(top_keys[k])] == '.' || !top[strlen(top_keys[k])]);
+        for (int k = 0; k < 8; k++)
+            known |= !strncmp(top, top_keys[k], strlen(top_keys[k])) &&
+                     (top[strlen(top_keys[k])] == '.' || !top[strlen(top_keys[k])]);
         if (!known) {
             char sug[128];
             char first[64];
@@ -1316,7 +1381,8 @@ df_status df_gfile_build(df_gfile *f, df_graph *g, int64_t batch, df_model_io *i
     if (check_keys(&b, m, "model", ok, 3)) goto out;
     const yn *ins = yn_get(m, "inputs"), *body = yn_get(m, "body"), *outn = yn_get(m, "output");
     if (!ins || ins->kind != YN_MAP || ins->n < 1) {
-        berr(&b, ins ? ins : m, "model needs 'inputs:' mapping names to shapes, e.g. x: [B, 1, 28, 28]");
+        berr(&b, ins ? ins : m,
+             "model needs 'inputs:' mapping names to shapes, e.g. x: [B, 1, 28, 28]");
         goto out;
     }
     if (ins->n > DF_MAX_IO) {
@@ -1375,7 +1441,8 @@ df_status df_gfile_build(df_gfile *f, df_graph *g, int64_t batch, df_model_io *i
         int nd = v.n;
         dval_free(&v);
         if (!ok2) {
-            berr(&b, shp, "input '%s': shape must be a list of 1 to %d positive integers (B = batch)",
+            berr(&b, shp,
+                 "input '%s': shape must be a list of 1 to %d positive integers (B = batch)",
                  ins->keys[i]->s, DF_MAX_DIMS);
             goto out;
         }
@@ -1394,7 +1461,8 @@ df_status df_gfile_build(df_gfile *f, df_graph *g, int64_t batch, df_model_io *i
     if (outn) {
         const yn *items[DF_MAX_IO];
         int n = 0;
-        if (outn->kind == YN_SCALAR) items[n++] = outn;
+        if (outn->kind == YN_SCALAR)
+            items[n++] = outn;
         else if (outn->kind == YN_SEQ && outn->n <= DF_MAX_IO)
             for (int i = 0; i < outn->n; i++) items[n++] = outn->items[i];
         else {
@@ -1404,7 +1472,8 @@ df_status df_gfile_build(df_gfile *f, df_graph *g, int64_t batch, df_model_io *i
         for (int i = 0; i < n; i++) {
             df_node *v = items[i]->kind == YN_SCALAR ? env_getval(&me, items[i]->s) : NULL;
             if (!v) {
-                berr(&b, items[i], "output: undefined value '%s'", items[i]->kind == YN_SCALAR ? items[i]->s : "?");
+                berr(&b, items[i], "output: undefined value '%s'",
+                     items[i]->kind == YN_SCALAR ? items[i]->s : "?");
                 goto out;
             }
             io->out_name[io->n_out] = items[i]->s;

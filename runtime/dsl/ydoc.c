@@ -44,7 +44,9 @@ void ydoc_free(ydoc *d) {
     free(d);
 }
 
-yn *ydoc_root(ydoc *d) { return d ? d->root : NULL; }
+yn *ydoc_root(ydoc *d) {
+    return d ? d->root : NULL;
+}
 
 typedef struct {
     ydoc *d;
@@ -127,7 +129,8 @@ static yn *convert(conv_ctx *c, yaml_node_t *yn_src, int depth) {
         }
         break;
     }
-    default: break;
+    default:
+        break;
     }
     if (!n && !c->failed) {
         df_seterr(DF_ENOMEM, "%s: out of memory", c->d->file);

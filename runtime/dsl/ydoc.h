@@ -10,11 +10,11 @@ typedef enum { YN_SCALAR, YN_SEQ, YN_MAP } yn_kind;
 
 typedef struct yn {
     yn_kind kind;
-    const char *file; /* owned by the document */
-    int line, col;    /* 1-based */
-    char *s;          /* scalar text */
-    int plain;        /* unquoted scalar */
-    int n;            /* items (seq) or pairs (map) */
+    const char *file;  /* owned by the document */
+    int line, col;     /* 1-based */
+    char *s;           /* scalar text */
+    int plain;         /* unquoted scalar */
+    int n;             /* items (seq) or pairs (map) */
     struct yn **items; /* seq items, or map values */
     struct yn **keys;  /* map keys (scalars) */
 } yn;

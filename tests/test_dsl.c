@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #ifndef DFRUN_SOURCE_DIR
 #define DFRUN_SOURCE_DIR "."
@@ -323,6 +324,45 @@ static void test_dot_accepted(void **state) {
     }
 }
 
+/* The CLI: non-zero exits with a message for bad flags and files; --help. */
+static int run_cli(const char *args, char *out, int n) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd %s && %s/dfrun %s 2>&1", DFRUN_SOURCE_DIR, DFRUN_BINARY_DIR,
+             args);
+    FILE *p = popen(cmd, "r");
+    size_t k = fread(out, 1, n - 1, p);
+    out[k] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli(void **state) {
+    (void)state;
+    static char out[1 << 16];
+    assert_int_equal(run_cli("check graphs/unet_mnist.yaml --quiet", out, sizeof out), 0);
+    assert_non_null(strstr(out, "3,031,585"));
+    assert_int_equal(
+        run_cli("check graphs/unet_mnist.yaml --quiet --set vars.ch=[64,128,256]", out, sizeof out),
+        0);
+    assert_non_null(strstr(out, "11,210,497"));
+    assert_int_equal(run_cli("check --help", out, sizeof out), 0);
+    assert_non_null(strstr(out, "--set"));
+    assert_int_equal(run_cli("--help", out, sizeof out), 0);
+    assert_non_null(strstr(out, "viz"));
+    assert_int_equal(run_cli("check", out, sizeof out), 2);
+    assert_non_null(strstr(out, "no graph file"));
+    assert_int_equal(run_cli("check graphs/unet_mnist.yaml --batch 0", out, sizeof out), 2);
+    assert_non_null(strstr(out, "--batch"));
+    assert_int_equal(run_cli("check graphs/unet_mnist.yaml --frobnicate", out, sizeof out), 2);
+    assert_non_null(strstr(out, "unknown option '--frobnicate'"));
+    assert_int_equal(run_cli("chek graphs/unet_mnist.yaml", out, sizeof out), 2);
+    assert_int_equal(run_cli("check /nonexistent.yaml", out, sizeof out), 1);
+    assert_non_null(strstr(out, "/nonexistent.yaml: cannot open"));
+    assert_int_equal(
+        run_cli("check graphs/unet_mnist.yaml --set vars.ch=[32,64,100]", out, sizeof out), 1);
+    assert_non_null(strstr(out, "groups 8 must divide the 100 channels"));
+}
+
 int main(void) {
     assert_non_null(mkdtemp(tmpdir));
     const struct CMUnitTest t[] = {
@@ -332,6 +372,7 @@ int main(void) {
         cmocka_unit_test(test_error_messages),
         cmocka_unit_test(test_fuzz),
         cmocka_unit_test(test_dot_accepted),
+        cmocka_unit_test(test_cli),
     };
     int r = cmocka_run_group_tests_name("dsl", t, NULL, NULL);
     char cmd[600];

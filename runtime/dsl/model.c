@@ -95,6 +95,8 @@ typedef struct {
     long steps;
 } bctx;
 
+static char g_scope[1024]; /* the DSL's view of the graph scope (one build at a time) */
+static int g_scope_len[128], g_nscope;
 static df_status berr(bctx *b, const yn *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static df_status berr(bctx *b, const yn *at, const char *fmt, ...) {
@@ -103,12 +105,13 @@ static df_status berr(bctx *b, const yn *at, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    const char *scope = b && b->g ? "" : "";
-    (void)scope;
-    char where[300] = "";
+    char where[300] = "", path[300] = "";
     if (at)
         snprintf(where, sizeof where, "%s:%d:%d: ", at->file ? at->file : "?", at->line, at->col);
-    return df_seterr(DF_EINVAL, "%s%s", where, msg);
+    /* the node path of the step being built (graph errors carry their own) */
+    if (b && b->g && g_scope[0] && !strstr(msg, "node '"))
+        snprintf(path, sizeof path, "in %.250s: ", g_scope);
+    return df_seterr(DF_EINVAL, "%s%s%s", where, path, msg);
 }
 
 static void env_free(env *e) {
@@ -415,9 +418,6 @@ typedef struct {
     int nin;
     char name[160];
 } step;
-
-static char g_scope[1024]; /* the DSL's view of the graph scope (one build at a time) */
-static int g_scope_len[128], g_nscope;
 
 static void scope_push(bctx *b, const char *name) {
     size_t l = strlen(g_scope);

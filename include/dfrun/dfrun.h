@@ -9,4 +9,7 @@
 #include "dfrun/optim.h"
 #include "dfrun/runtime.h"
 #include "dfrun/io.h"
+#include "dfrun/data.h"
+#include "dfrun/image.h"
+#include "dfrun/diffusion.h"
 #endif

@@ -5,6 +5,7 @@
 #include "dfrun/dfrun.h"
 #include "dfrun/dsl.h"
 #include "dfrun/op.h"
+#include "train.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,8 @@ static const char *usage_main =
     "commands:\n"
     "  check GRAPH.yaml   validate a graph file; print its nodes, parameters, FLOPs, memory\n"
     "  viz GRAPH.yaml     write the graph in Graphviz DOT (optionally SVG)\n"
+    "  train GRAPH.yaml   train the model (denoising score matching) into runs/\n"
+    "  sample             sample from a trained run (PNG grid or .npy)\n"
     "\n"
     "options of every command that reads a graph:\n"
     "  --set PATH=VALUE   override a setting, e.g. --set vars.ch=[64,128,256]\n"
@@ -428,6 +431,8 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "check")) return cmd_check(argc - 2, argv + 2);
     if (!strcmp(argv[1], "viz")) return cmd_viz(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "sample")) return cmd_sample(argc - 2, argv + 2);
     fprintf(stderr, "dfrun: unknown command '%s'\n\n%s", argv[1], usage_main);
     return 2;
 }

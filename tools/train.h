@@ -1,0 +1,6 @@
+/* dfrun train / dfrun sample (tools/train.c). */
+#ifndef DFRUN_TOOLS_TRAIN_H
+#define DFRUN_TOOLS_TRAIN_H
+int cmd_train(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+#endif

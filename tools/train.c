@@ -593,8 +593,13 @@ static int sample_grid(df_gfile *f, df_params *ps, const settings *s, net *ev, d
         for (int64_t i = 0; i < count; i++) lab[i] = (int32_t)(i / 10);
     }
     float *out = malloc((size_t)(count * ev->dim) * 4);
+    /* progress grids use a fast few-step sampler: DPM-Solver++(2M), 25 steps */
+    settings fast = *s;
+    fast.samp = df_sampler_defaults(DF_SAMPLER_DPMPP_2M);
+    fast.samp.steps = 25;
+    fast.samp.t_min = s->t_min;
     if (ema) df_ema_swap(ema);
-    int r = sample_to(f, ps, s, ev, count, lab, 1.0, 1234, out);
+    int r = sample_to(f, ps, &fast, ev, count, lab, 1.0, 1234, out);
     if (ema) df_ema_swap(ema);
     if (!r) r = write_grid(path, out, count, ev, ev->y ? 10 : 8);
     free(out);
@@ -817,7 +822,7 @@ int cmd_train(int argc, char **argv) {
             break;
         }
         if (s.sample_every > 0 && step % s.sample_every == 0) {
-            if (!ev.g && build_net(f, ps, tr.y ? 200 : 100, 0, &ev)) goto out;
+            if (!ev.g && build_net(f, ps, 100, 0, &ev)) goto out;
             snprintf(path, sizeof path, "%s/samples_%06lld.png", dir, step);
             if (!sample_grid(f, ps, &s, &ev, ema, path) && !tty)
                 fprintf(stderr, "wrote %s\n", path);
@@ -827,7 +832,7 @@ int cmd_train(int argc, char **argv) {
     if (tty) fprintf(stderr, "\n");
     if (!failed) {
         if (save_ckpt(ckpt, ps, ema, opt, step, &rng, fl.graph)) goto out;
-        if (!ev.g && build_net(f, ps, tr.y ? 200 : 100, 0, &ev)) goto out;
+        if (!ev.g && build_net(f, ps, 100, 0, &ev)) goto out;
         snprintf(path, sizeof path, "%s/samples_%06lld.png", dir, step);
         sample_grid(f, ps, &s, &ev, ema, path);
         fprintf(stderr, "dfrun: %s after %lld steps (%.1f s); checkpoint %s, samples %s\n",

@@ -127,6 +127,8 @@ typedef struct {
     df_graph *g;
     df_model_io io;
     df_node *x, *t, *y, *out, *target, *lw, *loss;
+    df_node *labels, *features; /* classifier models (no input 't') */
+    int clf;
     int64_t B, dim; /* dim: elements per example */
 } net;
 
@@ -143,27 +145,42 @@ static int build_net(df_gfile *f, df_params *ps, int64_t B, int train, net *n) {
         if (!strcmp(n->io.in_name[i], "t")) n->t = n->io.in[i];
         if (!strcmp(n->io.in_name[i], "y")) n->y = n->io.in[i];
     }
-    if (!n->x || !n->t) {
-        fprintf(stderr,
-                "dfrun: %s: a diffusion model needs inputs 'x' and 't' (and optionally 'y')\n",
-                df_gfile_path(f));
+    if (!n->x) {
+        fprintf(stderr, "dfrun: %s: the model needs an input 'x'\n", df_gfile_path(f));
         return -1;
     }
     n->out = n->io.out[0];
-    if (!df_shape_eq(&n->out->shape, &n->x->shape)) {
+    n->dim = df_shape_numel(&n->x->shape) / B;
+    n->clf = !n->t; /* no time input: a classifier, trained by cross-entropy on labels */
+    for (int i = 1; i < n->io.n_out; i++)
+        if (!strcmp(n->io.out_name[i], "features")) n->features = n->io.out[i];
+    if (n->clf) {
+        if (n->out->shape.nd != 2 || n->out->shape.d[0] != B) {
+            char a[96];
+            fprintf(stderr, "dfrun: %s: a classifier's first output must be logits [B, classes], got %s\n",
+                    df_gfile_path(f), df_shape_str(&n->out->shape, a, sizeof a));
+            return -1;
+        }
+        if (n->features) df_keep(n->g, n->features);
+        df_keep(n->g, n->out);
+        if (train) {
+            n->labels = df_input(n->g, "labels", DF_I32, df_shape1(B));
+            n->loss = df_cross_entropy(n->g, n->out, n->labels);
+        }
+    } else if (!df_shape_eq(&n->out->shape, &n->x->shape)) {
         char a[96], b[96];
         fprintf(stderr, "dfrun: %s: the model's output %s must have the shape of x %s\n",
                 df_gfile_path(f), df_shape_str(&n->out->shape, a, sizeof a),
                 df_shape_str(&n->x->shape, b, sizeof b));
         return -1;
-    }
-    n->dim = df_shape_numel(&n->x->shape) / B;
-    if (train) { /* loss = mean((lw * out - target)^2); lw = 1 (eps) or s (score) */
+    } else if (train) { /* loss = mean((lw * out - target)^2); lw = 1 (eps) or s (score) */
         df_shape lws = n->x->shape;
         for (int i = 1; i < lws.nd; i++) lws.d[i] = 1;
         n->lw = df_input(n->g, "loss_weight", DF_F32, lws);
         n->target = df_input(n->g, "target", DF_F32, n->x->shape);
         n->loss = df_mse_loss(n->g, df_mul(n->g, n->out, n->lw), n->target);
+    }
+    if (train) {
         df_keep(n->g, n->loss);
         if (df_graph_status(n->g) || df_backward(n->g, n->loss, NULL, 0)) {
             fprintf(stderr, "dfrun: %s\n",
@@ -578,10 +595,26 @@ static void make_batch(const settings *s, const df_dataset *ds, int64_t nrows, i
 
 static void feed(net *n, batchbuf *b) {
     df_set_input(n->g, n->x, b->xt, n->B * n->dim);
+    if (n->clf) {
+        df_set_input(n->g, n->labels, b->y, n->B);
+        return;
+    }
     df_set_input(n->g, n->t, b->t, n->B);
     if (n->y) df_set_input(n->g, n->y, b->y, n->B);
     df_set_input(n->g, n->lw, b->lw, n->B);
     df_set_input(n->g, n->target, b->tgt, n->B * n->dim);
+}
+
+/* a classifier's batch: clean examples and their labels */
+static void clf_batch(const df_dataset *ds, int64_t nrows, int64_t off, int64_t B, int64_t dim,
+                      df_rng *r, batchbuf *b) {
+    int32_t *idx = malloc((size_t)B * 4);
+    df_rng_randint(r, idx, B, (int32_t)nrows);
+    for (int64_t i = 0; i < B; i++) {
+        memcpy(b->xt + i * dim, ds->x + (off + idx[i]) * dim, (size_t)dim * 4);
+        b->y[i] = ds->y[off + idx[i]];
+    }
+    free(idx);
 }
 
 static int sample_grid(df_gfile *f, df_params *ps, const settings *s, net *ev, df_ema *ema,
@@ -762,7 +795,8 @@ int cmd_train(int argc, char **argv) {
     while (!g_stop) {
         if (total && step >= total) break;
         if (s.minutes > 0 && now() - t0 >= 60 * s.minutes) break;
-        make_batch(&s, &ds, ntrain, 0, B, dim, &rng, &b, 1);
+        if (tr.clf) clf_batch(&ds, ntrain, 0, B, dim, &rng, &b);
+        else make_batch(&s, &ds, ntrain, 0, B, dim, &rng, &b, 1);
         feed(&tr, &b);
         if (df_run(tr.g)) {
             fprintf(stderr, "\ndfrun: step %lld: %s; stopping (the last checkpoint is kept)\n",
@@ -794,7 +828,8 @@ int cmd_train(int argc, char **argv) {
             double vloss = NAN;
             if (ck && nval > 0) { /* validation loss on a fixed batch */
                 df_rng vr = df_rng_new(s.seed ^ 0x5eed);
-                make_batch(&s, &ds, nval, ntrain, B, dim, &vr, &b, 0);
+                if (tr.clf) clf_batch(&ds, nval, ntrain, B, dim, &vr, &b);
+                else make_batch(&s, &ds, nval, ntrain, B, dim, &vr, &b, 0);
                 feed(&tr, &b);
                 if (!df_run(tr.g)) vloss = *(float *)df_data(tr.loss);
                 df_params_zero_grad(ps);
@@ -821,7 +856,7 @@ int cmd_train(int argc, char **argv) {
             failed = 1;
             break;
         }
-        if (s.sample_every > 0 && step % s.sample_every == 0) {
+        if (!tr.clf && s.sample_every > 0 && step % s.sample_every == 0) {
             if (!ev.g && build_net(f, ps, 100, 0, &ev)) goto out;
             snprintf(path, sizeof path, "%s/samples_%06lld.png", dir, step);
             if (!sample_grid(f, ps, &s, &ev, ema, path) && !tty)
@@ -832,9 +867,12 @@ int cmd_train(int argc, char **argv) {
     if (tty) fprintf(stderr, "\n");
     if (!failed) {
         if (save_ckpt(ckpt, ps, ema, opt, step, &rng, fl.graph)) goto out;
-        if (!ev.g && build_net(f, ps, 100, 0, &ev)) goto out;
         snprintf(path, sizeof path, "%s/samples_%06lld.png", dir, step);
-        sample_grid(f, ps, &s, &ev, ema, path);
+        if (!tr.clf) {
+            if (!ev.g && build_net(f, ps, 100, 0, &ev)) goto out;
+            sample_grid(f, ps, &s, &ev, ema, path);
+        } else
+            snprintf(path, sizeof path, "(none: a classifier)");
         fprintf(stderr, "dfrun: %s after %lld steps (%.1f s); checkpoint %s, samples %s\n",
                 g_stop ? "interrupted" : "done", step, now() - t0, ckpt, path);
         rc = 0;

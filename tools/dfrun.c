@@ -22,6 +22,7 @@ static const char *usage_main =
     "  viz GRAPH.yaml     write the graph in Graphviz DOT (optionally SVG)\n"
     "  train GRAPH.yaml   train the model (denoising score matching) into runs/\n"
     "  sample             sample from a trained run (PNG grid or .npy)\n"
+    "  eval               score samples with a trained classifier (accuracy, Frechet distance)\n"
     "\n"
     "options of every command that reads a graph:\n"
     "  --set PATH=VALUE   override a setting, e.g. --set vars.ch=[64,128,256]\n"
@@ -433,6 +434,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "viz")) return cmd_viz(argc - 2, argv + 2);
     if (!strcmp(argv[1], "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(argv[1], "sample")) return cmd_sample(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 2, argv + 2);
     fprintf(stderr, "dfrun: unknown command '%s'\n\n%s", argv[1], usage_main);
     return 2;
 }

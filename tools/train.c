@@ -842,12 +842,14 @@ int cmd_train(int argc, char **argv) {
             fprintf(log, "}\n");
             fflush(log);
             double eta = total ? (total - step) * (el / (step - start)) : (s.minutes * 60 - el);
+            char of[48] = "";
+            if (total) snprintf(of, sizeof of, "/%lld", total);
             if (tty)
-                fprintf(stderr, "\r[%lld/%lld] loss %.4f  %.1f img/s  ETA %.0fs   ", step, total,
+                fprintf(stderr, "\r[%lld%s] loss %.4f  %.1f img/s  ETA %.0fs   ", step, of,
                         loss_acc / nacc, ips, eta);
             else
-                fprintf(stderr, "step %lld/%lld loss %.4f lr %.2e grad %.3f %.1f img/s%s\n", step,
-                        total, loss_acc / nacc, lr, gn, ips, isnan(vloss) ? "" : " (checkpoint)");
+                fprintf(stderr, "step %lld%s loss %.4f lr %.2e grad %.3f %.1f img/s%s\n", step, of,
+                        loss_acc / nacc, lr, gn, ips, isnan(vloss) ? "" : " (checkpoint)");
             loss_acc = 0;
             nacc = 0;
             tlog = now();

@@ -3,4 +3,5 @@
 #define DFRUN_TOOLS_TRAIN_H
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 #endif

@@ -1,0 +1,322 @@
+/* dfrun eval: a trained classifier's accuracy on generated digits, and the
+ * Frechet distance between the samples' and real digits' classifier features
+ * (with the real-vs-real floor for the same count). */
+#define _GNU_SOURCE
+#include "dfrun/dfrun.h"
+#include "dfrun/dsl.h"
+#include "train.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *usage_eval =
+    "usage: dfrun eval --classifier RUN SAMPLES.npy [--per-class N] [--data DIR] [--threads T]\n"
+    "\n"
+    "Scores generated digits with a classifier trained by dfrun train (e.g. on\n"
+    "graphs/mnist_classifier.yaml): accuracy on the requested labels (with --per-class N the\n"
+    "samples are classes 0..9 in order, N each) and the Frechet distance between the\n"
+    "classifier features of the samples and of as many real digits, next to the floor\n"
+    "between two disjoint sets of real digits of that count.\n";
+
+/* read a float32 .npy: returns data, shape in shp/nd */
+static float *npy_read(const char *path, int64_t *shp, int *nd) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "dfrun: cannot open %s\n", path);
+        return NULL;
+    }
+    unsigned char h[10];
+    char hdr[1024];
+    float *x = NULL;
+    if (fread(h, 1, 10, f) != 10 || memcmp(h, "\x93NUMPY", 6)) {
+        fprintf(stderr, "dfrun: %s: not a .npy file\n", path);
+        goto out;
+    }
+    int hl = h[8] | h[9] << 8;
+    if (hl >= (int)sizeof hdr || fread(hdr, 1, hl, f) != (size_t)hl) {
+        fprintf(stderr, "dfrun: %s: bad .npy header\n", path);
+        goto out;
+    }
+    hdr[hl] = 0;
+    if (!strstr(hdr, "'<f4'") || strstr(hdr, "'fortran_order': True")) {
+        fprintf(stderr, "dfrun: %s: expected a C-ordered float32 array\n", path);
+        goto out;
+    }
+    char *p = strstr(hdr, "'shape': (");
+    if (!p) {
+        fprintf(stderr, "dfrun: %s: no shape in the header\n", path);
+        goto out;
+    }
+    p += 10;
+    *nd = 0;
+    int64_t n = 1;
+    while (*p && *p != ')' && *nd < 6) {
+        char *e;
+        long long v = strtoll(p, &e, 10);
+        if (e == p) break;
+        shp[(*nd)++] = v;
+        n *= v;
+        p = e;
+        while (*p == ',' || *p == ' ') p++;
+    }
+    if (*nd < 1 || n < 1 || n > (1ll << 31)) {
+        fprintf(stderr, "dfrun: %s: bad shape\n", path);
+        goto out;
+    }
+    x = malloc((size_t)n * 4);
+    if (!x || fread(x, 4, (size_t)n, f) != (size_t)n) {
+        fprintf(stderr, "dfrun: %s: truncated: expected %lld values\n", path, (long long)n);
+        free(x);
+        x = NULL;
+    }
+out:
+    fclose(f);
+    return x;
+}
+
+/* symmetric eigen-decomposition by cyclic Jacobi: a (n x n) destroyed, v columns = vectors */
+static void jacobi(double *a, int n, double *w, double *v) {
+    for (int i = 0; i < n * n; i++) v[i] = 0;
+    for (int i = 0; i < n; i++) v[i * n + i] = 1;
+    for (int sweep = 0; sweep < 100; sweep++) {
+        double off = 0;
+        for (int p = 0; p < n; p++)
+            for (int q = p + 1; q < n; q++) off += a[p * n + q] * a[p * n + q];
+        if (off < 1e-22) break;
+        for (int p = 0; p < n; p++)
+            for (int q = p + 1; q < n; q++) {
+                double apq = a[p * n + q];
+                if (fabs(apq) < 1e-300) continue;
+                double th = (a[q * n + q] - a[p * n + p]) / (2 * apq);
+                double t = (th >= 0 ? 1 : -1) / (fabs(th) + sqrt(th * th + 1));
+                double c = 1 / sqrt(t * t + 1), s = t * c;
+                for (int k = 0; k < n; k++) {
+                    double akp = a[k * n + p], akq = a[k * n + q];
+                    a[k * n + p] = c * akp - s * akq;
+                    a[k * n + q] = s * akp + c * akq;
+                }
+                for (int k = 0; k < n; k++) {
+                    double apk = a[p * n + k], aqk = a[q * n + k];
+                    a[p * n + k] = c * apk - s * aqk;
+                    a[q * n + k] = s * apk + c * aqk;
+                }
+                for (int k = 0; k < n; k++) {
+                    double vkp = v[k * n + p], vkq = v[k * n + q];
+                    v[k * n + p] = c * vkp - s * vkq;
+                    v[k * n + q] = s * vkp + c * vkq;
+                }
+            }
+    }
+    for (int i = 0; i < n; i++) w[i] = a[i * n + i];
+}
+
+/* symmetric PSD square root */
+static void sqrtm(const double *a, int n, double *out) {
+    double *t = malloc(sizeof(double) * n * n), *v = malloc(sizeof(double) * n * n), *w = malloc(sizeof(double) * n);
+    memcpy(t, a, sizeof(double) * n * n);
+    jacobi(t, n, w, v);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int k = 0; k < n; k++) s += v[i * n + k] * sqrt(fmax(w[k], 0)) * v[j * n + k];
+            out[i * n + j] = s;
+        }
+    free(t), free(v), free(w);
+}
+
+static void moments(const float *f, int64_t n, int d, double *mu, double *cov) {
+    for (int j = 0; j < d; j++) {
+        mu[j] = 0;
+        for (int64_t i = 0; i < n; i++) mu[j] += f[i * d + j];
+        mu[j] /= n;
+    }
+    for (int a = 0; a < d; a++)
+        for (int b = a; b < d; b++) {
+            double s = 0;
+            for (int64_t i = 0; i < n; i++) s += (f[i * d + a] - mu[a]) * (f[i * d + b] - mu[b]);
+            cov[a * d + b] = cov[b * d + a] = s / (n > 1 ? n - 1 : 1);
+        }
+}
+
+/* ||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1^1/2 S2 S1^1/2)^1/2) */
+static double frechet(const float *f1, int64_t n1, const float *f2, int64_t n2, int d) {
+    double *m1 = calloc(d, 8), *m2 = calloc(d, 8), *c1 = calloc(d * d, 8), *c2 = calloc(d * d, 8);
+    double *h = calloc(d * d, 8), *t = calloc(d * d, 8), *m = calloc(d * d, 8), *r = calloc(d * d, 8);
+    moments(f1, n1, d, m1, c1);
+    moments(f2, n2, d, m2, c2);
+    sqrtm(c1, d, h);
+    for (int i = 0; i < d; i++) /* t = h c2 */
+        for (int j = 0; j < d; j++) {
+            double s = 0;
+            for (int k = 0; k < d; k++) s += h[i * d + k] * c2[k * d + j];
+            t[i * d + j] = s;
+        }
+    for (int i = 0; i < d; i++) /* m = t h (symmetric PSD) */
+        for (int j = 0; j < d; j++) {
+            double s = 0;
+            for (int k = 0; k < d; k++) s += t[i * d + k] * h[k * d + j];
+            m[i * d + j] = s;
+        }
+    for (int i = 0; i < d; i++)
+        for (int j = i + 1; j < d; j++) m[i * d + j] = m[j * d + i] = 0.5 * (m[i * d + j] + m[j * d + i]);
+    sqrtm(m, d, r);
+    double fd = 0;
+    for (int i = 0; i < d; i++) fd += (m1[i] - m2[i]) * (m1[i] - m2[i]) + c1[i * d + i] + c2[i * d + i] - 2 * r[i * d + i];
+    free(m1), free(m2), free(c1), free(c2), free(h), free(t), free(m), free(r);
+    return fd;
+}
+
+/* logits' argmax and features of n images through the classifier graph (batch B) */
+static int classify(df_graph *g, df_node *x, df_node *logits, df_node *feat, int64_t B, const float *imgs,
+                    int64_t n, int32_t *pred, float *features, int d) {
+    float *buf = calloc((size_t)(B * 784), 4);
+    int64_t C = logits->shape.d[1];
+    for (int64_t b0 = 0; b0 < n; b0 += B) {
+        int64_t k = n - b0 < B ? n - b0 : B;
+        memcpy(buf, imgs + b0 * 784, (size_t)(k * 784) * 4);
+        df_set_input(g, x, buf, B * 784);
+        if (df_run(g)) {
+            fprintf(stderr, "dfrun: %s\n", df_errmsg());
+            free(buf);
+            return -1;
+        }
+        const float *l = df_data(logits), *fe = df_data(feat);
+        for (int64_t i = 0; i < k; i++) {
+            int best = 0;
+            for (int c = 1; c < C; c++)
+                if (l[i * C + c] > l[i * C + best]) best = c;
+            pred[b0 + i] = best;
+            memcpy(features + (b0 + i) * d, fe + i * d, (size_t)d * 4);
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *run = NULL, *samples = NULL, *data = "../shared/data/mnist";
+    long per_class = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage_eval, stdout);
+            return 0;
+        } else if (!strcmp(a, "--classifier") && v) run = v, i++;
+        else if (!strcmp(a, "--data") && v) data = v, i++;
+        else if (!strcmp(a, "--threads") && v) df_set_threads(atoi(v)), i++;
+        else if (!strcmp(a, "--per-class") && v) {
+            char *e;
+            per_class = strtol(v, &e, 10);
+            if (*e || per_class < 1) {
+                fprintf(stderr, "dfrun: --per-class: expected a positive integer, got '%s'\n\n%s", v, usage_eval);
+                return 2;
+            }
+            i++;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "dfrun: unknown or incomplete option '%s'\n\n%s", a, usage_eval);
+            return 2;
+        } else if (!samples) samples = a;
+        else {
+            fprintf(stderr, "dfrun: unexpected argument '%s'\n\n%s", a, usage_eval);
+            return 2;
+        }
+    }
+    if (!run || !samples) {
+        fprintf(stderr, "dfrun: eval needs --classifier RUN and a samples .npy file\n\n%s", usage_eval);
+        return 2;
+    }
+    int64_t shp[6];
+    int nd = 0;
+    float *xs = npy_read(samples, shp, &nd);
+    if (!xs) return 1;
+    int64_t n = shp[0];
+    if (nd != 4 || shp[1] != 1 || shp[2] != 28 || shp[3] != 28) {
+        fprintf(stderr, "dfrun: %s: expected samples [N, 1, 28, 28]\n", samples);
+        free(xs);
+        return 1;
+    }
+    if (per_class && per_class * 10 != n) {
+        fprintf(stderr, "dfrun: --per-class %ld means %ld samples, the file has %lld\n", per_class, per_class * 10, (long long)n);
+        free(xs);
+        return 1;
+    }
+    char ckpt[1200], graph[1200];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", run);
+    df_st_file *cf = df_st_load(ckpt);
+    const char *gp = cf ? df_st_meta(cf, "graph") : NULL;
+    if (!gp) {
+        fprintf(stderr, "dfrun: %s\n", cf ? "the checkpoint records no graph" : df_errmsg());
+        df_st_free(cf);
+        free(xs);
+        return 1;
+    }
+    snprintf(graph, sizeof graph, "%s", gp);
+    int rc = 1;
+    df_gfile *f = df_gfile_load(graph, NULL, 0);
+    df_params *ps = df_params_new();
+    df_graph *g = df_graph_new(ps);
+    df_model_io io;
+    df_dataset real = {0};
+    float *fs = NULL, *fr = NULL;
+    int32_t *pred = NULL, *predr = NULL;
+    int64_t B = 250;
+    if (!f || df_gfile_build(f, g, B, &io)) {
+        fprintf(stderr, "dfrun: %s\n", df_errmsg());
+        goto out;
+    }
+    df_node *feat = NULL;
+    for (int i = 0; i < io.n_out; i++)
+        if (!strcmp(io.out_name[i], "features")) feat = io.out[i];
+    if (!feat || io.out[0]->shape.nd != 2) {
+        fprintf(stderr, "dfrun: %s: a classifier with outputs [logits, features] is needed\n", graph);
+        goto out;
+    }
+    df_keep(g, io.out[0]);
+    df_keep(g, feat);
+    if (df_compile(g, NULL)) {
+        fprintf(stderr, "dfrun: %s\n", df_errmsg());
+        goto out;
+    }
+    for (int i = 0; i < df_params_count(ps); i++) { /* EMA weights */
+        const df_param_info *p = df_params_info(ps, i);
+        char nm[600];
+        snprintf(nm, sizeof nm, "ema.%s", p->name);
+        const df_st_tensor *t = df_st_find(cf, nm);
+        if (!t || !df_shape_eq(&t->shape, &p->shape)) {
+            fprintf(stderr, "dfrun: %s: missing or misshapen '%s'\n", ckpt, nm);
+            goto out;
+        }
+        memcpy(df_param_data(ps, i), t->data, (size_t)p->numel * 4);
+    }
+    if (df_mnist_load(data, &real)) {
+        fprintf(stderr, "dfrun: %s (real digits are needed for the Frechet distance)\n", df_errmsg());
+        goto out;
+    }
+    int d = (int)feat->shape.d[1];
+    int64_t nr = real.n < 2 * n ? real.n / 2 : n;
+    fs = malloc((size_t)(n * d) * 4);
+    fr = malloc((size_t)(2 * nr * d) * 4);
+    pred = malloc((size_t)n * 4);
+    predr = malloc((size_t)(2 * nr) * 4);
+    if (classify(g, io.in[0], io.out[0], feat, B, xs, n, pred, fs, d) ||
+        classify(g, io.in[0], io.out[0], feat, B, real.x, 2 * nr, predr, fr, d))
+        goto out;
+    int64_t right = 0, rr = 0;
+    for (int64_t i = 0; i < 2 * nr; i++) rr += predr[i] == real.y[i];
+    if (per_class)
+        for (int64_t i = 0; i < n; i++) right += pred[i] == i / per_class;
+    double fd = frechet(fs, n, fr, nr, d), floor_ = frechet(fr, nr, fr + nr * d, nr, d);
+    printf("classifier  %s (accuracy on %lld real digits: %.2f%%)\n", run, (long long)(2 * nr), 100.0 * rr / (2 * nr));
+    if (per_class) printf("accuracy    %.2f%% of %lld samples classified as their requested digit\n", 100.0 * right / n, (long long)n);
+    printf("frechet     %.3f (samples vs %lld real digits); floor %.3f (real vs real, same count)\n", fd, (long long)nr, floor_);
+    rc = 0;
+out:
+    free(xs), free(fs), free(fr), free(pred), free(predr);
+    df_dataset_free(&real);
+    df_graph_free(g);
+    df_params_free(ps);
+    df_gfile_free(f);
+    df_st_free(cf);
+    return rc;
+}

@@ -1019,3 +1019,106 @@ out:
     df_gfile_free(f);
     return rc;
 }
+
+/* ---------------- dfrun bench ---------------- */
+
+static const char *usage_bench =
+    "usage: dfrun bench GRAPH.yaml [--batch B] [--sample-batch S] [--steps N] [--threads T]\n"
+    "                   [--set PATH=VALUE]...\n"
+    "\n"
+    "Times training steps (forward, backward, Adam) at batch B and sampling forwards at\n"
+    "batch S on random data after a warm-up; prints img/s, GFLOP/s, planned and peak memory.\n"
+    "Compare with /usr/bin/python3 ../shared/bench/torch_ref.py bench in the same session.\n";
+
+int cmd_bench(int argc, char **argv) {
+    const char *graph = NULL, *sets[MAX_SETS];
+    int nsets = 0, B = 128, SB = 256, steps = 10;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long long iv;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage_bench, stdout);
+            return 0;
+        } else if (!strcmp(a, "--batch") && v && !pint(v, 1, 65536, &iv)) B = (int)iv, i++;
+        else if (!strcmp(a, "--sample-batch") && v && !pint(v, 1, 65536, &iv)) SB = (int)iv, i++;
+        else if (!strcmp(a, "--steps") && v && !pint(v, 1, 100000, &iv)) steps = (int)iv, i++;
+        else if (!strcmp(a, "--threads") && v && !pint(v, 1, 1024, &iv)) df_set_threads((int)iv), i++;
+        else if (!strcmp(a, "--set") && v && nsets < MAX_SETS) sets[nsets++] = v, i++;
+        else if (a[0] == '-') return bad(usage_bench, "unknown option or bad value: '%s'", a);
+        else if (!graph) graph = a;
+        else return bad(usage_bench, "unexpected argument '%s'", a);
+    }
+    if (!graph) return bad(usage_bench, "no graph file given%s", "");
+    df_gfile *f = df_gfile_load(graph, sets, nsets);
+    if (!f) {
+        fprintf(stderr, "dfrun: %s\n", df_errmsg());
+        return 1;
+    }
+    int rc = 1;
+    df_params *ps = df_params_new();
+    net tr = {0}, ev = {0};
+    df_optim *opt = NULL;
+    batchbuf b = {0};
+    settings s;
+    if (load_settings(f, &s) || build_net(f, ps, B, 1, &tr) || build_net(f, ps, SB, 0, &ev)) goto out;
+    df_params_init(ps, 0);
+    opt = df_optim_new(ps, &s.opt);
+    int64_t dim = tr.dim;
+    b.xt = malloc((size_t)(B * dim) * 4), b.tgt = malloc((size_t)(B * dim) * 4);
+    b.eps = malloc((size_t)(B * dim) * 4), b.lw = malloc((size_t)B * 4), b.t = malloc((size_t)B * 4);
+    b.y = calloc((size_t)(B > SB ? B : SB), 4);
+    df_rng r = df_rng_new(1);
+    df_rng_normal(&r, b.xt, B * dim);
+    df_rng_normal(&r, b.tgt, B * dim);
+    df_rng_uniform(&r, b.t, B);
+    for (int64_t i = 0; i < B; i++) b.lw[i] = 1, b.y[i] = (int32_t)(i % 10);
+    feed(&tr, &b);
+    if (df_run(tr.g) || df_optim_step(opt, -1)) goto fail; /* warm-up */
+    double t0 = now();
+    for (int k = 0; k < steps; k++)
+        if (df_run(tr.g) || df_optim_step(opt, -1)) goto fail;
+    double ts = (now() - t0) / steps;
+    float *xs = malloc((size_t)(SB * dim) * 4), *tt = malloc((size_t)SB * 4);
+    df_rng_normal(&r, xs, SB * dim);
+    for (int64_t i = 0; i < SB; i++) tt[i] = 0.5f;
+    df_set_input(ev.g, ev.x, xs, SB * dim);
+    if (ev.t) df_set_input(ev.g, ev.t, tt, SB);
+    if (ev.y) df_set_input(ev.g, ev.y, b.y, SB);
+    free(xs);
+    free(tt);
+    if (df_run(ev.g)) goto fail;
+    int ne = steps / 2 > 2 ? steps / 2 : 2;
+    t0 = now();
+    for (int k = 0; k < ne; k++)
+        if (df_run(ev.g)) goto fail;
+    double es = (now() - t0) / ne;
+    df_plan_stats st, se;
+    df_plan_get_stats(tr.g, &st);
+    df_plan_get_stats(ev.g, &se);
+    double fl = df_graph_flops(tr.g, 0) / B;
+    FILE *p = fopen("/proc/self/status", "r");
+    char line[256];
+    long hwm = 0;
+    while (p && fgets(line, sizeof line, p))
+        if (!strncmp(line, "VmHWM:", 6)) hwm = atol(line + 6);
+    if (p) fclose(p);
+    printf("{\"graph\": \"%s\", \"params\": %lld, \"batch\": %d, \"threads\": %d, \"train_step_s\": %.4f, "
+           "\"train_img_per_s\": %.1f, \"train_gflop_per_s\": %.1f, \"eval_batch\": %d, \"eval_s\": %.4f, "
+           "\"eval_img_per_s\": %.1f, \"fwd_gflop_per_img\": %.4f, \"train_planned_mib\": %.1f, "
+           "\"train_no_reuse_mib\": %.1f, \"eval_planned_mib\": %.1f, \"peak_rss_mib\": %.0f}\n",
+           graph, (long long)df_params_numel(ps), B, df_get_threads(), ts, B / ts, 3 * fl * B / ts / 1e9, SB, es,
+           SB / es, fl / 1e9, st.planned_bytes / 1048576.0, st.naive_bytes / 1048576.0,
+           se.planned_bytes / 1048576.0, hwm / 1024.0);
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "dfrun: %s\n", df_errmsg());
+out:
+    free(b.xt), free(b.tgt), free(b.eps), free(b.lw), free(b.t), free(b.y);
+    df_optim_free(opt);
+    df_graph_free(tr.g);
+    df_graph_free(ev.g);
+    df_params_free(ps);
+    df_gfile_free(f);
+    return rc;
+}

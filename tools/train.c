@@ -31,7 +31,7 @@ static double now(void) {
 
 typedef struct {
     /* flags */
-    const char *graph, *out, *data_dir, *run, *ckpt, *outfile, *sampler;
+    const char *graph, *out, *data_dir, *run, *ckpt, *outfile, *sampler, *traj;
     const char *sets[MAX_SETS];
     int nsets, resume, threads, batch, n, per_class, klass, steps_s;
     long long steps;
@@ -307,13 +307,27 @@ static df_status model_eps(void *vctx, const float *x, int64_t n, int64_t dim, d
     return st;
 }
 
+/* snapshots of the reverse process for --trajectory */
+typedef struct {
+    int every, nsnap, max;
+    int64_t keep, dim; /* values kept per snapshot */
+    float *buf;
+} traj_t;
+static void traj_cb(void *ctx, const float *x, double t, int step) {
+    traj_t *tr = ctx;
+    (void)t;
+    if (step % tr->every || tr->nsnap >= tr->max) return;
+    memcpy(tr->buf + tr->nsnap * tr->keep * tr->dim, x, (size_t)(tr->keep * tr->dim) * 4);
+    tr->nsnap++;
+}
+
 static int sample_to(df_gfile *f, df_params *ps, const settings *s, net *ev, int64_t count,
-                     int32_t *labels, double w, uint64_t seed, float *out) {
+                     int32_t *labels, double w, uint64_t seed, float *out, traj_t *tr) {
     eps_ctx c = {ev, labels, count, w, s->null_class, s};
     df_rng r = df_rng_new(seed ^ 0xabcdefull);
     (void)f;
     (void)ps;
-    if (df_sample(&s->sched, &s->samp, model_eps, &c, out, count, ev->dim, &r, NULL, NULL)) {
+    if (df_sample(&s->sched, &s->samp, model_eps, &c, out, count, ev->dim, &r, tr ? traj_cb : NULL, tr)) {
         fprintf(stderr, "dfrun: sampling failed: %s\n", df_errmsg());
         return -1;
     }
@@ -373,6 +387,7 @@ static const char *usage_sample =
     "  --per-class N      N of each class 0..9 in order (one grid row per class)\n"
     "  --class K          all samples of class K\n"
     "  --guidance W       classifier-free guidance weight (1 = conditional model)\n"
+    "  --trajectory FILE.png  the reverse process at several times (noise to samples)\n"
     "  --seed S, --batch B, --threads T, --set PATH=VALUE\n";
 
 static int bad(const char *usage, const char *msg, const char *arg) {
@@ -458,6 +473,9 @@ static int parse(int argc, char **argv, const char *usage, int sample, flags *fl
         } else if (sample && !strcmp(a, "--ckpt")) {
             NEEDV("--ckpt");
             fl->ckpt = v;
+        } else if (sample && !strcmp(a, "--trajectory")) {
+            NEEDV("--trajectory");
+            fl->traj = v;
         } else if (sample && !strcmp(a, "--graph")) {
             NEEDV("--graph");
             fl->graph = v;
@@ -632,7 +650,7 @@ static int sample_grid(df_gfile *f, df_params *ps, const settings *s, net *ev, d
     fast.samp.steps = 25;
     fast.samp.t_min = s->t_min;
     if (ema) df_ema_swap(ema);
-    int r = sample_to(f, ps, &fast, ev, count, lab, 1.0, 1234, out);
+    int r = sample_to(f, ps, &fast, ev, count, lab, 1.0, 1234, out, NULL);
     if (ema) df_ema_swap(ema);
     if (!r) r = write_grid(path, out, count, ev, ev->y ? 10 : 8);
     free(out);
@@ -985,7 +1003,51 @@ int cmd_sample(int argc, char **argv) {
     out = malloc((size_t)(count * ev.dim) * 4);
     uint64_t seed = fl.seed_given ? (uint64_t)fl.seed : 0;
     double t0 = now();
-    if (sample_to(f, ps, &s, &ev, count, lab, s.guidance, seed, out)) goto out;
+    traj_t tj = {0};
+    if (fl.traj) { /* 8 snapshots of the first samples, then the result */
+        tj.max = 8;
+        tj.every = s.samp.steps / 8 > 0 ? s.samp.steps / 8 : 1;
+        tj.keep = ev.x->shape.nd == 4 ? (count < 10 ? count : 10) : count;
+        tj.dim = ev.dim;
+        tj.buf = malloc((size_t)((tj.max + 1) * tj.keep * tj.dim) * 4);
+    }
+    if (sample_to(f, ps, &s, &ev, count, lab, s.guidance, seed, out, fl.traj ? &tj : NULL)) {
+        free(tj.buf);
+        goto out;
+    }
+    if (fl.traj) {
+        memcpy(tj.buf + tj.nsnap * tj.keep * tj.dim, out, (size_t)(tj.keep * tj.dim) * 4);
+        int cols = tj.nsnap + 1, ok = 0;
+        if (ev.x->shape.nd == 4) { /* rows: samples; columns: times (noise -> image) */
+            int h = (int)ev.x->shape.d[2], w2 = (int)ev.x->shape.d[3];
+            float *grid = malloc((size_t)(cols * tj.keep * tj.dim) * 4);
+            for (int64_t i = 0; i < tj.keep; i++)
+                for (int c = 0; c < cols; c++)
+                    memcpy(grid + (i * cols + c) * tj.dim, tj.buf + (c * tj.keep + i) * tj.dim, (size_t)tj.dim * 4);
+            ok = !df_png_grid(fl.traj, grid, cols * tj.keep, h, w2, cols, 2);
+            free(grid);
+        } else { /* 2-D: one density panel per time */
+            int S = 120;
+            float *pan = malloc((size_t)cols * S * S * 4);
+            for (int c = 0; c < cols; c++) {
+                float *img = pan + (size_t)c * S * S;
+                for (int i = 0; i < S * S; i++) img[i] = -1;
+                for (int64_t i = 0; i < tj.keep; i++) {
+                    const float *q = tj.buf + (c * tj.keep + i) * 2;
+                    int px = (int)((q[0] + 3) / 6 * S), py = (int)((3 - q[1]) / 6 * S);
+                    if (px >= 0 && px < S && py >= 0 && py < S && img[py * S + px] < 1) img[py * S + px] += 0.5f;
+                }
+            }
+            ok = !df_png_grid(fl.traj, pan, cols, S, S, cols, 2);
+            free(pan);
+        }
+        free(tj.buf);
+        if (!ok) {
+            fprintf(stderr, "dfrun: %s\n", df_errmsg());
+            goto out;
+        }
+        fprintf(stderr, "dfrun: trajectory (%d times, noise to samples) -> %s\n", cols, fl.traj);
+    }
     char op[1200];
     snprintf(op, sizeof op, "%s", fl.outfile ? fl.outfile : fl.out ? fl.out : "");
     if (!op[0]) snprintf(op, sizeof op, "%s/samples.png", dir);

@@ -24,6 +24,7 @@ static const char *usage_main =
     "  sample             sample from a trained run (PNG grid or .npy)\n"
     "  eval               score samples with a trained classifier (accuracy, Frechet distance)\n"
     "  bench GRAPH.yaml   time training steps and sampling forwards (img/s, GFLOP/s, memory)\n"
+    "  run GRAPH.yaml     evaluate named values (and parameter gradients) on .npy inputs\n"
     "\n"
     "options of every command that reads a graph:\n"
     "  --set PATH=VALUE   override a setting, e.g. --set vars.ch=[64,128,256]\n"
@@ -437,6 +438,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "sample")) return cmd_sample(argc - 2, argv + 2);
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2);
     fprintf(stderr, "dfrun: unknown command '%s'\n\n%s", argv[1], usage_main);
     return 2;
 }

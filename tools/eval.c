@@ -20,7 +20,7 @@ static const char *usage_eval =
     "between two disjoint sets of real digits of that count.\n";
 
 /* read a float32 .npy: returns data, shape in shp/nd */
-static float *npy_read(const char *path, int64_t *shp, int *nd) {
+float *npy_read(const char *path, int64_t *shp, int *nd) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         fprintf(stderr, "dfrun: cannot open %s\n", path);
@@ -318,5 +318,185 @@ out:
     df_params_free(ps);
     df_gfile_free(f);
     df_st_free(cf);
+    return rc;
+}
+
+/* ---------------- dfrun run ---------------- */
+
+static const char *usage_run =
+    "usage: dfrun run GRAPH.yaml --ckpt FILE [--in NAME=FILE.npy]... --out NAME=FILE.npy...\n"
+    "                 [--grads FILE.safetensors] [--ema] [--set PATH=VALUE]...\n"
+    "\n"
+    "Evaluates named values of GRAPH's model (model outputs, or any node path such as\n"
+    "mid.attn.proj) on the given inputs; the batch size is the inputs' first extent. With\n"
+    "--grads, the first --out must be a scalar: the gradients of every parameter with\n"
+    "respect to it are written to FILE.safetensors. --ema uses the EMA weights.\n";
+
+int cmd_run(int argc, char **argv) {
+    const char *graph = NULL, *ckpt = NULL, *grads = NULL, *ins[16], *outs[16], *sets[64];
+    int nin = 0, nout = 0, nsets = 0, ema = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage_run, stdout);
+            return 0;
+        } else if (!strcmp(a, "--ckpt") && v) ckpt = v, i++;
+        else if (!strcmp(a, "--grads") && v) grads = v, i++;
+        else if (!strcmp(a, "--ema")) ema = 1;
+        else if (!strcmp(a, "--in") && v && nin < 16 && strchr(v, '=')) ins[nin++] = v, i++;
+        else if (!strcmp(a, "--out") && v && nout < 16 && strchr(v, '=')) outs[nout++] = v, i++;
+        else if (!strcmp(a, "--set") && v && nsets < 64) sets[nsets++] = v, i++;
+        else if (a[0] == '-') {
+            fprintf(stderr, "dfrun: unknown or incomplete option '%s' (NAME=FILE for --in/--out)\n\n%s", a, usage_run);
+            return 2;
+        } else if (!graph) graph = a;
+        else {
+            fprintf(stderr, "dfrun: unexpected argument '%s'\n\n%s", a, usage_run);
+            return 2;
+        }
+    }
+    if (!graph || !nout) {
+        fprintf(stderr, "dfrun: run needs a graph file and at least one --out NAME=FILE.npy\n\n%s", usage_run);
+        return 2;
+    }
+    float *data[16] = {0};
+    int64_t shp[16][6];
+    int nd[16];
+    int64_t B = 0;
+    for (int i = 0; i < nin; i++) {
+        const char *eq = strchr(ins[i], '=');
+        if (!(data[i] = npy_read(eq + 1, shp[i], &nd[i]))) return 1;
+        if (!B) B = shp[i][0];
+        else if (shp[i][0] != B) {
+            fprintf(stderr, "dfrun: --in %s: first extent %lld differs from the others' %lld\n", ins[i], (long long)shp[i][0], (long long)B);
+            return 1;
+        }
+    }
+    if (!B) B = 1;
+    int rc = 1;
+    df_gfile *f = df_gfile_load(graph, sets, nsets);
+    df_params *ps = df_params_new();
+    df_graph *g = df_graph_new(ps);
+    df_model_io io;
+    df_node *on[16] = {0};
+    if (!f || df_gfile_build(f, g, B, &io)) {
+        fprintf(stderr, "dfrun: %s\n", df_errmsg());
+        goto out;
+    }
+    for (int i = 0; i < nout; i++) {
+        char nm[256];
+        snprintf(nm, sizeof nm, "%.*s", (int)(strchr(outs[i], '=') - outs[i]), outs[i]);
+        for (int k = 0; k < io.n_out && !on[i]; k++)
+            if (!strcmp(io.out_name[k], nm)) on[i] = io.out[k];
+        for (int k = 0; k < io.n_in && !on[i]; k++)
+            if (!strcmp(io.in_name[k], nm)) on[i] = io.in[k];
+        if (!on[i]) on[i] = df_graph_find(g, nm);
+        if (!on[i]) {
+            fprintf(stderr, "dfrun: --out %s: no value named '%s' (model outputs, inputs, or node paths as printed by dfrun check)\n", outs[i], nm);
+            goto out;
+        }
+        df_keep(g, on[i]);
+    }
+    if (grads) {
+        if (df_shape_numel(&on[0]->shape) != 1 || on[0]->dtype != DF_F32) {
+            fprintf(stderr, "dfrun: --grads needs the first --out to be a scalar float value\n");
+            goto out;
+        }
+        if (df_backward(g, on[0], NULL, 0)) {
+            fprintf(stderr, "dfrun: %s\n", df_errmsg());
+            goto out;
+        }
+    }
+    if (df_compile(g, NULL)) {
+        fprintf(stderr, "dfrun: %s\n", df_errmsg());
+        goto out;
+    }
+    if (ckpt) {
+        df_st_file *cf = df_st_load(ckpt);
+        if (!cf) {
+            fprintf(stderr, "dfrun: %s\n", df_errmsg());
+            goto out;
+        }
+        for (int i = 0; i < df_params_count(ps); i++) {
+            const df_param_info *p = df_params_info(ps, i);
+            char nm[600];
+            snprintf(nm, sizeof nm, "%s%s", ema ? "ema." : "", p->name);
+            const df_st_tensor *t = df_st_find(cf, nm);
+            if (!t || !df_shape_eq(&t->shape, &p->shape)) {
+                fprintf(stderr, "dfrun: %s: missing or misshapen '%s'\n", ckpt, nm);
+                df_st_free(cf);
+                goto out;
+            }
+            memcpy(df_param_data(ps, i), t->data, (size_t)p->numel * 4);
+        }
+        df_st_free(cf);
+    } else
+        df_params_init(ps, 0);
+    for (int i = 0; i < io.n_in; i++) {
+        int k;
+        for (k = 0; k < nin; k++)
+            if (!strncmp(ins[k], io.in_name[i], strlen(io.in_name[i])) && ins[k][strlen(io.in_name[i])] == '=') break;
+        if (k == nin) {
+            fprintf(stderr, "dfrun: the model's input '%s' is not given (--in %s=FILE.npy)\n", io.in_name[i], io.in_name[i]);
+            goto out;
+        }
+        int64_t n = 1;
+        for (int j = 0; j < nd[k]; j++) n *= shp[k][j];
+        if (n != df_shape_numel(&io.in[i]->shape)) {
+            char s1[96];
+            fprintf(stderr, "dfrun: --in %s: %lld values, the input is %s at batch %lld\n", ins[k], (long long)n,
+                    df_shape_str(&io.in[i]->shape, s1, sizeof s1), (long long)B);
+            goto out;
+        }
+        if (io.in[i]->dtype == DF_I32) {
+            int32_t *iv = malloc((size_t)n * 4);
+            for (int64_t j = 0; j < n; j++) iv[j] = (int32_t)lrintf(data[k][j]);
+            df_set_input(g, io.in[i], iv, n);
+            free(iv);
+        } else
+            df_set_input(g, io.in[i], data[k], n);
+    }
+    if (df_run(g)) {
+        fprintf(stderr, "dfrun: %s\n", df_errmsg());
+        goto out;
+    }
+    for (int i = 0; i < nout; i++) {
+        const char *file = strchr(outs[i], '=') + 1;
+        int64_t s6[6];
+        for (int j = 0; j < on[i]->shape.nd; j++) s6[j] = on[i]->shape.d[j];
+        float *vals = df_data(on[i]), *conv = NULL;
+        if (on[i]->dtype == DF_I32) {
+            int64_t n = df_shape_numel(&on[i]->shape);
+            conv = malloc((size_t)n * 4);
+            for (int64_t j = 0; j < n; j++) conv[j] = (float)((int32_t *)vals)[j];
+            vals = conv;
+        }
+        df_status st = df_npy_write(file, vals, s6, on[i]->shape.nd);
+        free(conv);
+        if (st) {
+            fprintf(stderr, "dfrun: %s\n", df_errmsg());
+            goto out;
+        }
+    }
+    if (grads) {
+        int np = df_params_count(ps);
+        df_st_tensor *t = calloc(np, sizeof *t);
+        for (int i = 0; i < np; i++) {
+            const df_param_info *p = df_params_info(ps, i);
+            t[i] = (df_st_tensor){p->name, DF_F32, p->shape, df_param_grad(ps, i)};
+        }
+        df_status st = df_st_save(grads, t, np, NULL, 0);
+        free(t);
+        if (st) {
+            fprintf(stderr, "dfrun: %s\n", df_errmsg());
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    for (int i = 0; i < nin; i++) free(data[i]);
+    df_graph_free(g);
+    df_params_free(ps);
+    df_gfile_free(f);
     return rc;
 }

@@ -12,7 +12,7 @@
 static char dir[] = "/tmp/dfrun_train_XXXXXX";
 
 static int sh(const char *fmt, const char *a, const char *b) {
-    char cmd[4096];
+    char cmd[16384];
     snprintf(cmd, sizeof cmd, fmt, a, b);
     return system(cmd);
 }
@@ -110,10 +110,96 @@ static void test_resume_exact(void **state) {
     fclose(fb);
 }
 
+/* the other commands on the toy run: run (values and gradients), bench, and
+ * bad input to each */
+static void test_cli_commands(void **state) {
+    (void)state;
+    char run[600], f1[700], f2[700];
+    snprintf(run, sizeof run, "%s/ring", dir); /* trained by test_ring_end_to_end */
+    snprintf(f1, sizeof f1, "%s/s2.npy", dir);
+    /* dfrun run: the model on its own samples, batch from the input */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "%s --out %s --n 16 --seed 2 >/dev/null 2>&1 && cd %s && python3 -c \"import sys\" "
+             "2>/dev/null; true",
+             run, f1, dir);
+    assert_int_equal(sh(DFRUN_BINARY_DIR "/dfrun sample --run %s%s", cmd, ""), 0);
+    snprintf(f2, sizeof f2, "%s/t.npy", dir);
+    /* t: 16 times as a .npy written with the library's writer via dfrun run's output of a slice is
+     * overkill; reuse the samples file's first column count instead: write t with printf */
+    FILE *f = fopen(f2, "wb");
+    const char hdr[] =
+        "\x93NUMPY\x01\x00\x76\x00{'descr': '<f4', 'fortran_order': False, 'shape': (16,), }";
+    fwrite(hdr, 1, sizeof hdr - 1, f);
+    for (int i = (int)(sizeof hdr - 1); i < 127; i++) fputc(' ', f);
+    fputc('\n', f);
+    for (int i = 0; i < 16; i++) {
+        float t = 0.5f;
+        fwrite(&t, 4, 1, f);
+    }
+    fclose(f);
+    char out[700];
+    snprintf(out, sizeof out, "%s/eps.npy", dir);
+    snprintf(cmd, sizeof cmd,
+             "%s/checkpoint.safetensors --in x=%s --in t=%s --out out=%s > /dev/null 2>&1", run, f1,
+             f2, out);
+    assert_int_equal(sh("cd " DFRUN_SOURCE_DIR " && " DFRUN_BINARY_DIR
+                        "/dfrun run graphs/toy_ring.yaml --ckpt %s%s",
+                        cmd, ""),
+                     0);
+    int64_t n;
+    float *e = read_npy(out, &n);
+    assert_non_null(e);
+    assert_int_equal(n, 32);
+    free(e);
+    /* errors: a missing input, an unknown value, a non-scalar --grads */
+    snprintf(cmd, sizeof cmd, "--in x=%s --out out=%s > /dev/null 2>&1", f1, out);
+    assert_int_not_equal(sh("cd " DFRUN_SOURCE_DIR " && " DFRUN_BINARY_DIR
+                            "/dfrun run graphs/toy_ring.yaml %s%s",
+                            cmd, ""),
+                         0);
+    snprintf(cmd, sizeof cmd, "--in x=%s --in t=%s --out nope=%s > /dev/null 2>&1", f1, f2, out);
+    assert_int_not_equal(sh("cd " DFRUN_SOURCE_DIR " && " DFRUN_BINARY_DIR
+                            "/dfrun run graphs/toy_ring.yaml %s%s",
+                            cmd, ""),
+                         0);
+    snprintf(cmd, sizeof cmd,
+             "--in x=%s --in t=%s --out out=%s --grads %s/g.safetensors > /dev/null 2>&1", f1, f2,
+             out, dir);
+    assert_int_not_equal(sh("cd " DFRUN_SOURCE_DIR " && " DFRUN_BINARY_DIR
+                            "/dfrun run graphs/toy_ring.yaml %s%s",
+                            cmd, ""),
+                         0);
+    /* bench prints its JSON */
+    assert_int_equal(
+        sh("cd " DFRUN_SOURCE_DIR " && " DFRUN_BINARY_DIR
+           "/dfrun bench graphs/toy_ring.yaml --batch 64 --sample-batch 64 --steps 4 %s%s",
+           "| grep -q train_img_per_s", ""),
+        0);
+    /* bad flags and files: non-zero exits */
+    assert_int_equal(sh(DFRUN_BINARY_DIR "/dfrun train %s%s > /dev/null 2>&1", "", ""), 2 << 8);
+    assert_int_equal(sh(DFRUN_BINARY_DIR
+                        "/dfrun train graphs/toy_ring.yaml --steps -3 %s%s > /dev/null 2>&1",
+                        "", ""),
+                     2 << 8);
+    assert_int_not_equal(
+        sh(DFRUN_BINARY_DIR "/dfrun sample --run /nonexistent%s%s > /dev/null 2>&1", "", ""), 0);
+    assert_int_equal(
+        sh(DFRUN_BINARY_DIR "/dfrun sample --run %s --sampler foo%s > /dev/null 2>&1", run, ""),
+        2 << 8);
+    assert_int_not_equal(
+        sh(DFRUN_BINARY_DIR "/dfrun sample --run %s --out %s/x.jpg > /dev/null 2>&1", run, dir), 0);
+    assert_int_not_equal(sh(DFRUN_BINARY_DIR
+                            "/dfrun eval --classifier %s /nonexistent.npy%s > /dev/null 2>&1",
+                            run, ""),
+                         0);
+}
+
 int main(void) {
     assert_non_null(mkdtemp(dir));
     const struct CMUnitTest t[] = {cmocka_unit_test(test_ring_end_to_end),
-                                   cmocka_unit_test(test_resume_exact)};
+                                   cmocka_unit_test(test_resume_exact),
+                                   cmocka_unit_test(test_cli_commands)};
     int r = cmocka_run_group_tests_name("train", t, NULL, NULL);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "chmod -R u+w %s; rm -rf %s", dir, dir);

@@ -113,7 +113,8 @@ static void jacobi(double *a, int n, double *w, double *v) {
 
 /* symmetric PSD square root */
 static void sqrtm(const double *a, int n, double *out) {
-    double *t = malloc(sizeof(double) * n * n), *v = malloc(sizeof(double) * n * n), *w = malloc(sizeof(double) * n);
+    double *t = malloc(sizeof(double) * n * n), *v = malloc(sizeof(double) * n * n),
+           *w = malloc(sizeof(double) * n);
     memcpy(t, a, sizeof(double) * n * n);
     jacobi(t, n, w, v);
     for (int i = 0; i < n; i++)
@@ -142,7 +143,8 @@ static void moments(const float *f, int64_t n, int d, double *mu, double *cov) {
 /* ||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1^1/2 S2 S1^1/2)^1/2) */
 static double frechet(const float *f1, int64_t n1, const float *f2, int64_t n2, int d) {
     double *m1 = calloc(d, 8), *m2 = calloc(d, 8), *c1 = calloc(d * d, 8), *c2 = calloc(d * d, 8);
-    double *h = calloc(d * d, 8), *t = calloc(d * d, 8), *m = calloc(d * d, 8), *r = calloc(d * d, 8);
+    double *h = calloc(d * d, 8), *t = calloc(d * d, 8), *m = calloc(d * d, 8),
+           *r = calloc(d * d, 8);
     moments(f1, n1, d, m1, c1);
     moments(f2, n2, d, m2, c2);
     sqrtm(c1, d, h);
@@ -159,17 +161,19 @@ static double frechet(const float *f1, int64_t n1, const float *f2, int64_t n2, 
             m[i * d + j] = s;
         }
     for (int i = 0; i < d; i++)
-        for (int j = i + 1; j < d; j++) m[i * d + j] = m[j * d + i] = 0.5 * (m[i * d + j] + m[j * d + i]);
+        for (int j = i + 1; j < d; j++)
+            m[i * d + j] = m[j * d + i] = 0.5 * (m[i * d + j] + m[j * d + i]);
     sqrtm(m, d, r);
     double fd = 0;
-    for (int i = 0; i < d; i++) fd += (m1[i] - m2[i]) * (m1[i] - m2[i]) + c1[i * d + i] + c2[i * d + i] - 2 * r[i * d + i];
+    for (int i = 0; i < d; i++)
+        fd += (m1[i] - m2[i]) * (m1[i] - m2[i]) + c1[i * d + i] + c2[i * d + i] - 2 * r[i * d + i];
     free(m1), free(m2), free(c1), free(c2), free(h), free(t), free(m), free(r);
     return fd;
 }
 
 /* logits' argmax and features of n images through the classifier graph (batch B) */
-static int classify(df_graph *g, df_node *x, df_node *logits, df_node *feat, int64_t B, const float *imgs,
-                    int64_t n, int32_t *pred, float *features, int d) {
+static int classify(df_graph *g, df_node *x, df_node *logits, df_node *feat, int64_t B,
+                    const float *imgs, int64_t n, int32_t *pred, float *features, int d) {
     float *buf = calloc((size_t)(B * 784), 4);
     int64_t C = logits->shape.d[1];
     for (int64_t b0 = 0; b0 < n; b0 += B) {
@@ -202,28 +206,34 @@ int cmd_eval(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage_eval, stdout);
             return 0;
-        } else if (!strcmp(a, "--classifier") && v) run = v, i++;
-        else if (!strcmp(a, "--data") && v) data = v, i++;
-        else if (!strcmp(a, "--threads") && v) df_set_threads(atoi(v)), i++;
+        } else if (!strcmp(a, "--classifier") && v)
+            run = v, i++;
+        else if (!strcmp(a, "--data") && v)
+            data = v, i++;
+        else if (!strcmp(a, "--threads") && v)
+            df_set_threads(atoi(v)), i++;
         else if (!strcmp(a, "--per-class") && v) {
             char *e;
             per_class = strtol(v, &e, 10);
             if (*e || per_class < 1) {
-                fprintf(stderr, "dfrun: --per-class: expected a positive integer, got '%s'\n\n%s", v, usage_eval);
+                fprintf(stderr, "dfrun: --per-class: expected a positive integer, got '%s'\n\n%s",
+                        v, usage_eval);
                 return 2;
             }
             i++;
         } else if (a[0] == '-') {
             fprintf(stderr, "dfrun: unknown or incomplete option '%s'\n\n%s", a, usage_eval);
             return 2;
-        } else if (!samples) samples = a;
+        } else if (!samples)
+            samples = a;
         else {
             fprintf(stderr, "dfrun: unexpected argument '%s'\n\n%s", a, usage_eval);
             return 2;
         }
     }
     if (!run || !samples) {
-        fprintf(stderr, "dfrun: eval needs --classifier RUN and a samples .npy file\n\n%s", usage_eval);
+        fprintf(stderr, "dfrun: eval needs --classifier RUN and a samples .npy file\n\n%s",
+                usage_eval);
         return 2;
     }
     int64_t shp[6];
@@ -237,7 +247,8 @@ int cmd_eval(int argc, char **argv) {
         return 1;
     }
     if (per_class && per_class * 10 != n) {
-        fprintf(stderr, "dfrun: --per-class %ld means %ld samples, the file has %lld\n", per_class, per_class * 10, (long long)n);
+        fprintf(stderr, "dfrun: --per-class %ld means %ld samples, the file has %lld\n", per_class,
+                per_class * 10, (long long)n);
         free(xs);
         return 1;
     }
@@ -269,7 +280,8 @@ int cmd_eval(int argc, char **argv) {
     for (int i = 0; i < io.n_out; i++)
         if (!strcmp(io.out_name[i], "features")) feat = io.out[i];
     if (!feat || io.out[0]->shape.nd != 2) {
-        fprintf(stderr, "dfrun: %s: a classifier with outputs [logits, features] is needed\n", graph);
+        fprintf(stderr, "dfrun: %s: a classifier with outputs [logits, features] is needed\n",
+                graph);
         goto out;
     }
     df_keep(g, io.out[0]);
@@ -290,7 +302,8 @@ int cmd_eval(int argc, char **argv) {
         memcpy(df_param_data(ps, i), t->data, (size_t)p->numel * 4);
     }
     if (df_mnist_load(data, &real)) {
-        fprintf(stderr, "dfrun: %s (real digits are needed for the Frechet distance)\n", df_errmsg());
+        fprintf(stderr, "dfrun: %s (real digits are needed for the Frechet distance)\n",
+                df_errmsg());
         goto out;
     }
     int d = (int)feat->shape.d[1];
@@ -307,9 +320,14 @@ int cmd_eval(int argc, char **argv) {
     if (per_class)
         for (int64_t i = 0; i < n; i++) right += pred[i] == i / per_class;
     double fd = frechet(fs, n, fr, nr, d), floor_ = frechet(fr, nr, fr + nr * d, nr, d);
-    printf("classifier  %s (accuracy on %lld real digits: %.2f%%)\n", run, (long long)(2 * nr), 100.0 * rr / (2 * nr));
-    if (per_class) printf("accuracy    %.2f%% of %lld samples classified as their requested digit\n", 100.0 * right / n, (long long)n);
-    printf("frechet     %.3f (samples vs %lld real digits); floor %.3f (real vs real, same count)\n", fd, (long long)nr, floor_);
+    printf("classifier  %s (accuracy on %lld real digits: %.2f%%)\n", run, (long long)(2 * nr),
+           100.0 * rr / (2 * nr));
+    if (per_class)
+        printf("accuracy    %.2f%% of %lld samples classified as their requested digit\n",
+               100.0 * right / n, (long long)n);
+    printf(
+        "frechet     %.3f (samples vs %lld real digits); floor %.3f (real vs real, same count)\n",
+        fd, (long long)nr, floor_);
     rc = 0;
 out:
     free(xs), free(fs), free(fr), free(pred), free(predr);
@@ -340,23 +358,33 @@ int cmd_run(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage_run, stdout);
             return 0;
-        } else if (!strcmp(a, "--ckpt") && v) ckpt = v, i++;
-        else if (!strcmp(a, "--grads") && v) grads = v, i++;
-        else if (!strcmp(a, "--ema")) ema = 1;
-        else if (!strcmp(a, "--in") && v && nin < 16 && strchr(v, '=')) ins[nin++] = v, i++;
-        else if (!strcmp(a, "--out") && v && nout < 16 && strchr(v, '=')) outs[nout++] = v, i++;
-        else if (!strcmp(a, "--set") && v && nsets < 64) sets[nsets++] = v, i++;
+        } else if (!strcmp(a, "--ckpt") && v)
+            ckpt = v, i++;
+        else if (!strcmp(a, "--grads") && v)
+            grads = v, i++;
+        else if (!strcmp(a, "--ema"))
+            ema = 1;
+        else if (!strcmp(a, "--in") && v && nin < 16 && strchr(v, '='))
+            ins[nin++] = v, i++;
+        else if (!strcmp(a, "--out") && v && nout < 16 && strchr(v, '='))
+            outs[nout++] = v, i++;
+        else if (!strcmp(a, "--set") && v && nsets < 64)
+            sets[nsets++] = v, i++;
         else if (a[0] == '-') {
-            fprintf(stderr, "dfrun: unknown or incomplete option '%s' (NAME=FILE for --in/--out)\n\n%s", a, usage_run);
+            fprintf(stderr,
+                    "dfrun: unknown or incomplete option '%s' (NAME=FILE for --in/--out)\n\n%s", a,
+                    usage_run);
             return 2;
-        } else if (!graph) graph = a;
+        } else if (!graph)
+            graph = a;
         else {
             fprintf(stderr, "dfrun: unexpected argument '%s'\n\n%s", a, usage_run);
             return 2;
         }
     }
     if (!graph || !nout) {
-        fprintf(stderr, "dfrun: run needs a graph file and at least one --out NAME=FILE.npy\n\n%s", usage_run);
+        fprintf(stderr, "dfrun: run needs a graph file and at least one --out NAME=FILE.npy\n\n%s",
+                usage_run);
         return 2;
     }
     float *data[16] = {0};
@@ -366,9 +394,11 @@ int cmd_run(int argc, char **argv) {
     for (int i = 0; i < nin; i++) {
         const char *eq = strchr(ins[i], '=');
         if (!(data[i] = npy_read(eq + 1, shp[i], &nd[i]))) return 1;
-        if (!B) B = shp[i][0];
+        if (!B)
+            B = shp[i][0];
         else if (shp[i][0] != B) {
-            fprintf(stderr, "dfrun: --in %s: first extent %lld differs from the others' %lld\n", ins[i], (long long)shp[i][0], (long long)B);
+            fprintf(stderr, "dfrun: --in %s: first extent %lld differs from the others' %lld\n",
+                    ins[i], (long long)shp[i][0], (long long)B);
             return 1;
         }
     }
@@ -392,7 +422,10 @@ int cmd_run(int argc, char **argv) {
             if (!strcmp(io.in_name[k], nm)) on[i] = io.in[k];
         if (!on[i]) on[i] = df_graph_find(g, nm);
         if (!on[i]) {
-            fprintf(stderr, "dfrun: --out %s: no value named '%s' (model outputs, inputs, or node paths as printed by dfrun check)\n", outs[i], nm);
+            fprintf(stderr,
+                    "dfrun: --out %s: no value named '%s' (model outputs, inputs, or node paths as "
+                    "printed by dfrun check)\n",
+                    outs[i], nm);
             goto out;
         }
         df_keep(g, on[i]);
@@ -435,17 +468,20 @@ int cmd_run(int argc, char **argv) {
     for (int i = 0; i < io.n_in; i++) {
         int k;
         for (k = 0; k < nin; k++)
-            if (!strncmp(ins[k], io.in_name[i], strlen(io.in_name[i])) && ins[k][strlen(io.in_name[i])] == '=') break;
+            if (!strncmp(ins[k], io.in_name[i], strlen(io.in_name[i])) &&
+                ins[k][strlen(io.in_name[i])] == '=')
+                break;
         if (k == nin) {
-            fprintf(stderr, "dfrun: the model's input '%s' is not given (--in %s=FILE.npy)\n", io.in_name[i], io.in_name[i]);
+            fprintf(stderr, "dfrun: the model's input '%s' is not given (--in %s=FILE.npy)\n",
+                    io.in_name[i], io.in_name[i]);
             goto out;
         }
         int64_t n = 1;
         for (int j = 0; j < nd[k]; j++) n *= shp[k][j];
         if (n != df_shape_numel(&io.in[i]->shape)) {
             char s1[96];
-            fprintf(stderr, "dfrun: --in %s: %lld values, the input is %s at batch %lld\n", ins[k], (long long)n,
-                    df_shape_str(&io.in[i]->shape, s1, sizeof s1), (long long)B);
+            fprintf(stderr, "dfrun: --in %s: %lld values, the input is %s at batch %lld\n", ins[k],
+                    (long long)n, df_shape_str(&io.in[i]->shape, s1, sizeof s1), (long long)B);
             goto out;
         }
         if (io.in[i]->dtype == DF_I32) {

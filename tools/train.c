@@ -157,7 +157,8 @@ static int build_net(df_gfile *f, df_params *ps, int64_t B, int train, net *n) {
     if (n->clf) {
         if (n->out->shape.nd != 2 || n->out->shape.d[0] != B) {
             char a[96];
-            fprintf(stderr, "dfrun: %s: a classifier's first output must be logits [B, classes], got %s\n",
+            fprintf(stderr,
+                    "dfrun: %s: a classifier's first output must be logits [B, classes], got %s\n",
                     df_gfile_path(f), df_shape_str(&n->out->shape, a, sizeof a));
             return -1;
         }
@@ -327,7 +328,8 @@ static int sample_to(df_gfile *f, df_params *ps, const settings *s, net *ev, int
     df_rng r = df_rng_new(seed ^ 0xabcdefull);
     (void)f;
     (void)ps;
-    if (df_sample(&s->sched, &s->samp, model_eps, &c, out, count, ev->dim, &r, tr ? traj_cb : NULL, tr)) {
+    if (df_sample(&s->sched, &s->samp, model_eps, &c, out, count, ev->dim, &r, tr ? traj_cb : NULL,
+                  tr)) {
         fprintf(stderr, "dfrun: sampling failed: %s\n", df_errmsg());
         return -1;
     }
@@ -813,8 +815,10 @@ int cmd_train(int argc, char **argv) {
     while (!g_stop) {
         if (total && step >= total) break;
         if (s.minutes > 0 && now() - t0 >= 60 * s.minutes) break;
-        if (tr.clf) clf_batch(&ds, ntrain, 0, B, dim, &rng, &b);
-        else make_batch(&s, &ds, ntrain, 0, B, dim, &rng, &b, 1);
+        if (tr.clf)
+            clf_batch(&ds, ntrain, 0, B, dim, &rng, &b);
+        else
+            make_batch(&s, &ds, ntrain, 0, B, dim, &rng, &b, 1);
         feed(&tr, &b);
         if (df_run(tr.g)) {
             fprintf(stderr, "\ndfrun: step %lld: %s; stopping (the last checkpoint is kept)\n",
@@ -846,8 +850,10 @@ int cmd_train(int argc, char **argv) {
             double vloss = NAN;
             if (ck && nval > 0) { /* validation loss on a fixed batch */
                 df_rng vr = df_rng_new(s.seed ^ 0x5eed);
-                if (tr.clf) clf_batch(&ds, nval, ntrain, B, dim, &vr, &b);
-                else make_batch(&s, &ds, nval, ntrain, B, dim, &vr, &b, 0);
+                if (tr.clf)
+                    clf_batch(&ds, nval, ntrain, B, dim, &vr, &b);
+                else
+                    make_batch(&s, &ds, nval, ntrain, B, dim, &vr, &b, 0);
                 feed(&tr, &b);
                 if (!df_run(tr.g)) vloss = *(float *)df_data(tr.loss);
                 df_params_zero_grad(ps);
@@ -1023,7 +1029,8 @@ int cmd_sample(int argc, char **argv) {
             float *grid = malloc((size_t)(cols * tj.keep * tj.dim) * 4);
             for (int64_t i = 0; i < tj.keep; i++)
                 for (int c = 0; c < cols; c++)
-                    memcpy(grid + (i * cols + c) * tj.dim, tj.buf + (c * tj.keep + i) * tj.dim, (size_t)tj.dim * 4);
+                    memcpy(grid + (i * cols + c) * tj.dim, tj.buf + (c * tj.keep + i) * tj.dim,
+                           (size_t)tj.dim * 4);
             ok = !df_png_grid(fl.traj, grid, cols * tj.keep, h, w2, cols, 2);
             free(grid);
         } else { /* 2-D: one density panel per time */
@@ -1035,7 +1042,8 @@ int cmd_sample(int argc, char **argv) {
                 for (int64_t i = 0; i < tj.keep; i++) {
                     const float *q = tj.buf + (c * tj.keep + i) * 2;
                     int px = (int)((q[0] + 3) / 6 * S), py = (int)((3 - q[1]) / 6 * S);
-                    if (px >= 0 && px < S && py >= 0 && py < S && img[py * S + px] < 1) img[py * S + px] += 0.5f;
+                    if (px >= 0 && px < S && py >= 0 && py < S && img[py * S + px] < 1)
+                        img[py * S + px] += 0.5f;
                 }
             }
             ok = !df_png_grid(fl.traj, pan, cols, S, S, cols, 2);
@@ -1101,14 +1109,22 @@ int cmd_bench(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage_bench, stdout);
             return 0;
-        } else if (!strcmp(a, "--batch") && v && !pint(v, 1, 65536, &iv)) B = (int)iv, i++;
-        else if (!strcmp(a, "--sample-batch") && v && !pint(v, 1, 65536, &iv)) SB = (int)iv, i++;
-        else if (!strcmp(a, "--steps") && v && !pint(v, 1, 100000, &iv)) steps = (int)iv, i++;
-        else if (!strcmp(a, "--threads") && v && !pint(v, 1, 1024, &iv)) df_set_threads((int)iv), i++;
-        else if (!strcmp(a, "--set") && v && nsets < MAX_SETS) sets[nsets++] = v, i++;
-        else if (a[0] == '-') return bad(usage_bench, "unknown option or bad value: '%s'", a);
-        else if (!graph) graph = a;
-        else return bad(usage_bench, "unexpected argument '%s'", a);
+        } else if (!strcmp(a, "--batch") && v && !pint(v, 1, 65536, &iv))
+            B = (int)iv, i++;
+        else if (!strcmp(a, "--sample-batch") && v && !pint(v, 1, 65536, &iv))
+            SB = (int)iv, i++;
+        else if (!strcmp(a, "--steps") && v && !pint(v, 1, 100000, &iv))
+            steps = (int)iv, i++;
+        else if (!strcmp(a, "--threads") && v && !pint(v, 1, 1024, &iv))
+            df_set_threads((int)iv), i++;
+        else if (!strcmp(a, "--set") && v && nsets < MAX_SETS)
+            sets[nsets++] = v, i++;
+        else if (a[0] == '-')
+            return bad(usage_bench, "unknown option or bad value: '%s'", a);
+        else if (!graph)
+            graph = a;
+        else
+            return bad(usage_bench, "unexpected argument '%s'", a);
     }
     if (!graph) return bad(usage_bench, "no graph file given%s", "");
     df_gfile *f = df_gfile_load(graph, sets, nsets);
@@ -1122,12 +1138,14 @@ int cmd_bench(int argc, char **argv) {
     df_optim *opt = NULL;
     batchbuf b = {0};
     settings s;
-    if (load_settings(f, &s) || build_net(f, ps, B, 1, &tr) || build_net(f, ps, SB, 0, &ev)) goto out;
+    if (load_settings(f, &s) || build_net(f, ps, B, 1, &tr) || build_net(f, ps, SB, 0, &ev))
+        goto out;
     df_params_init(ps, 0);
     opt = df_optim_new(ps, &s.opt);
     int64_t dim = tr.dim;
     b.xt = malloc((size_t)(B * dim) * 4), b.tgt = malloc((size_t)(B * dim) * 4);
-    b.eps = malloc((size_t)(B * dim) * 4), b.lw = malloc((size_t)B * 4), b.t = malloc((size_t)B * 4);
+    b.eps = malloc((size_t)(B * dim) * 4), b.lw = malloc((size_t)B * 4),
+    b.t = malloc((size_t)B * 4);
     b.y = calloc((size_t)(B > SB ? B : SB), 4);
     df_rng r = df_rng_new(1);
     df_rng_normal(&r, b.xt, B * dim);
@@ -1164,13 +1182,15 @@ int cmd_bench(int argc, char **argv) {
     while (p && fgets(line, sizeof line, p))
         if (!strncmp(line, "VmHWM:", 6)) hwm = atol(line + 6);
     if (p) fclose(p);
-    printf("{\"graph\": \"%s\", \"params\": %lld, \"batch\": %d, \"threads\": %d, \"train_step_s\": %.4f, "
-           "\"train_img_per_s\": %.1f, \"train_gflop_per_s\": %.1f, \"eval_batch\": %d, \"eval_s\": %.4f, "
+    printf("{\"graph\": \"%s\", \"params\": %lld, \"batch\": %d, \"threads\": %d, "
+           "\"train_step_s\": %.4f, "
+           "\"train_img_per_s\": %.1f, \"train_gflop_per_s\": %.1f, \"eval_batch\": %d, "
+           "\"eval_s\": %.4f, "
            "\"eval_img_per_s\": %.1f, \"fwd_gflop_per_img\": %.4f, \"train_planned_mib\": %.1f, "
            "\"train_no_reuse_mib\": %.1f, \"eval_planned_mib\": %.1f, \"peak_rss_mib\": %.0f}\n",
-           graph, (long long)df_params_numel(ps), B, df_get_threads(), ts, B / ts, 3 * fl * B / ts / 1e9, SB, es,
-           SB / es, fl / 1e9, st.planned_bytes / 1048576.0, st.naive_bytes / 1048576.0,
-           se.planned_bytes / 1048576.0, hwm / 1024.0);
+           graph, (long long)df_params_numel(ps), B, df_get_threads(), ts, B / ts,
+           3 * fl * B / ts / 1e9, SB, es, SB / es, fl / 1e9, st.planned_bytes / 1048576.0,
+           st.naive_bytes / 1048576.0, se.planned_bytes / 1048576.0, hwm / 1024.0);
     rc = 0;
     goto out;
 fail:

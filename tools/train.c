@@ -1061,6 +1061,8 @@ int cmd_sample(int argc, char **argv) {
     if (!op[0]) snprintf(op, sizeof op, "%s/samples.png", dir);
     const char *ext = strrchr(op, '.');
     int ok;
+    if (ev.x->shape.nd == 4) /* images: pixels in [-1, 1] */
+        for (int64_t i = 0; i < count * ev.dim; i++) out[i] = out[i] < -1 ? -1 : out[i] > 1 ? 1 : out[i];
     if (ext && !strcmp(ext, ".npy")) {
         int64_t shp[4];
         int nd = ev.x->shape.nd;

@@ -201,6 +201,7 @@ static int build_net(df_gfile *f, df_params *ps, int64_t B, int train, net *n) {
 
 static int save_ckpt(const char *path, df_params *ps, df_ema *ema, df_optim *opt, long long step,
                      const df_rng *rng, const char *graph) {
+    char *absg = realpath(graph, NULL); /* sampling may run from another directory */
     int np = df_params_count(ps);
     int64_t nstate = 0;
     float *state = df_optim_state(opt, &nstate);
@@ -220,9 +221,10 @@ static int save_ckpt(const char *path, df_params *ps, df_ema *ema, df_optim *opt
     snprintf(sctr, sizeof sctr, "%llu", (unsigned long long)rng->counter);
     snprintf(ssteps, sizeof ssteps, "%lld", (long long)df_optim_steps(opt));
     const char *meta[] = {
-        "format", "dfrun-checkpoint-1", "step", sstep,   "rng.key", skey, "rng.counter",
-        sctr,     "optimizer.steps",    ssteps, "graph", graph};
+        "format", "dfrun-checkpoint-1", "step", sstep,   "rng.key",          skey, "rng.counter",
+        sctr,     "optimizer.steps",    ssteps, "graph", absg ? absg : graph};
     df_status st = df_st_save(path, t, 2 * np + 1, meta, 6);
+    free(absg);
     for (int i = 0; i < np; i++) free(names[i]);
     free(names);
     free(t);
@@ -1062,7 +1064,8 @@ int cmd_sample(int argc, char **argv) {
     const char *ext = strrchr(op, '.');
     int ok;
     if (ev.x->shape.nd == 4) /* images: pixels in [-1, 1] */
-        for (int64_t i = 0; i < count * ev.dim; i++) out[i] = out[i] < -1 ? -1 : out[i] > 1 ? 1 : out[i];
+        for (int64_t i = 0; i < count * ev.dim; i++)
+            out[i] = out[i] < -1 ? -1 : out[i] > 1 ? 1 : out[i];
     if (ext && !strcmp(ext, ".npy")) {
         int64_t shp[4];
         int nd = ev.x->shape.nd;

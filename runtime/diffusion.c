@@ -30,7 +30,8 @@ df_status df_schedule_init(df_schedule *s, df_sched_kind kind, double bmin, doub
     s->ab[0] = 1.0;
     if (kind == DF_SCHED_DDPM_LINEAR) {
         if (!(bmin > 0 && bmax >= bmin && bmax < 1))
-            return df_seterr(DF_EINVAL,
+            return df_schedule_free(s),
+                   df_seterr(DF_EINVAL,
                              "linear betas: need 0 < beta_min <= beta_max < 1, got %g, %g", bmin,
                              bmax);
         for (int i = 1; i <= T; i++) {
@@ -48,7 +49,8 @@ df_status df_schedule_init(df_schedule *s, df_sched_kind kind, double bmin, doub
         }
     } else { /* poly: 1 - alpha_bar(t) = t^power, floored */
         if (!(power > 0 && power < 100))
-            return df_seterr(DF_EINVAL, "poly schedule: power %g out of (0, 100)", power);
+            return df_schedule_free(s),
+                   df_seterr(DF_EINVAL, "poly schedule: power %g out of (0, 100)", power);
         for (int i = 1; i <= T; i++) {
             double ab = 1 - pow((double)i / T, power);
             s->ab[i] = ab < AB_MIN ? AB_MIN : ab;

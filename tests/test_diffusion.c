@@ -69,6 +69,7 @@ static void test_schedules(void **state) {
     df_schedule poly;
     assert_int_equal(df_schedule_init(&poly, DF_SCHED_POLY, 0, 0, 10, 2), DF_OK);
     assert_true(fabs(df_sched_ab(&poly, 0.5) - 0.75) < 1e-12);
+    df_schedule_free(&poly);
     assert_int_equal(df_schedule_init(&poly, DF_SCHED_VP, 5, 1, 0, 0), DF_EINVAL);
     df_schedule_free(&lin);
     df_schedule_free(&cos_);

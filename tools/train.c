@@ -1142,7 +1142,7 @@ int cmd_bench(int argc, char **argv) {
     net tr = {0}, ev = {0};
     df_optim *opt = NULL;
     batchbuf b = {0};
-    settings s;
+    settings s = {0};
     if (load_settings(f, &s) || build_net(f, ps, B, 1, &tr) || build_net(f, ps, SB, 0, &ev))
         goto out;
     df_params_init(ps, 0);
@@ -1207,5 +1207,6 @@ out:
     df_graph_free(ev.g);
     df_params_free(ps);
     df_gfile_free(f);
+    df_schedule_free(&s.sched);
     return rc;
 }

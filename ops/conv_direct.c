@@ -25,13 +25,64 @@ static int64_t groups_of(const dconv_shape *c) {
 static int64_t slab_width(int64_t Wo, int64_t KW, int64_t s) {
     return (Wo - 1) * s + KW;
 }
-static size_t slab_floats(int64_t Cin, int64_t KH, int64_t Wo, int64_t KW, int64_t s) {
-    return (size_t)(Cin * KH * slab_width(Wo, KW, s)) + 16;
+/* A thread's slab holds the input rows of hb output rows: at most SLAB_BUDGET
+ * floats (or the rows of one output row when even that is larger). */
+#define SLAB_BUDGET (96 * 1024)
+static int64_t max_block_rows(int64_t Cin, int64_t KH, int64_t Ho, int64_t Wn, int64_t s) {
+    int64_t cap = (SLAB_BUDGET / (Cin * Wn) - KH) / s + 1;
+    if (cap > Ho) cap = Ho;
+    return cap < 1 ? 1 : cap;
+}
+static size_t slab_floats(int64_t Cin, int64_t KH, int64_t Ho, int64_t Wo, int64_t KW, int64_t s) {
+    int64_t Wn = slab_width(Wo, KW, s), hb = max_block_rows(Cin, KH, Ho, Wn, s);
+    return (size_t)(Cin * ((hb - 1) * s + KH) * Wn) + 64;
 }
 
 size_t dconv_scratch_floats(const dconv_shape *c, int nthreads) {
     return (size_t)(groups_of(c) * GROUP * c->Cin * c->KH * c->KW) /* packed weights */
-           + (size_t)nthreads * slab_floats(c->Cin, c->KH, c->Wo, c->KW, c->s) + 64;
+           + (size_t)nthreads * slab_floats(c->Cin, c->KH, c->Ho, c->Wo, c->KW, c->s) + 64;
+}
+
+/* In-register transpose of a 16 x 16 block: r[i][j] <- r[j][i]. */
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#define PD_(x) _mm512_castps_pd(x)
+#define PS_(x) _mm512_castpd_ps(x)
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = PS_(_mm512_unpacklo_pd(PD_(t[4 * i]), PD_(t[4 * i + 2])));
+        r[4 * i + 1] = PS_(_mm512_unpackhi_pd(PD_(t[4 * i]), PD_(t[4 * i + 2])));
+        r[4 * i + 2] = PS_(_mm512_unpacklo_pd(PD_(t[4 * i + 1]), PD_(t[4 * i + 3])));
+        r[4 * i + 3] = PS_(_mm512_unpackhi_pd(PD_(t[4 * i + 1]), PD_(t[4 * i + 3])));
+    }
+#undef PD_
+#undef PS_
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < 4; i++) {
+            t[8 * h + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + i + 4], 0x88);
+            t[8 * h + i + 4] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + i + 4], 0xdd);
+        }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    }
+}
+static inline __mmask16 lanes(int64_t n) {
+    return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+}
+/* d[0, Wn) = zeros, then x row [0, W) placed at column pl (clipped to Wn) */
+static inline void fill_row(float *d, int64_t Wn, const float *xr, int64_t W, int64_t pl) {
+    for (int64_t k = 0; k < Wn; k += 16)
+        _mm512_mask_storeu_ps(d + k, lanes(Wn - k), _mm512_setzero_ps());
+    if (!xr) return;
+    int64_t lo = pl < Wn ? pl : Wn, n = W < Wn - lo ? W : Wn - lo;
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 m = lanes(n - k);
+        _mm512_mask_storeu_ps(d + lo + k, m, _mm512_maskz_loadu_ps(m, xr + k));
+    }
 }
 
 /* acc[g][r] += w[g] * x[r * s + kw] over (ci, kh, kw); tmp[r][NB * 16] */
@@ -122,57 +173,77 @@ typedef struct {
     int64_t B, Cin, H, W, pt, pl;
 } tile_src;
 
-/* y = tiles with packed weights wp [G][Cin][KH][KW][32]; Ho x Wo outputs per plane */
+/* tmp [n][nb * 16] (pixel-major) -> nco channel rows of n pixels, channel j
+ * at y0 + j * plane, pixel r at r * ys; plus bias[j] when bias is given */
+static inline void store_tile(const float *tmp, int nb, int64_t n, int64_t nco, const float *bias,
+                              float *y0, int64_t plane, int64_t ys) {
+    __mmask16 mk = lanes(n);
+    for (int g = 0; g < nb; g++) {
+        __m512 v[16];
+        for (int r = 0; r < 16; r++)
+            v[r] = r < n ? _mm512_loadu_ps(tmp + r * nb * 16 + g * 16) : _mm512_setzero_ps();
+        transpose16(v);
+        int64_t m = nco - g * 16 < 16 ? nco - g * 16 : 16;
+        for (int j = 0; j < m; j++) {
+            float *yo = y0 + (g * 16 + j) * plane;
+            __m512 o = bias ? _mm512_add_ps(v[j], _mm512_set1_ps(bias[g * 16 + j])) : v[j];
+            if (ys == 1) {
+                _mm512_mask_storeu_ps(yo, mk, o);
+            } else {
+                float t[16];
+                _mm512_storeu_ps(t, o);
+                for (int64_t r = 0; r < n; r++) yo[r * ys] = t[r];
+            }
+        }
+    }
+}
+
+/* y = tiles with packed weights wp [G][Cin][KH][KW][32]; Ho x Wo outputs per
+ * plane. Work items are blocks of output rows of one image; each builds the
+ * slab of its input rows once and runs every group's tiles over it. */
 static void run_tiles(const tile_src *src, const float *wp, int64_t Cout, int64_t KH, int64_t KW,
                       int64_t s, int64_t Ho, int64_t Wo, const float *bias, float *y,
                       const placement *pl, float *slabs) {
     int64_t G = (Cout + GROUP - 1) / GROUP, KK = KH * KW, Cin = src->Cin;
     int64_t nblk = (Wo + MAX_RB - 1) / MAX_RB, rb = (Wo + nblk - 1) / nblk;
     int64_t plane = pl->YH * pl->YW, Wn = slab_width(Wo, KW, s);
-    size_t per = slab_floats(Cin, KH, Wo, KW, s);
+    size_t per = slab_floats(Cin, KH, Ho, Wo, KW, s);
+    int64_t want = (4 * omp_get_max_threads() + src->B - 1) / src->B; /* blocks per image */
+    int64_t hb = (Ho + want - 1) / want, hmax = max_block_rows(Cin, KH, Ho, Wn, s);
+    if (hb > hmax) hb = hmax;
+    int64_t nrb = (Ho + hb - 1) / hb;
 #pragma omp parallel
     {
         float *slab = slabs + per * (size_t)omp_get_thread_num();
-#pragma omp for collapse(2) schedule(static)
-        for (int64_t b = 0; b < src->B; b++)
-            for (int64_t oh = 0; oh < Ho; oh++) {
-                /* slab rows: input rows oh*s - pt + kh */
-                for (int64_t ci = 0; ci < Cin; ci++)
-                    for (int64_t kh = 0; kh < KH; kh++) {
-                        float *d = slab + (ci * KH + kh) * Wn;
-                        int64_t ih = oh * s - src->pt + kh;
-                        if (ih < 0 || ih >= src->H) {
-                            memset(d, 0, (size_t)Wn * 4);
-                            continue;
-                        }
-                        const float *xr = src->x + ((b * Cin + ci) * src->H + ih) * src->W;
-                        int64_t lo = src->pl < Wn ? src->pl : Wn;
-                        int64_t n = src->W < Wn - lo ? src->W : Wn - lo;
-                        for (int64_t k = 0; k < lo; k++) d[k] = 0;
-                        memcpy(d + lo, xr, (size_t)n * 4);
-                        for (int64_t k = lo + n; k < Wn; k++) d[k] = 0;
-                    }
-                for (int64_t g = 0; g < G; g++) {
-                    float tmp[MAX_RB * GROUP] __attribute__((aligned(64)));
-                    int64_t nco = Cout - g * GROUP < GROUP ? Cout - g * GROUP : GROUP;
-                    int nb = nco > 16 ? 2 : 1;
-                    const float *wg = wp + g * GROUP * Cin * KK;
-                    for (int64_t ow0 = 0; ow0 < Wo; ow0 += rb) {
-                        int64_t n = ow0 + rb <= Wo ? rb : Wo - ow0;
-                        tiles[nb - 1][n](slab + ow0 * s, KH * Wn, Wn, Cin, KH, KW, s, wg, tmp);
-                        for (int64_t j = 0; j < nco; j++) {
-                            float *yo = y + (b * Cout + g * GROUP + j) * plane +
-                                        (oh * pl->ys + pl->ya) * pl->YW + ow0 * pl->ys + pl->yb;
-                            float bv = bias ? bias[g * GROUP + j] : 0.0f;
-                            if (pl->ys == 1)
-                                for (int64_t r = 0; r < n; r++) yo[r] = tmp[r * nb * 16 + j] + bv;
-                            else
-                                for (int64_t r = 0; r < n; r++)
-                                    yo[r * pl->ys] = tmp[r * nb * 16 + j] + bv;
-                        }
-                    }
+#pragma omp for schedule(static)
+        for (int64_t it = 0; it < src->B * nrb; it++) {
+            int64_t b = it / nrb, oh0 = it % nrb * hb, nh = Ho - oh0 < hb ? Ho - oh0 : hb;
+            int64_t rows = (nh - 1) * s + KH, RS = rows * Wn; /* slab [Cin][rows][Wn] */
+            for (int64_t ci = 0; ci < Cin; ci++)
+                for (int64_t k = 0; k < rows; k++) {
+                    int64_t ih = oh0 * s - src->pt + k;
+                    const float *xr = ih >= 0 && ih < src->H
+                                          ? src->x + ((b * Cin + ci) * src->H + ih) * src->W
+                                          : NULL;
+                    fill_row(slab + ci * RS + k * Wn, Wn, xr, src->W, src->pl);
                 }
+            for (int64_t g = 0; g < G; g++) {
+                int64_t nco = Cout - g * GROUP < GROUP ? Cout - g * GROUP : GROUP;
+                int nb = nco > 16 ? 2 : 1;
+                const float *wg = wp + g * GROUP * Cin * KK;
+                for (int64_t oh = oh0; oh < oh0 + nh; oh++)
+                    for (int64_t ow0 = 0; ow0 < Wo; ow0 += rb) {
+                        float tmp[MAX_RB * GROUP] __attribute__((aligned(64)));
+                        int64_t n = ow0 + rb <= Wo ? rb : Wo - ow0;
+                        tiles[nb - 1][n](slab + (oh - oh0) * s * Wn + ow0 * s, RS, Wn, Cin, KH, KW,
+                                         s, wg, tmp);
+                        float *y0 = y + (b * Cout + g * GROUP) * plane +
+                                    (oh * pl->ys + pl->ya) * pl->YW + ow0 * pl->ys + pl->yb;
+                        store_tile(tmp, nb, n, nco, bias ? bias + g * GROUP : NULL, y0, plane,
+                                   pl->ys);
+                    }
             }
+        }
     }
 }
 
@@ -230,7 +301,7 @@ int dconv_bd_available(const dconv_shape *c) {
 size_t dconv_bd_scratch_floats(const dconv_shape *c, int nthreads) {
     /* packed sub-kernels (at most K x K taps) + per-thread slabs */
     return (size_t)(groups_of_n(c->Cin) * GROUP * c->Cout * c->KH * c->KW) +
-           (size_t)nthreads * slab_floats(c->Cout, c->KH, c->W, c->KW, 1) + 64;
+           (size_t)nthreads * slab_floats(c->Cout, c->KH, c->H, c->W, c->KW, 1) + 64;
 }
 void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *dx,
                   float *scratch) {

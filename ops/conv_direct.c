@@ -298,13 +298,136 @@ int dconv_bd_available(const dconv_shape *c) {
     }
     return 1;
 }
-size_t dconv_bd_scratch_floats(const dconv_shape *c, int nthreads) {
-    /* packed sub-kernels (at most K x K taps) + per-thread slabs */
-    return (size_t)(groups_of_n(c->Cin) * GROUP * c->Cout * c->KH * c->KW) +
-           (size_t)nthreads * slab_floats(c->Cout, c->KH, c->H, c->W, c->KW, 1) + 64;
+/* the s = 2, even-size path: two slabs [Cout][<= KH][<= W/2 - 1 + KW] per thread */
+static int bd2_applies(const dconv_shape *c) {
+    return c->s == 2 && c->H % 2 == 0 && c->W % 2 == 0;
 }
+static size_t bd2_slab_floats(const dconv_shape *c) {
+    return (size_t)(c->Cout * c->KH * (c->W / 2 + c->KW)) + 64;
+}
+size_t dconv_bd_scratch_floats(const dconv_shape *c, int nthreads) {
+    /* packed sub-kernels (the phases' taps add up to K x K) + per-thread slabs */
+    size_t slab = slab_floats(c->Cout, c->KH, c->H, c->W, c->KW, 1);
+    if (bd2_applies(c) && 2 * bd2_slab_floats(c) > slab) slab = 2 * bd2_slab_floats(c);
+    return (size_t)(groups_of_n(c->Cin) * GROUP * c->Cout * c->KH * c->KW) + 64 +
+           (size_t)nthreads * slab;
+}
+
+/* Pack the sub-kernel of phase (ph, pw) as [G][Cout][MH][MW][32]: out
+ * channel = forward input channel ci, in channel = co. */
+static void pack_phase(const dconv_shape *c, const float *w, const phase *ph, const phase *pw,
+                       float *wp) {
+    int64_t G = groups_of_n(c->Cin), MH = ph->M, MW = pw->M, Mk = MH * MW, s = c->s;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t g = 0; g < G; g++)
+        for (int64_t co = 0; co < c->Cout; co++)
+            for (int64_t t = 0; t < MH; t++)
+                for (int64_t u = 0; u < MW; u++)
+                    for (int64_t j = 0; j < GROUP; j++) {
+                        int64_t ci = g * GROUP + j;
+                        int64_t kh = ph->r + s * (MH - 1 - t), kw = pw->r + s * (MW - 1 - u);
+                        wp[((g * c->Cout + co) * Mk + t * MW + u) * GROUP + j] =
+                            ci < c->Cin ? w[((co * c->Cin + ci) * c->KH + kh) * c->KW + kw] : 0;
+                    }
+}
+
+/* Two column phases of one dx row: t0, t1 [n][nb * 16] (pixel-major) ->
+ * channel j's row d0 + j * plane, pixels 2r (from t0) and 2r + 1 (from t1). */
+static inline void store_pair(const float *t0, const float *t1, int nb, int64_t n, int64_t nco,
+                              float *d0, int64_t plane) {
+    const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i ih =
+        _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    __mmask16 m0 = lanes(2 * n), m1 = 2 * n > 16 ? lanes(2 * n - 16) : 0;
+    for (int g = 0; g < nb; g++) {
+        float T[2][16][16] __attribute__((aligned(64)));
+        for (int q = 0; q < 2; q++) {
+            const float *t = q ? t1 : t0;
+            __m512 v[16];
+            for (int r = 0; r < 16; r++)
+                v[r] = r < n ? _mm512_loadu_ps(t + r * nb * 16 + g * 16) : _mm512_setzero_ps();
+            transpose16(v);
+            for (int r = 0; r < 16; r++) _mm512_store_ps(T[q][r], v[r]);
+        }
+        int64_t m = nco - g * 16 < 16 ? nco - g * 16 : 16;
+        for (int j = 0; j < m; j++) {
+            __m512 a = _mm512_load_ps(T[0][j]), b = _mm512_load_ps(T[1][j]);
+            float *d = d0 + (g * 16 + j) * plane;
+            _mm512_mask_storeu_ps(d, m0, _mm512_permutex2var_ps(a, il, b));
+            if (m1) _mm512_mask_storeu_ps(d + 16, m1, _mm512_permutex2var_ps(a, ih, b));
+        }
+    }
+}
+
+/* s = 2, even H and W: one work item per (image, phase row i) computes dx
+ * rows 2i and 2i + 1 with both column phases interleaved in registers. */
+static void bd2_run(const dconv_shape *c, const float *gy, const float *w, float *dx,
+                    float *scratch) {
+    int64_t G = groups_of_n(c->Cin), Co = c->Cout, h2 = c->H / 2, w2 = c->W / 2;
+    phase ph[2], pw[2];
+    float *wq[2][2], *p = scratch;
+    for (int a = 0; a < 2; a++) {
+        phase_of(a, 2, c->p, c->KH, c->H, &ph[a]);
+        phase_of(a, 2, c->p, c->KW, c->W, &pw[a]);
+    }
+    for (int a = 0; a < 2; a++)
+        for (int bb = 0; bb < 2; bb++) {
+            wq[a][bb] = p;
+            pack_phase(c, w, &ph[a], &pw[bb], p);
+            p += G * GROUP * Co * ph[a].M * pw[bb].M;
+        }
+    float *slabs = p;
+    size_t per = bd2_slab_floats(c);
+    int64_t nblk = (w2 + MAX_RB - 1) / MAX_RB, rb = (w2 + nblk - 1) / nblk;
+#pragma omp parallel
+    {
+        float *sl[2] = {slabs + per * 2 * (size_t)omp_get_thread_num(),
+                        slabs + per * (2 * (size_t)omp_get_thread_num() + 1)};
+#pragma omp for schedule(static)
+        for (int64_t it = 0; it < c->B * h2; it++) {
+            int64_t b = it / h2, i = it % h2;
+            for (int a = 0; a < 2; a++) {
+                int64_t MH = ph[a].M, Wn[2];
+                for (int bb = 0; bb < 2; bb++) { /* slab [Co][MH][Wn]: gy rows i + t - pad */
+                    Wn[bb] = w2 - 1 + pw[bb].M;
+                    for (int64_t co = 0; co < Co; co++)
+                        for (int64_t t = 0; t < MH; t++) {
+                            int64_t r = i + t - ph[a].pad_lo;
+                            const float *src =
+                                r >= 0 && r < c->Ho ? gy + ((b * Co + co) * c->Ho + r) * c->Wo
+                                                    : NULL;
+                            fill_row(sl[bb] + (co * MH + t) * Wn[bb], Wn[bb], src, c->Wo,
+                                     pw[bb].pad_lo);
+                        }
+                }
+                for (int64_t g = 0; g < G; g++) {
+                    int64_t nci = c->Cin - g * GROUP < GROUP ? c->Cin - g * GROUP : GROUP;
+                    int nb = nci > 16 ? 2 : 1;
+                    for (int64_t j0 = 0; j0 < w2; j0 += rb) {
+                        float t0[MAX_RB * GROUP] __attribute__((aligned(64)));
+                        float t1[MAX_RB * GROUP] __attribute__((aligned(64)));
+                        int64_t n = j0 + rb <= w2 ? rb : w2 - j0;
+                        for (int bb = 0; bb < 2; bb++)
+                            tiles[nb - 1][n](sl[bb] + j0, MH * Wn[bb], Wn[bb], Co, MH, pw[bb].M, 1,
+                                             wq[a][bb] + g * GROUP * Co * MH * pw[bb].M,
+                                             bb ? t1 : t0);
+                        store_pair(t0, t1, nb, n, nci,
+                                   dx + ((b * c->Cin + g * GROUP) * c->H + 2 * i + a) * c->W +
+                                       2 * j0,
+                                   c->H * c->W);
+                    }
+                }
+            }
+        }
+    }
+}
+
 void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *dx,
                   float *scratch) {
+    if (bd2_applies(c)) {
+        bd2_run(c, gy, w, dx, scratch);
+        return;
+    }
     int64_t G = groups_of_n(c->Cin), KK = c->KH * c->KW, s = c->s;
     float *wp = scratch;
     float *gp = scratch + G * GROUP * c->Cout * KK;

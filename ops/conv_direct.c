@@ -1,7 +1,9 @@
 /* Direct convolution with AVX-512 register tiles (see conv_direct.h).
  * A tile is 1 or 2 groups of 16 output channels x RB output pixels of one
- * row; per (ci, kh, kw) it loads the weight vectors once and broadcasts RB
- * input values: 2 RB FMAs for RB + 2 loads. */
+ * row; for each tap l = (ci, kh, kw) of the reduction it loads the weight
+ * vectors once and broadcasts RB input values at x + off[l] + r * s:
+ * 2 RB FMAs for RB + 2 loads. The tap offsets come from a table built once
+ * per call, so the reduction is one flat loop. */
 #include "conv_direct.h"
 #include <string.h>
 
@@ -25,22 +27,102 @@ static int64_t groups_of(const dconv_shape *c) {
 static int64_t slab_width(int64_t Wo, int64_t KW, int64_t s) {
     return (Wo - 1) * s + KW;
 }
-/* A thread's slab holds the input rows of hb output rows: at most SLAB_BUDGET
- * floats (or the rows of one output row when even that is larger). */
+/* A thread's slab holds the input rows of a block of output rows: at most
+ * SLAB_BUDGET floats (or the rows of one output row when even that is larger). */
 #define SLAB_BUDGET (96 * 1024)
-static int64_t max_block_rows(int64_t Cin, int64_t KH, int64_t Ho, int64_t Wn, int64_t s) {
-    int64_t cap = (SLAB_BUDGET / (Cin * Wn) - KH) / s + 1;
-    if (cap > Ho) cap = Ho;
+static int64_t block_cap(int64_t per_row, int64_t fixed, int64_t rows) {
+    int64_t cap = (SLAB_BUDGET / per_row - fixed);
+    if (cap > rows) cap = rows;
     return cap < 1 ? 1 : cap;
+}
+/* output rows per block in the forward slabs (input rows (hb - 1) s + KH) */
+static int64_t max_block_rows(int64_t Cin, int64_t KH, int64_t Ho, int64_t Wn, int64_t s) {
+    return block_cap(Cin * Wn * s, KH - s, Ho);
 }
 static size_t slab_floats(int64_t Cin, int64_t KH, int64_t Ho, int64_t Wo, int64_t KW, int64_t s) {
     int64_t Wn = slab_width(Wo, KW, s), hb = max_block_rows(Cin, KH, Ho, Wn, s);
     return (size_t)(Cin * ((hb - 1) * s + KH) * Wn) + 64;
 }
+/* floats of an int32 table of n entries, rounded to 64 bytes */
+static size_t table_floats(int64_t n) {
+    return ((size_t)n + 15) & ~(size_t)15;
+}
 
 size_t dconv_scratch_floats(const dconv_shape *c, int nthreads) {
     return (size_t)(groups_of(c) * GROUP * c->Cin * c->KH * c->KW) /* packed weights */
+           + table_floats(c->Cin * c->KH * c->KW)                  /* tap offsets */
            + (size_t)nthreads * slab_floats(c->Cin, c->KH, c->Ho, c->Wo, c->KW, c->s) + 64;
+}
+
+/* acc[g][r] += w[l][g] * x[off[l] + r * S] over the L taps; tmp[r][NB * 16].
+ * S = 0: the stride s given at run time. */
+#define DEFINE_TILE(NB, RB, S)                                                                     \
+    static void tile_##NB##_##RB##_##S(const float *xp, const int32_t *off, int64_t L, int64_t s,  \
+                                       const float *wp, float *tmp) {                              \
+        __m512 acc[NB][RB];                                                                        \
+        const int64_t st = S ? S : s;                                                              \
+        for (int g = 0; g < NB; g++)                                                               \
+            for (int r = 0; r < RB; r++) acc[g][r] = _mm512_setzero_ps();                          \
+        for (int64_t l = 0; l < L; l++) {                                                          \
+            const float *xr = xp + off[l];                                                         \
+            __m512 w0 = _mm512_loadu_ps(wp + l * GROUP);                                           \
+            __m512 w1 = NB > 1 ? _mm512_loadu_ps(wp + l * GROUP + 16) : w0;                        \
+            _Pragma("GCC unroll 16") for (int r = 0; r < RB; r++) {                                \
+                __m512 xv = _mm512_set1_ps(xr[r * st]);                                            \
+                acc[0][r] = _mm512_fmadd_ps(w0, xv, acc[0][r]);                                    \
+                if (NB > 1) acc[NB - 1][r] = _mm512_fmadd_ps(w1, xv, acc[NB - 1][r]);              \
+            }                                                                                      \
+        }                                                                                          \
+        for (int r = 0; r < RB; r++)                                                               \
+            for (int g = 0; g < NB; g++) _mm512_storeu_ps(tmp + r * NB * 16 + g * 16, acc[g][r]);  \
+    }
+
+#define DEFINE_TILES(NB, S)                                                                        \
+    DEFINE_TILE(NB, 1, S)                                                                          \
+    DEFINE_TILE(NB, 2, S)                                                                          \
+    DEFINE_TILE(NB, 3, S)                                                                          \
+    DEFINE_TILE(NB, 4, S)                                                                          \
+    DEFINE_TILE(NB, 5, S)                                                                          \
+    DEFINE_TILE(NB, 6, S)                                                                          \
+    DEFINE_TILE(NB, 7, S)                                                                          \
+    DEFINE_TILE(NB, 8, S)                                                                          \
+    DEFINE_TILE(NB, 9, S)                                                                          \
+    DEFINE_TILE(NB, 10, S)                                                                         \
+    DEFINE_TILE(NB, 11, S)                                                                         \
+    DEFINE_TILE(NB, 12, S)                                                                         \
+    DEFINE_TILE(NB, 13, S)                                                                         \
+    DEFINE_TILE(NB, 14, S)
+DEFINE_TILES(1, 1)
+DEFINE_TILES(2, 1)
+DEFINE_TILES(1, 2)
+DEFINE_TILES(2, 2)
+DEFINE_TILES(1, 0)
+DEFINE_TILES(2, 0)
+
+typedef void (*tile_fn)(const float *, const int32_t *, int64_t, int64_t, const float *, float *);
+#define TILE_ROW(NB, S)                                                                            \
+    {                                                                                              \
+        NULL, tile_##NB##_1_##S, tile_##NB##_2_##S, tile_##NB##_3_##S, tile_##NB##_4_##S,          \
+            tile_##NB##_5_##S, tile_##NB##_6_##S, tile_##NB##_7_##S, tile_##NB##_8_##S,            \
+            tile_##NB##_9_##S, tile_##NB##_10_##S, tile_##NB##_11_##S, tile_##NB##_12_##S,         \
+            tile_##NB##_13_##S, tile_##NB##_14_##S                                                 \
+    }
+/* [stride 1, stride 2, any stride][NB - 1][RB] */
+static const tile_fn tile_table[3][2][MAX_RB + 1] = {
+    {TILE_ROW(1, 1), TILE_ROW(2, 1)},
+    {TILE_ROW(1, 2), TILE_ROW(2, 2)},
+    {TILE_ROW(1, 0), TILE_ROW(2, 0)},
+};
+static const tile_fn *tiles_for(int64_t s, int nb) {
+    return tile_table[s == 1 ? 0 : s == 2 ? 1 : 2][nb - 1];
+}
+
+/* off[(ci * KH + kh) * KW + kw] = ci * RS + kh * Wn + kw */
+static void tap_offsets(int64_t Cin, int64_t KH, int64_t KW, int64_t RS, int64_t Wn, int32_t *off) {
+    for (int64_t ci = 0; ci < Cin; ci++)
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++)
+                off[(ci * KH + kh) * KW + kw] = (int32_t)(ci * RS + kh * Wn + kw);
 }
 
 /* In-register transpose of a 16 x 16 block: r[i][j] <- r[j][i]. */
@@ -85,58 +167,6 @@ static inline void fill_row(float *d, int64_t Wn, const float *xr, int64_t W, in
     }
 }
 
-/* acc[g][r] += w[g] * x[r * s + kw] over (ci, kh, kw); tmp[r][NB * 16] */
-#define DEFINE_TILE(NB, RB)                                                                        \
-    static void tile_##NB##_##RB(const float *xp, int64_t HpWp, int64_t Wp, int64_t Cin,           \
-                                 int64_t KH, int64_t KW, int64_t s, const float *wp, float *tmp) { \
-        __m512 acc[NB][RB];                                                                        \
-        for (int g = 0; g < NB; g++)                                                               \
-            for (int r = 0; r < RB; r++) acc[g][r] = _mm512_setzero_ps();                          \
-        for (int64_t ci = 0; ci < Cin; ci++)                                                       \
-            for (int64_t kh = 0; kh < KH; kh++) {                                                  \
-                const float *xr = xp + ci * HpWp + kh * Wp;                                        \
-                const float *wk = wp + ((ci * KH + kh) * KW) * GROUP;                              \
-                for (int64_t kw = 0; kw < KW; kw++) {                                              \
-                    __m512 w0 = _mm512_loadu_ps(wk + kw * GROUP);                                  \
-                    __m512 w1 = NB > 1 ? _mm512_loadu_ps(wk + kw * GROUP + 16) : w0;               \
-                    _Pragma("GCC unroll 16") for (int r = 0; r < RB; r++) {                        \
-                        __m512 xv = _mm512_set1_ps(xr[r * s + kw]);                                \
-                        acc[0][r] = _mm512_fmadd_ps(w0, xv, acc[0][r]);                            \
-                        if (NB > 1) acc[NB - 1][r] = _mm512_fmadd_ps(w1, xv, acc[NB - 1][r]);      \
-                    }                                                                              \
-                }                                                                                  \
-            }                                                                                      \
-        for (int r = 0; r < RB; r++)                                                               \
-            for (int g = 0; g < NB; g++) _mm512_storeu_ps(tmp + r * NB * 16 + g * 16, acc[g][r]);  \
-    }
-
-#define DEFINE_TILES(NB)                                                                           \
-    DEFINE_TILE(NB, 1)                                                                             \
-    DEFINE_TILE(NB, 2)                                                                             \
-    DEFINE_TILE(NB, 3)                                                                             \
-    DEFINE_TILE(NB, 4)                                                                             \
-    DEFINE_TILE(NB, 5)                                                                             \
-    DEFINE_TILE(NB, 6)                                                                             \
-    DEFINE_TILE(NB, 7)                                                                             \
-    DEFINE_TILE(NB, 8)                                                                             \
-    DEFINE_TILE(NB, 9)                                                                             \
-    DEFINE_TILE(NB, 10)                                                                            \
-    DEFINE_TILE(NB, 11)                                                                            \
-    DEFINE_TILE(NB, 12)                                                                            \
-    DEFINE_TILE(NB, 13)                                                                            \
-    DEFINE_TILE(NB, 14)
-DEFINE_TILES(1)
-DEFINE_TILES(2)
-
-typedef void (*tile_fn)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                        const float *, float *);
-static const tile_fn tiles[2][MAX_RB + 1] = {
-    {NULL, tile_1_1, tile_1_2, tile_1_3, tile_1_4, tile_1_5, tile_1_6, tile_1_7, tile_1_8, tile_1_9,
-     tile_1_10, tile_1_11, tile_1_12, tile_1_13, tile_1_14},
-    {NULL, tile_2_1, tile_2_2, tile_2_3, tile_2_4, tile_2_5, tile_2_6, tile_2_7, tile_2_8, tile_2_9,
-     tile_2_10, tile_2_11, tile_2_12, tile_2_13, tile_2_14},
-};
-
 /* xp [B][C][Hp][Wp]: x [B][C][H][W] with zero borders pt (top), pl (left);
  * Hp >= pt + H and Wp >= pl + W (the rest zero) */
 static void pad_general(const float *x, int64_t B, int64_t C, int64_t H, int64_t W, int64_t pt,
@@ -164,14 +194,27 @@ typedef struct {
     int64_t YH, YW, ys, ya, yb;
 } placement;
 
-/* The input of the tiles: x [B][Cin][H][W] read through per-row slabs
- * [Cin][KH][Wneed] zero-padded by pt rows above and pl columns on the left
- * (and zeros wherever a window leaves x), built per output row in a
- * thread's scratch: the padding never touches the whole tensor. */
+/* The input of the tiles: x [B][Cin][H][W] read through slabs
+ * [Cin][rows][Wn] zero-padded by pt rows above and pl columns on the left
+ * (and zeros wherever a window leaves x), built per block of output rows in
+ * a thread's scratch: the padding never touches the whole tensor. */
 typedef struct {
     const float *x;
     int64_t B, Cin, H, W, pt, pl;
 } tile_src;
+
+/* slab [Cin][rows] rows of Wn (channel stride RS): input rows r0 + k */
+static void fill_slab(const tile_src *src, int64_t b, int64_t r0, int64_t rows, int64_t RS,
+                      int64_t Wn, float *slab) {
+    for (int64_t ci = 0; ci < src->Cin; ci++)
+        for (int64_t k = 0; k < rows; k++) {
+            int64_t ih = r0 + k;
+            const float *xr = ih >= 0 && ih < src->H
+                                  ? src->x + ((b * src->Cin + ci) * src->H + ih) * src->W
+                                  : NULL;
+            fill_row(slab + ci * RS + k * Wn, Wn, xr, src->W, src->pl);
+        }
+}
 
 /* tmp [n][nb * 16] (pixel-major) -> nco channel rows of n pixels, channel j
  * at y0 + j * plane, pixel r at r * ys; plus bias[j] when bias is given */
@@ -200,43 +243,37 @@ static inline void store_tile(const float *tmp, int nb, int64_t n, int64_t nco, 
 
 /* y = tiles with packed weights wp [G][Cin][KH][KW][32]; Ho x Wo outputs per
  * plane. Work items are blocks of output rows of one image; each builds the
- * slab of its input rows once and runs every group's tiles over it. */
+ * slab of its input rows once and runs every group's tiles over it. off:
+ * scratch for the tap table. */
 static void run_tiles(const tile_src *src, const float *wp, int64_t Cout, int64_t KH, int64_t KW,
                       int64_t s, int64_t Ho, int64_t Wo, const float *bias, float *y,
-                      const placement *pl, float *slabs) {
-    int64_t G = (Cout + GROUP - 1) / GROUP, KK = KH * KW, Cin = src->Cin;
+                      const placement *pl, int32_t *off, float *slabs) {
+    int64_t G = (Cout + GROUP - 1) / GROUP, L = src->Cin * KH * KW;
     int64_t nblk = (Wo + MAX_RB - 1) / MAX_RB, rb = (Wo + nblk - 1) / nblk;
     int64_t plane = pl->YH * pl->YW, Wn = slab_width(Wo, KW, s);
-    size_t per = slab_floats(Cin, KH, Ho, Wo, KW, s);
+    size_t per = slab_floats(src->Cin, KH, Ho, Wo, KW, s);
     int64_t want = (4 * omp_get_max_threads() + src->B - 1) / src->B; /* blocks per image */
-    int64_t hb = (Ho + want - 1) / want, hmax = max_block_rows(Cin, KH, Ho, Wn, s);
+    int64_t hb = (Ho + want - 1) / want, hmax = max_block_rows(src->Cin, KH, Ho, Wn, s);
     if (hb > hmax) hb = hmax;
-    int64_t nrb = (Ho + hb - 1) / hb;
+    int64_t nrb = (Ho + hb - 1) / hb, RS = ((hb - 1) * s + KH) * Wn;
+    tap_offsets(src->Cin, KH, KW, RS, Wn, off);
 #pragma omp parallel
     {
         float *slab = slabs + per * (size_t)omp_get_thread_num();
 #pragma omp for schedule(static)
         for (int64_t it = 0; it < src->B * nrb; it++) {
             int64_t b = it / nrb, oh0 = it % nrb * hb, nh = Ho - oh0 < hb ? Ho - oh0 : hb;
-            int64_t rows = (nh - 1) * s + KH, RS = rows * Wn; /* slab [Cin][rows][Wn] */
-            for (int64_t ci = 0; ci < Cin; ci++)
-                for (int64_t k = 0; k < rows; k++) {
-                    int64_t ih = oh0 * s - src->pt + k;
-                    const float *xr = ih >= 0 && ih < src->H
-                                          ? src->x + ((b * Cin + ci) * src->H + ih) * src->W
-                                          : NULL;
-                    fill_row(slab + ci * RS + k * Wn, Wn, xr, src->W, src->pl);
-                }
+            fill_slab(src, b, oh0 * s - src->pt, (nh - 1) * s + KH, RS, Wn, slab);
             for (int64_t g = 0; g < G; g++) {
                 int64_t nco = Cout - g * GROUP < GROUP ? Cout - g * GROUP : GROUP;
                 int nb = nco > 16 ? 2 : 1;
-                const float *wg = wp + g * GROUP * Cin * KK;
+                const tile_fn *tl = tiles_for(s, nb);
+                const float *wg = wp + g * GROUP * L;
                 for (int64_t oh = oh0; oh < oh0 + nh; oh++)
                     for (int64_t ow0 = 0; ow0 < Wo; ow0 += rb) {
                         float tmp[MAX_RB * GROUP] __attribute__((aligned(64)));
                         int64_t n = ow0 + rb <= Wo ? rb : Wo - ow0;
-                        tiles[nb - 1][n](slab + (oh - oh0) * s * Wn + ow0 * s, RS, Wn, Cin, KH, KW,
-                                         s, wg, tmp);
+                        tl[n](slab + (oh - oh0) * s * Wn + ow0 * s, off, L, s, wg, tmp);
                         float *y0 = y + (b * Cout + g * GROUP) * plane +
                                     (oh * pl->ys + pl->ya) * pl->YW + ow0 * pl->ys + pl->yb;
                         store_tile(tmp, nb, n, nco, bias ? bias + g * GROUP : NULL, y0, plane,
@@ -250,8 +287,9 @@ static void run_tiles(const tile_src *src, const float *wp, int64_t Cout, int64_
 void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
                float *y, float *scratch) {
     int64_t G = groups_of(c), KK = c->KH * c->KW;
-    float *wp = scratch;                              // [G][Cin][KH][KW][32]
-    float *slabs = scratch + G * GROUP * c->Cin * KK; // per thread
+    float *wp = scratch;                                      // [G][Cin][KH][KW][32]
+    int32_t *off = (int32_t *)(wp + G * GROUP * c->Cin * KK); // [Cin * KH * KW]
+    float *slabs = (float *)off + table_floats(c->Cin * KK);  // per thread
     /* pack weights; flip: w is [Cin_as_out, Cout_as_in, KH, KW] of the forward conv */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t g = 0; g < G; g++)
@@ -267,7 +305,7 @@ void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, c
                 }
     tile_src src = {x, c->B, c->Cin, c->H, c->W, c->p, c->p};
     placement pl = {c->Ho, c->Wo, 1, 0, 0};
-    run_tiles(&src, wp, c->Cout, c->KH, c->KW, c->s, c->Ho, c->Wo, bias, y, &pl, slabs);
+    run_tiles(&src, wp, c->Cout, c->KH, c->KW, c->s, c->Ho, c->Wo, bias, y, &pl, off, slabs);
 }
 
 /* ---- data gradient of a strided conv, by output phase ----
@@ -298,18 +336,43 @@ int dconv_bd_available(const dconv_shape *c) {
     }
     return 1;
 }
-/* the s = 2, even-size path: two slabs [Cout][<= KH][<= W/2 - 1 + KW] per thread */
+/* The s = 2, even-size path: one slab of gy rows serves all four phases.
+ * Phase row i of phase a reads gy rows i - pad_lo(a) .. i + q(a); the slab of
+ * a block of nh phase rows from i0 holds gy rows i0 - PT .. i0 + nh - 1 + EB
+ * and columns -PL .. w2 - 1 + EW. */
+typedef struct {
+    phase ph[2], pw[2];
+    int64_t PT, EB, PL, EW, Wn, hmax;
+} bd2_geom;
 static int bd2_applies(const dconv_shape *c) {
     return c->s == 2 && c->H % 2 == 0 && c->W % 2 == 0;
 }
+static void bd2_geometry(const dconv_shape *c, bd2_geom *q) {
+    for (int a = 0; a < 2; a++) {
+        phase_of(a, 2, c->p, c->KH, c->H, &q->ph[a]);
+        phase_of(a, 2, c->p, c->KW, c->W, &q->pw[a]);
+    }
+#define MAX2(u, v) ((u) > (v) ? (u) : (v))
+    q->PT = MAX2(q->ph[0].pad_lo, q->ph[1].pad_lo);
+    q->EB = MAX2(q->ph[0].q, q->ph[1].q);
+    q->PL = MAX2(q->pw[0].pad_lo, q->pw[1].pad_lo);
+    q->EW = MAX2(q->pw[0].q, q->pw[1].q);
+#undef MAX2
+    q->Wn = c->W / 2 + q->PL + q->EW;
+    q->hmax = block_cap(c->Cout * q->Wn, q->PT + q->EB, c->H / 2);
+}
 static size_t bd2_slab_floats(const dconv_shape *c) {
-    return (size_t)(c->Cout * c->KH * (c->W / 2 + c->KW)) + 64;
+    bd2_geom q;
+    bd2_geometry(c, &q);
+    return (size_t)(c->Cout * (q.hmax + q.PT + q.EB) * q.Wn) + 64;
 }
 size_t dconv_bd_scratch_floats(const dconv_shape *c, int nthreads) {
-    /* packed sub-kernels (the phases' taps add up to K x K) + per-thread slabs */
-    size_t slab = slab_floats(c->Cout, c->KH, c->H, c->W, c->KW, 1);
-    if (bd2_applies(c) && 2 * bd2_slab_floats(c) > slab) slab = 2 * bd2_slab_floats(c);
-    return (size_t)(groups_of_n(c->Cin) * GROUP * c->Cout * c->KH * c->KW) + 64 +
+    /* packed sub-kernels and their tap tables (the phases' taps add up to
+     * K x K) + per-thread slabs */
+    int64_t taps = c->Cout * c->KH * c->KW;
+    size_t slab =
+        bd2_applies(c) ? bd2_slab_floats(c) : slab_floats(c->Cout, c->KH, c->H, c->W, c->KW, 1);
+    return (size_t)(groups_of_n(c->Cin) * GROUP * taps) + table_floats(taps) + 64 +
            (size_t)nthreads * slab;
 }
 
@@ -359,64 +422,59 @@ static inline void store_pair(const float *t0, const float *t1, int nb, int64_t 
     }
 }
 
-/* s = 2, even H and W: one work item per (image, phase row i) computes dx
- * rows 2i and 2i + 1 with both column phases interleaved in registers. */
 static void bd2_run(const dconv_shape *c, const float *gy, const float *w, float *dx,
                     float *scratch) {
     int64_t G = groups_of_n(c->Cin), Co = c->Cout, h2 = c->H / 2, w2 = c->W / 2;
-    phase ph[2], pw[2];
+    bd2_geom q;
+    bd2_geometry(c, &q);
+    int64_t want = (4 * omp_get_max_threads() + c->B - 1) / c->B; /* blocks per image */
+    int64_t hb = (h2 + want - 1) / want;
+    if (hb > q.hmax) hb = q.hmax;
+    int64_t nrb = (h2 + hb - 1) / hb, RS = (hb + q.PT + q.EB) * q.Wn;
     float *wq[2][2], *p = scratch;
-    for (int a = 0; a < 2; a++) {
-        phase_of(a, 2, c->p, c->KH, c->H, &ph[a]);
-        phase_of(a, 2, c->p, c->KW, c->W, &pw[a]);
-    }
+    int32_t *offs[2][2], *o = (int32_t *)(scratch + G * GROUP * Co * c->KH * c->KW);
     for (int a = 0; a < 2; a++)
         for (int bb = 0; bb < 2; bb++) {
+            int64_t MH = q.ph[a].M, MW = q.pw[bb].M;
             wq[a][bb] = p;
-            pack_phase(c, w, &ph[a], &pw[bb], p);
-            p += G * GROUP * Co * ph[a].M * pw[bb].M;
+            pack_phase(c, w, &q.ph[a], &q.pw[bb], p);
+            p += G * GROUP * Co * MH * MW;
+            offs[a][bb] = o;
+            tap_offsets(Co, MH, MW, RS, q.Wn, o);
+            o += Co * MH * MW;
         }
-    float *slabs = p;
+    float *slabs =
+        (float *)(scratch + G * GROUP * Co * c->KH * c->KW) + table_floats(Co * c->KH * c->KW) + 64;
     size_t per = bd2_slab_floats(c);
     int64_t nblk = (w2 + MAX_RB - 1) / MAX_RB, rb = (w2 + nblk - 1) / nblk;
+    tile_src src = {gy, c->B, Co, c->Ho, c->Wo, 0, q.PL};
 #pragma omp parallel
     {
-        float *sl[2] = {slabs + per * 2 * (size_t)omp_get_thread_num(),
-                        slabs + per * (2 * (size_t)omp_get_thread_num() + 1)};
+        float *slab = slabs + per * (size_t)omp_get_thread_num();
 #pragma omp for schedule(static)
-        for (int64_t it = 0; it < c->B * h2; it++) {
-            int64_t b = it / h2, i = it % h2;
-            for (int a = 0; a < 2; a++) {
-                int64_t MH = ph[a].M, Wn[2];
-                for (int bb = 0; bb < 2; bb++) { /* slab [Co][MH][Wn]: gy rows i + t - pad */
-                    Wn[bb] = w2 - 1 + pw[bb].M;
-                    for (int64_t co = 0; co < Co; co++)
-                        for (int64_t t = 0; t < MH; t++) {
-                            int64_t r = i + t - ph[a].pad_lo;
-                            const float *src =
-                                r >= 0 && r < c->Ho ? gy + ((b * Co + co) * c->Ho + r) * c->Wo
-                                                    : NULL;
-                            fill_row(sl[bb] + (co * MH + t) * Wn[bb], Wn[bb], src, c->Wo,
-                                     pw[bb].pad_lo);
+        for (int64_t it = 0; it < c->B * nrb; it++) {
+            int64_t b = it / nrb, i0 = it % nrb * hb, nh = h2 - i0 < hb ? h2 - i0 : hb;
+            fill_slab(&src, b, i0 - q.PT, nh + q.PT + q.EB, RS, q.Wn, slab);
+            for (int64_t g = 0; g < G; g++) {
+                int64_t nci = c->Cin - g * GROUP < GROUP ? c->Cin - g * GROUP : GROUP;
+                int nb = nci > 16 ? 2 : 1;
+                const tile_fn *tl = tiles_for(1, nb);
+                for (int64_t i = i0; i < i0 + nh; i++)
+                    for (int a = 0; a < 2; a++)
+                        for (int64_t j0 = 0; j0 < w2; j0 += rb) {
+                            float t[2][MAX_RB * GROUP] __attribute__((aligned(64)));
+                            int64_t n = j0 + rb <= w2 ? rb : w2 - j0;
+                            for (int bb = 0; bb < 2; bb++) {
+                                int64_t L = Co * q.ph[a].M * q.pw[bb].M;
+                                const float *x0 = slab + (i - i0 + q.PT - q.ph[a].pad_lo) * q.Wn +
+                                                  j0 + q.PL - q.pw[bb].pad_lo;
+                                tl[n](x0, offs[a][bb], L, 1, wq[a][bb] + g * GROUP * L, t[bb]);
+                            }
+                            store_pair(t[0], t[1], nb, n, nci,
+                                       dx + ((b * c->Cin + g * GROUP) * c->H + 2 * i + a) * c->W +
+                                           2 * j0,
+                                       c->H * c->W);
                         }
-                }
-                for (int64_t g = 0; g < G; g++) {
-                    int64_t nci = c->Cin - g * GROUP < GROUP ? c->Cin - g * GROUP : GROUP;
-                    int nb = nci > 16 ? 2 : 1;
-                    for (int64_t j0 = 0; j0 < w2; j0 += rb) {
-                        float t0[MAX_RB * GROUP] __attribute__((aligned(64)));
-                        float t1[MAX_RB * GROUP] __attribute__((aligned(64)));
-                        int64_t n = j0 + rb <= w2 ? rb : w2 - j0;
-                        for (int bb = 0; bb < 2; bb++)
-                            tiles[nb - 1][n](sl[bb] + j0, MH * Wn[bb], Wn[bb], Co, MH, pw[bb].M, 1,
-                                             wq[a][bb] + g * GROUP * Co * MH * pw[bb].M,
-                                             bb ? t1 : t0);
-                        store_pair(t0, t1, nb, n, nci,
-                                   dx + ((b * c->Cin + g * GROUP) * c->H + 2 * i + a) * c->W +
-                                       2 * j0,
-                                   c->H * c->W);
-                    }
-                }
             }
         }
     }
@@ -430,31 +488,19 @@ void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *
     }
     int64_t G = groups_of_n(c->Cin), KK = c->KH * c->KW, s = c->s;
     float *wp = scratch;
-    float *gp = scratch + G * GROUP * c->Cout * KK;
+    int32_t *off = (int32_t *)(scratch + G * GROUP * c->Cout * KK);
+    float *gp = (float *)off + table_floats(c->Cout * KK) + 64;
     for (int64_t a = 0; a < s; a++)
         for (int64_t bb = 0; bb < s; bb++) {
             phase ph, pw;
             phase_of(a, s, c->p, c->KH, c->H, &ph);
             phase_of(bb, s, c->p, c->KW, c->W, &pw);
             if (!ph.cnt || !pw.cnt) continue;
-            int64_t MH = ph.M, MW = pw.M, Mk = MH * MW;
-            /* sub-kernel: out channel = forward input channel ci, in channel = co */
-#pragma omp parallel for collapse(2) schedule(static)
-            for (int64_t g = 0; g < G; g++)
-                for (int64_t co = 0; co < c->Cout; co++)
-                    for (int64_t t = 0; t < MH; t++)
-                        for (int64_t u = 0; u < MW; u++)
-                            for (int64_t j = 0; j < GROUP; j++) {
-                                int64_t ci = g * GROUP + j;
-                                int64_t kh = ph.r + s * (MH - 1 - t), kw = pw.r + s * (MW - 1 - u);
-                                wp[((g * c->Cout + co) * Mk + t * MW + u) * GROUP + j] =
-                                    ci < c->Cin ? w[((co * c->Cin + ci) * c->KH + kh) * c->KW + kw]
-                                                : 0;
-                            }
+            pack_phase(c, w, &ph, &pw, wp);
             /* gy read at rows i + t - pad_lo (t < M), zeros outside */
             tile_src src = {gy, c->B, c->Cout, c->Ho, c->Wo, ph.pad_lo, pw.pad_lo};
             placement pl = {c->H, c->W, s, a, bb};
-            run_tiles(&src, wp, c->Cin, MH, MW, 1, ph.cnt, pw.cnt, NULL, dx, &pl, gp);
+            run_tiles(&src, wp, c->Cin, ph.M, pw.M, 1, ph.cnt, pw.cnt, NULL, dx, &pl, off, gp);
         }
 }
 

@@ -167,28 +167,6 @@ static inline void fill_row(float *d, int64_t Wn, const float *xr, int64_t W, in
     }
 }
 
-/* xp [B][C][Hp][Wp]: x [B][C][H][W] with zero borders pt (top), pl (left);
- * Hp >= pt + H and Wp >= pl + W (the rest zero) */
-static void pad_general(const float *x, int64_t B, int64_t C, int64_t H, int64_t W, int64_t pt,
-                        int64_t pl, int64_t Hp, int64_t Wp, float *xp) {
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t ci = 0; ci < C; ci++) {
-            float *dst = xp + (b * C + ci) * Hp * Wp;
-            const float *src = x + (b * C + ci) * H * W;
-            if (pt == 0 && pl == 0 && Hp == H && Wp == W) {
-                memcpy(dst, src, (size_t)(H * W) * 4);
-                continue;
-            }
-            memset(dst, 0, (size_t)(Hp * Wp) * 4);
-            for (int64_t h = 0; h < H; h++)
-                memcpy(dst + (h + pt) * Wp + pl, src + h * W, (size_t)W * 4);
-        }
-}
-static void pad_input(const dconv_shape *c, const float *x, float *xp) {
-    pad_general(x, c->B, c->Cin, c->H, c->W, c->p, c->p, c->H + 2 * c->p, c->W + 2 * c->p, xp);
-}
-
 /* Output placement: y[b][co][oh * ys + ya][ow * ys + yb] in planes of YH x YW. */
 typedef struct {
     int64_t YH, YW, ys, ya, yb;
@@ -505,24 +483,31 @@ void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *
 }
 
 /* ---- weight gradient, 3x3 ---- */
+/* Images per chunk: about 1024 pixels, but at least 8 chunks when the batch
+ * allows (a chunk is one thread's work item). The chunking depends on the
+ * shape only, so the sums (in chunk order) don't depend on the thread count. */
 static int64_t bw_nb(const dconv_shape *c) {
     int64_t P = c->Ho * c->Wo, nb = (1024 + P - 1) / P;
+    if ((c->B + nb - 1) / nb < 8) nb = (c->B + 7) / 8;
     return nb > c->B ? c->B : nb;
 }
 int dconv_bw_available(const dconv_shape *c) {
     return c->KH == 3 && c->KW == 3;
 }
-size_t dconv_bw_scratch_floats(const dconv_shape *c, int nthreads) {
+/* per thread: the chunk's padded x [nb][Cin][Hp][Wp] and its gy, pixel-major [nb * P][32] */
+static size_t bw_per_thread(const dconv_shape *c) {
     int64_t Hp = c->H + 2 * c->p, Wp = c->W + 2 * c->p, nb = bw_nb(c);
-    int64_t chunks = (c->B + nb - 1) / nb, G = groups_of(c);
-    return (size_t)(c->B * c->Cin * Hp * Wp) +
-           (size_t)nthreads * (size_t)(nb * c->Ho * c->Wo * GROUP) +
-           (size_t)(chunks * G * c->Cin * 9 * GROUP) + 64;
+    return (((size_t)(nb * c->Cin * Hp * Wp) + (size_t)(nb * c->Ho * c->Wo * GROUP)) + 15) &
+           ~(size_t)15;
+}
+size_t dconv_bw_scratch_floats(const dconv_shape *c, int nthreads) {
+    int64_t nb = bw_nb(c), chunks = (c->B + nb - 1) / nb, G = groups_of(c);
+    return (size_t)nthreads * bw_per_thread(c) + (size_t)(chunks * G * c->Cin * 9 * GROUP) + 64;
 }
 
-/* part[ci][9][32] += sum over the chunk's pixels of gyT[pix][32] * x(ci, pix shifted) */
-static void bw_tile(const float *xp, int64_t HpWp, int64_t Wp, int64_t s, int64_t ni, int64_t Ho,
-                    int64_t Wo, int64_t CinHpWp, const float *gyT, float *out) {
+/* out[9][32] = sum over the chunk's pixels of gyT[pix][32] * x(ci, pix shifted) */
+static void bw_tile(const float *xp, int64_t Wp, int64_t s, int64_t ni, int64_t Ho, int64_t Wo,
+                    int64_t CinHpWp, const float *gyT, float *out) {
     __m512 acc[9][2];
     for (int k = 0; k < 9; k++) acc[k][0] = acc[k][1] = _mm512_setzero_ps();
     for (int64_t im = 0; im < ni; im++)
@@ -541,10 +526,27 @@ static void bw_tile(const float *xp, int64_t HpWp, int64_t Wp, int64_t s, int64_
                 }
             }
         }
-    (void)HpWp;
     for (int k = 0; k < 9; k++) {
         _mm512_storeu_ps(out + k * GROUP, acc[k][0]);
         _mm512_storeu_ps(out + k * GROUP + 16, acc[k][1]);
+    }
+}
+
+/* gt [P][32] = channels co0 .. co0 + 31 of one image's gy [Cout][P], zeros
+ * beyond Cout; by 16 x 16 register transposes */
+static void bw_gather(const float *gy, int64_t Cout, int64_t co0, int64_t P, float *gt) {
+    for (int64_t q0 = 0; q0 < P; q0 += 16) {
+        int64_t n = P - q0 < 16 ? P - q0 : 16;
+        __mmask16 m = lanes(n);
+        for (int h = 0; h < 2; h++) {
+            __m512 v[16];
+            for (int j = 0; j < 16; j++) {
+                int64_t co = co0 + h * 16 + j;
+                v[j] = co < Cout ? _mm512_maskz_loadu_ps(m, gy + co * P + q0) : _mm512_setzero_ps();
+            }
+            transpose16(v);
+            for (int r = 0; r < n; r++) _mm512_storeu_ps(gt + (q0 + r) * GROUP + h * 16, v[r]);
+        }
     }
 }
 
@@ -552,33 +554,31 @@ void dconv_bw_run(const dconv_shape *c, const float *x, const float *gy, float *
                   int nthreads) {
     int64_t Hp = c->H + 2 * c->p, Wp = c->W + 2 * c->p, P = c->Ho * c->Wo, G = groups_of(c);
     int64_t nb = bw_nb(c), chunks = (c->B + nb - 1) / nb;
-    float *xp = scratch;                                    // [B][Cin][Hp][Wp]
-    float *gyT = xp + c->B * c->Cin * Hp * Wp;              // per thread [nb * P][32]
-    float *part = gyT + (int64_t)nthreads * nb * P * GROUP; // [chunks][G][Cin][9][32]
-    pad_input(c, x, xp);
+    size_t per = bw_per_thread(c);
+    float *part = scratch + (size_t)nthreads * per; // [chunks][G][Cin][9][32]
 #pragma omp parallel num_threads(nthreads)
     {
-        float *gt = gyT + (int64_t)omp_get_thread_num() * nb * P * GROUP;
-#pragma omp for collapse(2) schedule(dynamic, 1)
-        for (int64_t ch = 0; ch < chunks; ch++)
+        float *xp = scratch + per * (size_t)omp_get_thread_num(); // [nb][Cin][Hp][Wp]
+        float *gt = xp + nb * c->Cin * Hp * Wp;                   // [nb * P][32]
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t ch = 0; ch < chunks; ch++) {
+            int64_t b0 = ch * nb, ni = b0 + nb <= c->B ? nb : c->B - b0;
+            for (int64_t k = 0; k < ni * c->Cin * Hp; k++) {
+                int64_t ih = k % Hp - c->p, pl = k / Hp;
+                fill_row(xp + k * Wp, Wp,
+                         ih >= 0 && ih < c->H ? x + (b0 * c->Cin + pl) * c->H * c->W + ih * c->W
+                                              : NULL,
+                         c->W, c->p);
+            }
             for (int64_t g = 0; g < G; g++) {
-                int64_t b0 = ch * nb, ni = b0 + nb <= c->B ? nb : c->B - b0;
-                /* gy of the chunk's images, pixel-major with 32 channels (zero beyond Cout) */
                 for (int64_t im = 0; im < ni; im++)
-                    for (int64_t j = 0; j < GROUP; j++) {
-                        int64_t co = g * GROUP + j;
-                        const float *src = gy + ((b0 + im) * c->Cout + co) * P;
-                        float *dst = gt + im * P * GROUP + j;
-                        if (co < c->Cout)
-                            for (int64_t q = 0; q < P; q++) dst[q * GROUP] = src[q];
-                        else
-                            for (int64_t q = 0; q < P; q++) dst[q * GROUP] = 0;
-                    }
+                    bw_gather(gy + (b0 + im) * c->Cout * P, c->Cout, g * GROUP, P,
+                              gt + im * P * GROUP);
                 for (int64_t ci = 0; ci < c->Cin; ci++)
-                    bw_tile(xp + (b0 * c->Cin + ci) * Hp * Wp, Hp * Wp, Wp, c->s, ni, c->Ho, c->Wo,
-                            c->Cin * Hp * Wp, gt,
+                    bw_tile(xp + ci * Hp * Wp, Wp, c->s, ni, c->Ho, c->Wo, c->Cin * Hp * Wp, gt,
                             part + (((ch * G + g) * c->Cin + ci) * 9) * GROUP);
             }
+        }
     }
     /* dw[co][ci][k] = sum over chunks in order */
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nthreads)

@@ -618,4 +618,16 @@ void dconv_bw_run(const dconv_shape *c, const float *x, const float *gy, float *
                   int nthreads) {
     (void)c, (void)x, (void)gy, (void)dw, (void)scratch, (void)nthreads;
 }
+int dconv_bd_available(const dconv_shape *c) {
+    (void)c;
+    return 0;
+}
+size_t dconv_bd_scratch_floats(const dconv_shape *c, int nthreads) {
+    (void)c, (void)nthreads;
+    return 0;
+}
+void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *dx,
+                  float *scratch) {
+    (void)c, (void)gy, (void)w, (void)dx, (void)scratch;
+}
 #endif

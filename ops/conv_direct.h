@@ -1,8 +1,8 @@
 /* Direct convolution with AVX-512 register tiles (internal to ops/conv.c).
  * NCHW in and out; weights repacked per call to [group][Cin][KH][KW][32]
- * (32 output channels per group); input zero-padded once per call. Each
- * output is summed by one thread in a fixed order (ci, kh, kw): results
- * don't depend on the thread count. */
+ * (32 output channels per group); input rows zero-padded per work item in
+ * the thread's scratch. Each output is summed by one thread in a fixed order
+ * (ci, kh, kw): results don't depend on the thread count. */
 #ifndef DFRUN_CONV_DIRECT_H
 #define DFRUN_CONV_DIRECT_H
 #include <stddef.h>

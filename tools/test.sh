@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build and run the whole test suite; with --asan also under ASan+UBSan.
+# Build and run the whole test suite. With --asan, also under ASan+UBSan and
+# in a portable build without AVX-512 (the GEMM convolution path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
@@ -9,4 +10,6 @@ if [[ "${1:-}" == "--asan" ]]; then
   tools/build.sh build-asan -DDFRUN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDFRUN_NATIVE=ON
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure
+  tools/build.sh build-portable -DDFRUN_NATIVE=OFF
+  ctest --test-dir build-portable --output-on-failure
 fi

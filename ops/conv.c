@@ -247,7 +247,7 @@ static df_status conv_fwd(const df_node *n, df_exec_ctx *ctx) {
     dconv_shape d = dshape_fwd(&g);
     if (dconv_available(&d)) {
         dconv_run(&d, df_inp(n, 0), df_inp(n, 1), 0, n->n_in == 3 ? df_inp(n, 2) : NULL, df_out(n),
-                  ctx->scratch);
+                  ctx->scratch, ctx->nthreads);
         return DF_OK;
     }
     run_chunks(&g, n, &fwd_ops, ctx->scratch, fwd_per_thread(&g), ctx->nthreads);
@@ -379,11 +379,11 @@ static df_status bwd_data_fwd(const df_node *n, df_exec_ctx *ctx) {
     geom_bwd_data(&g, n);
     dconv_shape d, f = dshape_fwd(&g);
     if (dshape_bwd_data(&g, &d)) {
-        dconv_run(&d, df_inp(n, 0), df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch);
+        dconv_run(&d, df_inp(n, 0), df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch, ctx->nthreads);
         return DF_OK;
     }
     if (dconv_bd_available(&f)) {
-        dconv_bd_run(&f, df_inp(n, 0), df_inp(n, 1), df_out(n), ctx->scratch);
+        dconv_bd_run(&f, df_inp(n, 0), df_inp(n, 1), df_out(n), ctx->scratch, ctx->nthreads);
         return DF_OK;
     }
     run_chunks(&g, n, &bd_ops, ctx->scratch, fwd_per_thread(&g), ctx->nthreads);

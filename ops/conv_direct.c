@@ -225,17 +225,17 @@ static inline void store_tile(const float *tmp, int nb, int64_t n, int64_t nco, 
  * scratch for the tap table. */
 static void run_tiles(const tile_src *src, const float *wp, int64_t Cout, int64_t KH, int64_t KW,
                       int64_t s, int64_t Ho, int64_t Wo, const float *bias, float *y,
-                      const placement *pl, int32_t *off, float *slabs) {
+                      const placement *pl, int32_t *off, float *slabs, int nt) {
     int64_t G = (Cout + GROUP - 1) / GROUP, L = src->Cin * KH * KW;
     int64_t nblk = (Wo + MAX_RB - 1) / MAX_RB, rb = (Wo + nblk - 1) / nblk;
     int64_t plane = pl->YH * pl->YW, Wn = slab_width(Wo, KW, s);
     size_t per = slab_floats(src->Cin, KH, Ho, Wo, KW, s);
-    int64_t want = (4 * omp_get_max_threads() + src->B - 1) / src->B; /* blocks per image */
+    int64_t want = (4 * nt + src->B - 1) / src->B; /* blocks per image */
     int64_t hb = (Ho + want - 1) / want, hmax = max_block_rows(src->Cin, KH, Ho, Wn, s);
     if (hb > hmax) hb = hmax;
     int64_t nrb = (Ho + hb - 1) / hb, RS = ((hb - 1) * s + KH) * Wn;
     tap_offsets(src->Cin, KH, KW, RS, Wn, off);
-#pragma omp parallel
+#pragma omp parallel num_threads(nt)
     {
         float *slab = slabs + per * (size_t)omp_get_thread_num();
 #pragma omp for schedule(static)
@@ -263,13 +263,13 @@ static void run_tiles(const tile_src *src, const float *wp, int64_t Cout, int64_
 }
 
 void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
-               float *y, float *scratch) {
+               float *y, float *scratch, int nt) {
     int64_t G = groups_of(c), KK = c->KH * c->KW;
     float *wp = scratch;                                      // [G][Cin][KH][KW][32]
     int32_t *off = (int32_t *)(wp + G * GROUP * c->Cin * KK); // [Cin * KH * KW]
     float *slabs = (float *)off + table_floats(c->Cin * KK);  // per thread
     /* pack weights; flip: w is [Cin_as_out, Cout_as_in, KH, KW] of the forward conv */
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt)
     for (int64_t g = 0; g < G; g++)
         for (int64_t ci = 0; ci < c->Cin; ci++)
             for (int64_t k = 0; k < KK; k++)
@@ -283,7 +283,7 @@ void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, c
                 }
     tile_src src = {x, c->B, c->Cin, c->H, c->W, c->p, c->p};
     placement pl = {c->Ho, c->Wo, 1, 0, 0};
-    run_tiles(&src, wp, c->Cout, c->KH, c->KW, c->s, c->Ho, c->Wo, bias, y, &pl, off, slabs);
+    run_tiles(&src, wp, c->Cout, c->KH, c->KW, c->s, c->Ho, c->Wo, bias, y, &pl, off, slabs, nt);
 }
 
 /* ---- data gradient of a strided conv, by output phase ----
@@ -401,11 +401,11 @@ static inline void store_pair(const float *t0, const float *t1, int nb, int64_t 
 }
 
 static void bd2_run(const dconv_shape *c, const float *gy, const float *w, float *dx,
-                    float *scratch) {
+                    float *scratch, int nt) {
     int64_t G = groups_of_n(c->Cin), Co = c->Cout, h2 = c->H / 2, w2 = c->W / 2;
     bd2_geom q;
     bd2_geometry(c, &q);
-    int64_t want = (4 * omp_get_max_threads() + c->B - 1) / c->B; /* blocks per image */
+    int64_t want = (4 * nt + c->B - 1) / c->B; /* blocks per image */
     int64_t hb = (h2 + want - 1) / want;
     if (hb > q.hmax) hb = q.hmax;
     int64_t nrb = (h2 + hb - 1) / hb, RS = (hb + q.PT + q.EB) * q.Wn;
@@ -426,7 +426,7 @@ static void bd2_run(const dconv_shape *c, const float *gy, const float *w, float
     size_t per = bd2_slab_floats(c);
     int64_t nblk = (w2 + MAX_RB - 1) / MAX_RB, rb = (w2 + nblk - 1) / nblk;
     tile_src src = {gy, c->B, Co, c->Ho, c->Wo, 0, q.PL};
-#pragma omp parallel
+#pragma omp parallel num_threads(nt)
     {
         float *slab = slabs + per * (size_t)omp_get_thread_num();
 #pragma omp for schedule(static)
@@ -458,10 +458,10 @@ static void bd2_run(const dconv_shape *c, const float *gy, const float *w, float
     }
 }
 
-void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *dx,
-                  float *scratch) {
+void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *dx, float *scratch,
+                  int nt) {
     if (bd2_applies(c)) {
-        bd2_run(c, gy, w, dx, scratch);
+        bd2_run(c, gy, w, dx, scratch, nt);
         return;
     }
     int64_t G = groups_of_n(c->Cin), KK = c->KH * c->KW, s = c->s;
@@ -478,7 +478,7 @@ void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *
             /* gy read at rows i + t - pad_lo (t < M), zeros outside */
             tile_src src = {gy, c->B, c->Cout, c->Ho, c->Wo, ph.pad_lo, pw.pad_lo};
             placement pl = {c->H, c->W, s, a, bb};
-            run_tiles(&src, wp, c->Cin, ph.M, pw.M, 1, ph.cnt, pw.cnt, NULL, dx, &pl, off, gp);
+            run_tiles(&src, wp, c->Cin, ph.M, pw.M, 1, ph.cnt, pw.cnt, NULL, dx, &pl, off, gp, nt);
         }
 }
 
@@ -603,8 +603,8 @@ size_t dconv_scratch_floats(const dconv_shape *c, int nthreads) {
     return 0;
 }
 void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
-               float *y, float *scratch) {
-    (void)c, (void)x, (void)w, (void)flip, (void)bias, (void)y, (void)scratch;
+               float *y, float *scratch, int nt) {
+    (void)c, (void)x, (void)w, (void)flip, (void)bias, (void)y, (void)scratch, (void)nt;
 }
 int dconv_bw_available(const dconv_shape *c) {
     (void)c;
@@ -626,8 +626,8 @@ size_t dconv_bd_scratch_floats(const dconv_shape *c, int nthreads) {
     (void)c, (void)nthreads;
     return 0;
 }
-void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *dx,
-                  float *scratch) {
-    (void)c, (void)gy, (void)w, (void)dx, (void)scratch;
+void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *dx, float *scratch,
+                  int nt) {
+    (void)c, (void)gy, (void)w, (void)dx, (void)scratch, (void)nt;
 }
 #endif

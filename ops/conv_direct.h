@@ -18,9 +18,10 @@ int dconv_available(const dconv_shape *c);
 size_t dconv_scratch_floats(const dconv_shape *c, int nthreads);
 /* y [B, Cout, Ho, Wo] = conv(x [B, Cin, H, W], w) + bias. With flip = 0, w is
  * [Cout, Cin, KH, KW]; with flip = 1, w is [Cin, Cout, KH, KW] used
- * transposed and rotated 180 degrees (the data gradient of a stride-1 conv). */
+ * transposed and rotated 180 degrees (the data gradient of a stride-1 conv).
+ * nthreads: the thread count the scratch was sized for. */
 void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
-               float *y, float *scratch);
+               float *y, float *scratch, int nthreads);
 
 /* 1 when the weight-gradient kernel applies (3x3 kernels). */
 int dconv_bw_available(const dconv_shape *c);
@@ -34,6 +35,7 @@ void dconv_bw_run(const dconv_shape *c, const float *x, const float *gy, float *
  * dx [B, Cin, H, W] from gy [B, Cout, Ho, Wo] and w [Cout, Cin, KH, KW]. */
 int dconv_bd_available(const dconv_shape *c);
 size_t dconv_bd_scratch_floats(const dconv_shape *c, int nthreads);
-void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *dx, float *scratch);
+void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *dx, float *scratch,
+                  int nthreads);
 
 #endif

@@ -222,17 +222,20 @@ static inline void store_tile(const float *tmp, int nb, int64_t n, int64_t nco, 
 /* y = tiles with packed weights wp [G][Cin][KH][KW][32]; Ho x Wo outputs per
  * plane. Work items are blocks of output rows of one image; each builds the
  * slab of its input rows once and runs every group's tiles over it. off:
- * scratch for the tap table. */
+ * scratch for the tap table; slabs: per floats a thread, at least
+ * Cin * KH * slab_width + 64. */
 static void run_tiles(const tile_src *src, const float *wp, int64_t Cout, int64_t KH, int64_t KW,
                       int64_t s, int64_t Ho, int64_t Wo, const float *bias, float *y,
-                      const placement *pl, int32_t *off, float *slabs, int nt) {
+                      const placement *pl, int32_t *off, float *slabs, size_t per, int nt) {
     int64_t G = (Cout + GROUP - 1) / GROUP, L = src->Cin * KH * KW;
     int64_t nblk = (Wo + MAX_RB - 1) / MAX_RB, rb = (Wo + nblk - 1) / nblk;
     int64_t plane = pl->YH * pl->YW, Wn = slab_width(Wo, KW, s);
-    size_t per = slab_floats(src->Cin, KH, Ho, Wo, KW, s);
+    /* rows per block: enough blocks for the threads, as many as a slab of per floats holds */
     int64_t want = (4 * nt + src->B - 1) / src->B; /* blocks per image */
-    int64_t hb = (Ho + want - 1) / want, hmax = max_block_rows(src->Cin, KH, Ho, Wn, s);
+    int64_t hb = (Ho + want - 1) / want;
+    int64_t hmax = ((int64_t)((per - 64) / (size_t)(src->Cin * Wn)) - KH) / s + 1;
     if (hb > hmax) hb = hmax;
+    if (hb < 1) hb = 1;
     int64_t nrb = (Ho + hb - 1) / hb, RS = ((hb - 1) * s + KH) * Wn;
     tap_offsets(src->Cin, KH, KW, RS, Wn, off);
 #pragma omp parallel num_threads(nt)
@@ -283,7 +286,8 @@ void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, c
                 }
     tile_src src = {x, c->B, c->Cin, c->H, c->W, c->p, c->p};
     placement pl = {c->Ho, c->Wo, 1, 0, 0};
-    run_tiles(&src, wp, c->Cout, c->KH, c->KW, c->s, c->Ho, c->Wo, bias, y, &pl, off, slabs, nt);
+    run_tiles(&src, wp, c->Cout, c->KH, c->KW, c->s, c->Ho, c->Wo, bias, y, &pl, off, slabs,
+              slab_floats(c->Cin, c->KH, c->Ho, c->Wo, c->KW, c->s), nt);
 }
 
 /* ---- data gradient of a strided conv, by output phase ----
@@ -478,7 +482,8 @@ void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *
             /* gy read at rows i + t - pad_lo (t < M), zeros outside */
             tile_src src = {gy, c->B, c->Cout, c->Ho, c->Wo, ph.pad_lo, pw.pad_lo};
             placement pl = {c->H, c->W, s, a, bb};
-            run_tiles(&src, wp, c->Cin, ph.M, pw.M, 1, ph.cnt, pw.cnt, NULL, dx, &pl, off, gp, nt);
+            run_tiles(&src, wp, c->Cin, ph.M, pw.M, 1, ph.cnt, pw.cnt, NULL, dx, &pl, off, gp,
+                      slab_floats(c->Cout, c->KH, c->H, c->W, c->KW, 1), nt);
         }
 }
 

@@ -32,6 +32,8 @@ void df_schedule_free(df_schedule *s);
 double df_sched_ab(const df_schedule *s, double t);
 /* beta(t) = -d/dt log alpha_bar(t) (the VP SDE's; numerical for discrete ones). */
 double df_sched_beta(const df_schedule *s, double t);
+/* log-SNR lambda(t) = log(sqrt(ab) / sqrt(1 - ab)). */
+double df_sched_lambda(const df_schedule *s, double t);
 /* The time where log-SNR lambda = log(a/s) is reached (bisection for discrete). */
 double df_sched_t_of_lambda(const df_schedule *s, double lambda);
 

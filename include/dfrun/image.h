@@ -1,4 +1,4 @@
-/* Writing images: PNG grids of [-1, 1] grayscale images, and .npy arrays. */
+/* Writing images: PNG grids of [-1, 1] grayscale images. */
 #ifndef DFRUN_IMAGE_H
 #define DFRUN_IMAGE_H
 #include "dfrun/error.h"
@@ -8,7 +8,5 @@
  * gap, scaled by `zoom`; written atomically (temporary file, rename). */
 df_status df_png_grid(const char *path, const float *imgs, int64_t n, int h, int w, int cols,
                       int zoom);
-/* A float32 .npy array of the given shape, written atomically. */
-df_status df_npy_write(const char *path, const float *data, const int64_t *shape, int nd);
 
 #endif

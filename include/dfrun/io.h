@@ -1,4 +1,6 @@
-/* Tensor files in the safetensors format (8-byte little-endian header
+/* Tensor files: safetensors and .npy.
+ *
+ * The safetensors format (8-byte little-endian header
  * length, a JSON header, raw little-endian data), written atomically:
  * temporary file, fsync, rename, fsync of the directory. A failed or
  * interrupted write never destroys the file it would replace. */
@@ -31,5 +33,23 @@ const df_st_tensor *df_st_at(const df_st_file *f, int i);
 const df_st_tensor *df_st_find(const df_st_file *f, const char *name);
 /* Metadata value by key, or NULL. */
 const char *df_st_meta(const df_st_file *f, const char *key);
+
+/* ---- .npy arrays (float32, C order) ---- */
+
+/* Write a float32 .npy array of the given shape (nd 1..8), atomically. */
+df_status df_npy_write(const char *path, const float *data, const int64_t *shape, int nd);
+
+typedef struct {
+    float *data; /* [n] */
+    int nd;      /* 0 (a scalar) .. DF_MAX_DIMS */
+    int64_t shape[DF_MAX_DIMS];
+    int64_t n;
+} df_npy;
+
+/* Read a float32 .npy file (the header parsed as the Python dict literal it
+ * is; the shape's size must match the data exactly). Errors name the file
+ * and the offset. */
+df_status df_npy_read(const char *path, df_npy *out);
+void df_npy_free(df_npy *a);
 
 #endif

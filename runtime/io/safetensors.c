@@ -2,6 +2,7 @@
  * JSON subset the format uses and rejects everything else with a message. */
 #define _GNU_SOURCE
 #include "dfrun/io.h"
+#include "atomic.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -93,62 +94,18 @@ df_status df_st_save(const char *path, const df_st_tensor *t, int n, const char 
         hdr[hlen++] = ' ';
     }
 
-    char *tmp = malloc(strlen(path) + 32);
-    if (!tmp) {
-        free(hdr);
-        return df_seterr(DF_ENOMEM, "df_st_save: out of memory");
-    }
-    sprintf(tmp, "%s.tmp.%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    df_status st = DF_OK;
-    if (fd < 0) {
-        st = df_seterr(DF_EIO, "cannot create '%s': %s", tmp, strerror(errno));
-        goto out;
-    }
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        close(fd);
-        st = df_seterr(DF_EIO, "cannot open '%s': %s", tmp, strerror(errno));
-        goto fail;
-    }
-    unsigned char le[8];
-    for (int k = 0; k < 8; k++) le[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
-    int ok = fwrite(le, 1, 8, f) == 8 && fwrite(hdr, 1, hlen, f) == hlen;
-    for (int i = 0; ok && i < n; i++) {
-        size_t bytes = (size_t)df_shape_numel(&t[i].shape) * 4;
-        ok = fwrite(t[i].data, 1, bytes, f) == bytes;
-    }
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int err = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = 0;
-        err = errno;
-    }
-    if (!ok) {
-        st = df_seterr(DF_EIO, "writing '%s' failed: %s (the previous '%s' is untouched)", tmp,
-                       strerror(err), path);
-        goto fail;
-    }
-    if (rename(tmp, path) != 0) {
-        st = df_seterr(DF_EIO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-        goto fail;
-    }
-    { /* make the rename durable */
-        char *d = strdup(path);
-        if (d) {
-            int dfd = open(dirname(d), O_RDONLY | O_DIRECTORY);
-            if (dfd >= 0) {
-                fsync(dfd);
-                close(dfd);
-            }
-            free(d);
+    df_atomic a;
+    df_status st = df_atomic_open(&a, path);
+    if (!st) {
+        unsigned char le[8];
+        for (int k = 0; k < 8; k++) le[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
+        int ok = fwrite(le, 1, 8, a.f) == 8 && fwrite(hdr, 1, hlen, a.f) == hlen;
+        for (int i = 0; ok && i < n; i++) {
+            size_t bytes = (size_t)df_shape_numel(&t[i].shape) * 4;
+            ok = fwrite(t[i].data, 1, bytes, a.f) == bytes;
         }
+        st = df_atomic_close(&a, ok);
     }
-    goto out;
-fail:
-    unlink(tmp);
-out:
-    free(tmp);
     free(hdr);
     return st;
 }

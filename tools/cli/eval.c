@@ -21,58 +21,14 @@ static const char *usage_eval =
 
 /* read a float32 .npy: returns data, shape in shp/nd */
 float *npy_read(const char *path, int64_t *shp, int *nd) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "dfrun: cannot open %s\n", path);
+    df_npy a;
+    if (df_npy_read(path, &a)) {
+        fprintf(stderr, "dfrun: %s\n", df_errmsg());
         return NULL;
     }
-    unsigned char h[10];
-    char hdr[1024];
-    float *x = NULL;
-    if (fread(h, 1, 10, f) != 10 || memcmp(h, "\x93NUMPY", 6)) {
-        fprintf(stderr, "dfrun: %s: not a .npy file\n", path);
-        goto out;
-    }
-    int hl = h[8] | h[9] << 8;
-    if (hl >= (int)sizeof hdr || fread(hdr, 1, hl, f) != (size_t)hl) {
-        fprintf(stderr, "dfrun: %s: bad .npy header\n", path);
-        goto out;
-    }
-    hdr[hl] = 0;
-    if (!strstr(hdr, "'<f4'") || strstr(hdr, "'fortran_order': True")) {
-        fprintf(stderr, "dfrun: %s: expected a C-ordered float32 array\n", path);
-        goto out;
-    }
-    char *p = strstr(hdr, "'shape': (");
-    if (!p) {
-        fprintf(stderr, "dfrun: %s: no shape in the header\n", path);
-        goto out;
-    }
-    p += 10;
-    *nd = 0;
-    int64_t n = 1;
-    while (*p && *p != ')' && *nd < 6) {
-        char *e;
-        long long v = strtoll(p, &e, 10);
-        if (e == p) break;
-        shp[(*nd)++] = v;
-        n *= v;
-        p = e;
-        while (*p == ',' || *p == ' ') p++;
-    }
-    if (*nd < 1 || n < 1 || n > (1ll << 31)) {
-        fprintf(stderr, "dfrun: %s: bad shape\n", path);
-        goto out;
-    }
-    x = malloc((size_t)n * 4);
-    if (!x || fread(x, 4, (size_t)n, f) != (size_t)n) {
-        fprintf(stderr, "dfrun: %s: truncated: expected %lld values\n", path, (long long)n);
-        free(x);
-        x = NULL;
-    }
-out:
-    fclose(f);
-    return x;
+    *nd = a.nd;
+    for (int i = 0; i < a.nd; i++) shp[i] = a.shape[i];
+    return a.data;
 }
 
 /* symmetric eigen-decomposition by cyclic Jacobi: a (n x n) destroyed, v columns = vectors */

@@ -1,5 +1,5 @@
 /* YAML to a positioned tree (see ydoc.h). */
-#include "ydoc.h"
+#include "yaml.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 #include "dfrun/dsl.h"
 #include "dfrun/op.h"
 #include "expr.h"
-#include "ydoc.h"
+#include "yaml.h"
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -176,7 +176,7 @@ static const bad_case bad[] = {
      {":5:", "'fc' is already used"}},
     {"section",
      "model:\n  inputs: {x: [B, 4]}\n  body: [silu]\ntrain: {optimizer: adamm}\n",
-     {":4:", "adam|adamw|sgd", "adamm"}},
+     {":4:", "sgd|adam|adamw", "adamm"}},
     {"section_key",
      "model:\n  inputs: {x: [B, 4]}\n  body: [silu]\ntrain: {lr: 1e-3, step: 5}\n",
      {"unknown key 'step'", "did you mean 'steps'"}},

@@ -174,7 +174,7 @@ static void test_clip_and_ema(void **state) {
     assert_true(fabs(df_param_grad(ps, b)[1] - 0.8) < 1e-5);
     df_param_grad(ps, w)[2] = INFINITY;
     assert_true(isnan(df_clip_grad_norm(ps, 1.0)));
-    df_ema *e = df_ema_new(ps, 0.5f);
+    df_ema *e = df_ema_new(ps, 0.5f, 0);
     df_param_data(ps, w)[0] = 2;
     df_ema_update(e);
     df_ema_update(e);
@@ -184,7 +184,7 @@ static void test_clip_and_ema(void **state) {
     df_ema_swap(e);
     assert_true(df_param_data(ps, w)[0] == 2);
     df_ema_free(e);
-    assert_null(df_ema_new(ps, 2.0f));
+    assert_null(df_ema_new(ps, 2.0f, 0));
     df_params_free(ps);
 }
 

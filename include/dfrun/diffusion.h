@@ -71,4 +71,28 @@ df_status df_sample(const df_schedule *s, const df_sampler_cfg *cfg, df_eps_fn e
                     float *x, int64_t n, int64_t dim, df_rng *rng,
                     void (*traj)(void *ctx, const float *x, double t, int step), void *traj_ctx);
 
+/* ---- training: denoising score matching batches ---- */
+
+typedef struct {
+    double t_min;         /* continuous schedules: t ~ U(t_min, 1) */
+    int predict_score;    /* target -eps with loss weight sigma (else eps, weight 1) */
+    double label_dropout; /* probability a label becomes null_class */
+    int32_t null_class;
+} df_dsm_cfg;
+
+/* Noise B clean examples x0 [B, dim] (labels y0 [B] or NULL) into a training
+ * batch: t [B] (i/T for discrete schedules), xt = sqrt(ab) x0 + sqrt(1-ab) eps
+ * [B, dim], target [B, dim] (eps, or -eps for score targets), weight [B]
+ * (1, or sigma), labels y [B] with dropout if dropout != 0. Draws, in order,
+ * 2B uniforms and B*dim normals from r. */
+void df_dsm_batch(const df_schedule *s, const df_dsm_cfg *c, const float *x0, const int32_t *y0,
+                  int64_t B, int64_t dim, int dropout, df_rng *r, float *xt, float *target,
+                  float *weight, float *t, int32_t *y);
+
+/* Classifier-free guidance on network outputs cond and uncond [n]:
+ * eps = scale * (uncond + w (cond - uncond)); scale = 1 for eps models,
+ * -sigma(t) for score models. uncond may be NULL (w ignored). */
+void df_guided_eps(const float *cond, const float *uncond, int64_t n, double w, double scale,
+                   float *eps);
+
 #endif

@@ -43,9 +43,17 @@ double df_grad_norm(df_params *ps);
  * before clipping (NaN if non-finite: gradients left unchanged). */
 double df_clip_grad_norm(df_params *ps, double max_norm);
 
-/* EMA of the weights: ema = decay * ema + (1 - decay) * w. */
+/* EMA of the weights: ema = d * ema + (1 - d) * w, with d = decay, or with
+ * warm-up d = min(decay, (1 + n) / (10 + n)) after n updates (score_sde,
+ * k-diffusion), so early averages are not dominated by the initial weights. */
 typedef struct df_ema df_ema;
-df_ema *df_ema_new(df_params *ps, float decay); /* starts as a copy of the weights */
+/* Starts as a copy of the weights. */
+df_ema *df_ema_new(df_params *ps, float decay, int warmup);
+/* The decay the next update uses. */
+float df_ema_decay_now(const df_ema *e);
+/* Updates so far (checkpoints store it so resume stays exact). */
+int64_t df_ema_updates(const df_ema *e);
+void df_ema_set_updates(df_ema *e, int64_t n);
 void df_ema_free(df_ema *e);
 void df_ema_update(df_ema *e);
 float *df_ema_data(df_ema *e);

@@ -18,8 +18,8 @@ typedef struct {
 
 typedef struct {
     const char *title, *xlabel, *ylabel; /* each may be NULL */
-    int log_y;                           /* log10 y axis: decade ticks (1e-2, 1e-1, 1) and minor ticks */
-    int width, height;                   /* pixels in [100, 10000]; 0 = default */
+    int log_y;         /* log10 y axis: decade ticks (1e-2, 1e-1, 1) and minor ticks */
+    int width, height; /* pixels in [100, 10000]; 0 = default */
 } df_plot_opts;
 
 /* Line plot of up to DF_PLOT_MAX_SERIES series in distinct colours (series 0

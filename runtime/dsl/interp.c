@@ -3,6 +3,7 @@
  * df_graph. Every error names file:line:col and the node path. */
 #include "dfrun/dsl.h"
 #include "dfrun/op.h"
+#include "config_dval.h"
 #include "expr.h"
 #include "yaml.h"
 #include <ctype.h>
@@ -24,8 +25,7 @@ struct df_gfile {
     const yn *blocks[MAX_INCLUDES + 1]; /* block maps: main first, then includes */
     int nblocks;
     const yn *model;
-    char kv[64][2][128]; /* flattened simple settings for df_gfile_get */
-    int nkv;
+    df_config cfg; /* the data, diffusion, sampler and train sections, typed */
 };
 
 /* ---------------- small helpers ---------------- */
@@ -1072,121 +1072,44 @@ out:
 
 /* ---------------- sections ---------------- */
 
-typedef enum { K_INT, K_NUM, K_STR, K_ENUM, K_NUMS } kkind;
-typedef struct {
-    const char *key;
-    kkind kind;
-    double lo, hi;
-    const char *choices; /* "a|b|c" for K_ENUM */
-} keyspec;
-
-static const keyspec spec_data[] = {{"kind", K_ENUM, 0, 0, "mnist|digits|moons|ring8"},
-                                    {"path", K_STR, 0, 0, NULL},
-                                    {"val_fraction", K_NUM, 0, 0.5, NULL},
-                                    {"n", K_INT, 1, 1e9, NULL},
-                                    {NULL, 0, 0, 0, NULL}};
-static const keyspec spec_diffusion[] = {
-    {"schedule", K_ENUM, 0, 0, "vp_linear|ddpm_linear|cosine|poly"},
-    {"beta_min", K_NUM, 0, 1e3, NULL},
-    {"beta_max", K_NUM, 0, 1e3, NULL},
-    {"T", K_INT, 1, 1e6, NULL},
-    {"predict", K_ENUM, 0, 0, "eps|score"},
-    {"t_min", K_NUM, 0, 1, NULL},
-    {"label_dropout", K_NUM, 0, 1, NULL},
-    {"null_class", K_INT, 0, 1e6, NULL},
-    {"power", K_NUM, 0, 100, NULL},
-    {NULL, 0, 0, 0, NULL}};
-static const keyspec spec_sampler[] = {
-    {"name", K_ENUM, 0, 0, "euler_maruyama|ddpm|ddim|pf_ode_heun|dpmpp_2m|pc_langevin"},
-    {"steps", K_INT, 1, 1e6, NULL},
-    {"eta", K_NUM, 0, 1, NULL},
-    {"guidance", K_NUM, -100, 100, NULL},
-    {"snr", K_NUM, 0, 10, NULL},
-    {"corrector_steps", K_INT, 0, 100, NULL},
-    {NULL, 0, 0, 0, NULL}};
-static const keyspec spec_train[] = {{"optimizer", K_ENUM, 0, 0, "adam|adamw|sgd"},
-                                     {"lr", K_NUM, 0, 10, NULL},
-                                     {"weight_decay", K_NUM, 0, 10, NULL},
-                                     {"betas", K_NUMS, 0, 1, NULL},
-                                     {"momentum", K_NUM, 0, 1, NULL},
-                                     {"warmup", K_INT, 0, 1e9, NULL},
-                                     {"lr_schedule", K_ENUM, 0, 0, "constant|cosine"},
-                                     {"batch", K_INT, 1, 1e6, NULL},
-                                     {"steps", K_INT, 0, 1e12, NULL},
-                                     {"epochs", K_NUM, 0, 1e9, NULL},
-                                     {"minutes", K_NUM, 0, 1e9, NULL},
-                                     {"ema", K_NUM, 0, 1, NULL},
-                                     {"clip", K_NUM, 0, 1e9, NULL},
-                                     {"checkpoint_every", K_INT, 1, 1e12, NULL},
-                                     {"sample_every", K_INT, 1, 1e12, NULL},
-                                     {"log_every", K_INT, 1, 1e12, NULL},
-                                     {"seed", K_INT, 0, 9.007199254740992e15, NULL},
-                                     {NULL, 0, 0, 0, NULL}};
-
-static int check_section(bctx *b, const yn *sec, const char *name, const keyspec *spec) {
+/* A settings section: every key must be in the config table; values are
+ * DSL values (expressions and variables allowed), typed into f->cfg. */
+static int load_section(bctx *b, const yn *sec, const char *name, df_config *cfg) {
     if (sec->kind != YN_MAP)
         return berr(b, sec, "section '%s' must be a map of settings", name), -1;
+    int nk, m = 0;
+    const df_config_key *all = df_config_keys(&nk);
     const char *keys[64];
-    int nk = 0;
-    for (const keyspec *k = spec; k->key; k++) keys[nk++] = k->key;
-    if (check_keys(b, sec, name, keys, nk)) return -1;
+    size_t l = strlen(name);
+    for (int i = 0; i < nk; i++)
+        if (!strncmp(all[i].key, name, l) && all[i].key[l] == '.') keys[m++] = all[i].key + l + 1;
+    if (check_keys(b, sec, name, keys, m)) return -1;
     for (int i = 0; i < sec->n; i++) {
-        const keyspec *k = spec;
-        while (strcmp(k->key, sec->keys[i]->s)) k++;
-        const yn *v = sec->items[i];
+        char full[96], err[400];
+        snprintf(full, sizeof full, "%s.%s", name, sec->keys[i]->s);
+        const df_config_key *k = df_config_find(full);
         dval d;
-        if (eval_node(b, b->genv, v, &d)) return -1;
-        char shown[128];
-        dval_print(&d, shown, sizeof shown);
-        int ok = 1;
-        const char *want = "";
-        double x = d.kind == DV_INT ? (double)d.i : d.f;
-        switch (k->kind) {
-        case K_INT:
-            want = "an integer";
-            ok = d.kind == DV_INT && x >= k->lo && x <= k->hi;
-            break;
-        case K_NUM:
-            want = "a number";
-            ok = (d.kind == DV_INT || d.kind == DV_FLOAT) && x >= k->lo && x <= k->hi;
-            break;
-        case K_STR:
-            want = "a string";
-            ok = d.kind == DV_STR;
-            break;
-        case K_ENUM: {
-            want = k->choices;
-            ok = 0;
-            if (d.kind == DV_STR) {
-                char buf[200];
-                snprintf(buf, sizeof buf, "%s", k->choices);
-                for (char *s = strtok(buf, "|"); s; s = strtok(NULL, "|")) ok |= !strcmp(s, d.s);
-            }
-            break;
-        }
-        case K_NUMS:
-            want = "a list of numbers";
-            ok = d.kind == DV_LIST;
-            for (int j = 0; ok && j < d.n; j++) {
-                double y = d.items[j].kind == DV_INT ? (double)d.items[j].i : d.items[j].f;
-                ok = (d.items[j].kind == DV_INT || d.items[j].kind == DV_FLOAT) && y >= k->lo &&
-                     y <= k->hi;
-            }
-            break;
-        }
+        if (eval_node(b, b->genv, sec->items[i], &d)) return -1;
+        int r = df_config_set_dval(cfg, k, &d, err, sizeof err);
         dval_free(&d);
-        if (!ok) {
-            if (k->kind == K_INT || k->kind == K_NUM)
-                return berr(b, v, "%s.%s: expected %s in [%g, %g], found %s", name, k->key, want,
-                            k->lo, k->hi, shown),
-                       -1;
-            if (k->kind == K_ENUM)
-                return berr(b, v, "%s.%s: expected one of %s, found %s", name, k->key, want, shown),
-                       -1;
-            return berr(b, v, "%s.%s: expected %s, found %s", name, k->key, want, shown), -1;
-        }
+        if (r) return berr(b, sec->items[i], "%s", err), -1;
+        cfg->set |= 1ull << (k - all);
     }
     return 0;
+}
+
+/* the file position of a config key, for errors found when resolving */
+static const yn *key_node(const yn *root, const char *msg) {
+    const char *secs[] = {"data", "diffusion", "sampler", "train"};
+    for (int i = 0; i < 4; i++) {
+        const yn *sec = yn_get(root, secs[i]);
+        for (int j = 0; sec && sec->kind == YN_MAP && j < sec->n; j++) {
+            char full[96];
+            snprintf(full, sizeof full, "%s.%s ", secs[i], sec->keys[j]->s);
+            if (!strncmp(msg, full, strlen(full))) return sec->keys[j];
+        }
+    }
+    return NULL;
 }
 
 /* ---------------- loading ---------------- */
@@ -1225,15 +1148,8 @@ const char *df_gfile_path(const df_gfile *f) {
     return f ? f->path : NULL;
 }
 
-const char *df_gfile_get(const df_gfile *f, const char *path) {
-    if (!f || !path) return NULL;
-    const yn *cur = ydoc_root(f->doc);
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *save = NULL, *t = strtok_r(buf, ".", &save); t && cur;
-         t = strtok_r(NULL, ".", &save))
-        cur = yn_get(cur, t);
-    return cur && cur->kind == YN_SCALAR ? cur->s : NULL;
+const df_config *df_gfile_config(const df_gfile *f) {
+    return f ? &f->cfg : NULL;
 }
 
 static int add_include(df_gfile *f, bctx *b, const yn *inc, const char *base, int depth) {
@@ -1284,11 +1200,14 @@ static int add_include(df_gfile *f, bctx *b, const yn *inc, const char *base, in
     return 0;
 }
 
-df_gfile *df_gfile_load(const char *path, const char *const *sets, int nsets) {
+static df_gfile *load_doc(ydoc *doc, const char *path, const char *const *sets, int nsets) {
     df_gfile *f = calloc(1, sizeof *f);
-    if (!f) return NULL;
+    if (!f) {
+        ydoc_free(doc);
+        return NULL;
+    }
     f->path = strdup(path ? path : "");
-    f->doc = ydoc_load_file(path);
+    f->doc = doc;
     if (!f->doc) goto fail;
     for (int i = 0; i < nsets; i++) {
         const char *eq = sets[i] ? strchr(sets[i], '=') : NULL;
@@ -1347,10 +1266,20 @@ df_gfile *df_gfile_load(const char *path, const char *const *sets, int nsets) {
     }
     if (load_vars(&b, f->vars)) goto fail_env;
     const char *secs[] = {"data", "diffusion", "sampler", "train"};
-    const keyspec *specs[] = {spec_data, spec_diffusion, spec_sampler, spec_train};
+    df_config_defaults(&f->cfg);
     for (int i = 0; i < 4; i++) {
         const yn *s = yn_get(root, secs[i]);
-        if (s && check_section(&b, s, secs[i], specs[i])) goto fail_env;
+        if (s && load_section(&b, s, secs[i], &f->cfg)) goto fail_env;
+    }
+    if (df_config_resolve(&f->cfg)) {
+        char m[900];
+        snprintf(m, sizeof m, "%s", df_errmsg());
+        const yn *at = key_node(root, m);
+        if (at)
+            berr(&b, at, "%s", m);
+        else
+            df_seterr(DF_EINVAL, "%s: %s", path, m);
+        goto fail_env;
     }
     env_free(&genv);
     return f;
@@ -1359,6 +1288,57 @@ fail_env:
 fail:
     df_gfile_free(f);
     return NULL;
+}
+
+df_gfile *df_gfile_load(const char *path, const char *const *sets, int nsets) {
+    return load_doc(ydoc_load_file(path), path, sets, nsets);
+}
+
+df_gfile *df_gfile_load_text(const char *text, const char *name, const char *const *sets,
+                             int nsets) {
+    if (!text) return df_seterr(DF_EINVAL, "df_gfile_load_text: no text"), NULL;
+    return load_doc(ydoc_load_string(text, strlen(text), name), name, sets, nsets);
+}
+
+char *df_gfile_resolved(const df_gfile *f, const df_config *cfg) {
+    if (!f) return NULL;
+    if (!cfg) cfg = &f->cfg;
+    yemit *e = yemit_new();
+    if (!e) return df_seterr(DF_ENOMEM, "out of memory"), NULL;
+    if (f->vars) {
+        yemit_scalar(e, "vars", 1);
+        yemit_node(e, f->vars);
+    }
+    if (f->nblocks) { /* the main file's blocks and its includes', first definition wins */
+        yemit_scalar(e, "blocks", 1);
+        yemit_map_begin(e);
+        for (int i = 0; i < f->nblocks; i++)
+            for (int k = 0; k < f->blocks[i]->n; k++) {
+                const char *name = f->blocks[i]->keys[k]->s;
+                int seen = 0;
+                for (int j = 0; j < i && !seen; j++) seen = yn_get(f->blocks[j], name) != NULL;
+                if (seen) continue;
+                yemit_scalar(e, name, 1);
+                yemit_node(e, f->blocks[i]->items[k]);
+            }
+        yemit_map_end(e);
+    }
+    yemit_scalar(e, "model", 1);
+    yemit_node(e, f->model);
+    char *graph = yemit_finish(e);
+    char *cfgt = df_config_yaml(cfg, 1);
+    size_t n = (graph ? strlen(graph) : 0) + (cfgt ? strlen(cfgt) : 0) + strlen(f->path) + 300;
+    char *out = graph && cfgt ? malloc(n) : NULL;
+    if (out)
+        snprintf(out, n,
+                 "# The resolved graph of %s: includes inlined, --set overrides applied, every\n"
+                 "# setting with its value. Load it with dfrun (it is a graph file).\n%s\n%s",
+                 f->path, graph, cfgt);
+    else
+        df_seterr(DF_ENOMEM, "out of memory");
+    free(graph);
+    free(cfgt);
+    return out;
 }
 
 /* ---------------- building the model ---------------- */

@@ -323,3 +323,106 @@ int ydoc_set_path_text(ydoc *d, const char *path, const char *text) {
     ydoc_free(t);
     return ydoc_set_path(d, path, v);
 }
+
+/* ---------------- emitting (libyaml's emitter: it chooses safe quoting) ---------------- */
+
+struct yemit {
+    yaml_emitter_t em;
+    char *buf;
+    size_t len, cap;
+    int failed;
+};
+
+static int emit_write(void *ctx, unsigned char *p, size_t n) {
+    yemit *e = ctx;
+    if (e->len + n + 1 > e->cap) {
+        size_t cap = 2 * (e->cap + n) + 256;
+        char *b = realloc(e->buf, cap);
+        if (!b) return 0;
+        e->buf = b;
+        e->cap = cap;
+    }
+    memcpy(e->buf + e->len, p, n);
+    e->len += n;
+    e->buf[e->len] = 0;
+    return 1;
+}
+
+static void ev(yemit *e, yaml_event_t *x, int ok) {
+    if (!ok || !yaml_emitter_emit(&e->em, x)) e->failed = 1;
+}
+
+yemit *yemit_new(void) {
+    yemit *e = calloc(1, sizeof *e);
+    if (!e || !yaml_emitter_initialize(&e->em)) return free(e), NULL;
+    yaml_emitter_set_output(&e->em, emit_write, e);
+    yaml_emitter_set_unicode(&e->em, 1);
+    yaml_emitter_set_width(&e->em, 100);
+    yaml_event_t x;
+    ev(e, &x, yaml_stream_start_event_initialize(&x, YAML_UTF8_ENCODING));
+    ev(e, &x, yaml_document_start_event_initialize(&x, NULL, NULL, NULL, 1));
+    ev(e, &x, yaml_mapping_start_event_initialize(&x, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE));
+    return e;
+}
+
+void yemit_scalar(yemit *e, const char *s, int plain) {
+    yaml_event_t x;
+    ev(e, &x,
+       yaml_scalar_event_initialize(&x, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), plain, 1,
+                                    plain ? YAML_ANY_SCALAR_STYLE
+                                          : YAML_DOUBLE_QUOTED_SCALAR_STYLE));
+}
+
+/* short lists of scalars in flow style ([B, 1, 28, 28]), the rest in block style */
+static int flat(const yn *n) {
+    if (n->kind != YN_SEQ || n->n > 8) return 0;
+    for (int i = 0; i < n->n; i++)
+        if (n->items[i]->kind != YN_SCALAR) return 0;
+    return 1;
+}
+
+void yemit_node(yemit *e, const yn *n) {
+    yaml_event_t x;
+    if (n->kind == YN_SCALAR) {
+        yemit_scalar(e, n->s, n->plain);
+    } else if (n->kind == YN_SEQ) {
+        ev(e, &x,
+           yaml_sequence_start_event_initialize(
+               &x, NULL, NULL, 1, flat(n) ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE));
+        for (int i = 0; i < n->n; i++) yemit_node(e, n->items[i]);
+        ev(e, &x, yaml_sequence_end_event_initialize(&x));
+    } else {
+        ev(e, &x, yaml_mapping_start_event_initialize(&x, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE));
+        for (int i = 0; i < n->n; i++) {
+            yemit_scalar(e, n->keys[i]->s, 1);
+            yemit_node(e, n->items[i]);
+        }
+        ev(e, &x, yaml_mapping_end_event_initialize(&x));
+    }
+}
+
+void yemit_map_begin(yemit *e) {
+    yaml_event_t x;
+    ev(e, &x, yaml_mapping_start_event_initialize(&x, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE));
+}
+
+void yemit_map_end(yemit *e) {
+    yaml_event_t x;
+    ev(e, &x, yaml_mapping_end_event_initialize(&x));
+}
+
+char *yemit_finish(yemit *e) {
+    yaml_event_t x;
+    ev(e, &x, yaml_mapping_end_event_initialize(&x));
+    ev(e, &x, yaml_document_end_event_initialize(&x, 1));
+    ev(e, &x, yaml_stream_end_event_initialize(&x));
+    yaml_emitter_flush(&e->em);
+    yaml_emitter_delete(&e->em);
+    char *out = e->failed ? NULL : e->buf;
+    if (e->failed) {
+        free(e->buf);
+        df_seterr(DF_ENOMEM, "cannot write the resolved graph document");
+    }
+    free(e);
+    return out;
+}

@@ -37,6 +37,18 @@ int ydoc_set_path(ydoc *d, const char *path, yn *value);
 /* Same with the value given as YAML text ("[64,128,256]", "3", "adam"). */
 int ydoc_set_path_text(ydoc *d, const char *path, const char *text);
 
+/* Emitting a document (one top-level map) as YAML text. */
+typedef struct yemit yemit;
+yemit *yemit_new(void);
+/* A scalar (plain = 0: double-quoted, a string). */
+void yemit_scalar(yemit *e, const char *s, int plain);
+/* A whole subtree. */
+void yemit_node(yemit *e, const yn *n);
+void yemit_map_begin(yemit *e);
+void yemit_map_end(yemit *e);
+/* Close the document and return its text (malloc'd), or NULL. */
+char *yemit_finish(yemit *e);
+
 #define YDOC_MAX_BYTES (16u << 20)
 #define YDOC_MAX_DEPTH 64
 #define YDOC_MAX_NODES 1000000

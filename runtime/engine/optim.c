@@ -168,11 +168,13 @@ double df_clip_grad_norm(df_params *ps, double max_norm) {
 struct df_ema {
     df_params *ps;
     float decay;
+    int warmup;
+    int64_t updates;
     int64_t n;
     float *w;
 };
 
-df_ema *df_ema_new(df_params *ps, float decay) {
+df_ema *df_ema_new(df_params *ps, float decay, int warmup) {
     if (!ps || !(decay >= 0 && decay <= 1)) {
         df_seterr(DF_EINVAL, "df_ema_new: store NULL or decay %g outside [0, 1]", decay);
         return NULL;
@@ -182,6 +184,7 @@ df_ema *df_ema_new(df_params *ps, float decay) {
     if (!e) return NULL;
     e->ps = ps;
     e->decay = decay;
+    e->warmup = warmup;
     e->n = df_params_block_numel(ps);
     e->w = malloc((size_t)(e->n + 1) * sizeof(float));
     if (!e->w) {
@@ -200,10 +203,22 @@ void df_ema_free(df_ema *e) {
 void df_ema_update(df_ema *e) {
     if (!e) return;
     const float *w = df_params_data(e->ps);
-    float d = e->decay, *m = e->w;
+    float d = df_ema_decay_now(e), *m = e->w;
+    e->updates++;
     int64_t n = e->n;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) m[i] = d * m[i] + (1 - d) * w[i];
+}
+float df_ema_decay_now(const df_ema *e) {
+    if (!e) return 0;
+    double w = (1.0 + e->updates) / (10.0 + e->updates);
+    return e->warmup && w < e->decay ? (float)w : e->decay;
+}
+int64_t df_ema_updates(const df_ema *e) {
+    return e ? e->updates : 0;
+}
+void df_ema_set_updates(df_ema *e, int64_t n) {
+    if (e) e->updates = n < 0 ? 0 : n;
 }
 float *df_ema_data(df_ema *e) {
     return e ? e->w : NULL;

@@ -90,9 +90,11 @@ df_status df_config_set(df_config *c, const char *key, const char *text);
 /* The value of a key as YAML text into buf. */
 df_status df_config_get(const df_config *c, const char *key, char *buf, size_t n);
 
-/* The four sections as YAML text (malloc'd). docs = 1 adds each key's doc
- * and default as a comment. */
-char *df_config_yaml(const df_config *c, int docs);
+/* The four sections as YAML text (malloc'd). flags: DF_YAML_DOCS adds each
+ * key's doc and default as a comment, DF_YAML_MARK_SET marks keys that were
+ * given ("[set]"). Keys that do not apply are written as comments. */
+enum { DF_YAML_DOCS = 1, DF_YAML_MARK_SET = 2 };
+char *df_config_yaml(const df_config *c, int flags);
 
 /* Choice name of an enum key's value ("dpmpp_2m"), or "?". */
 const char *df_config_choice(const char *key, int64_t v);

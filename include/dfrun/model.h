@@ -28,12 +28,18 @@ typedef struct {
 df_status df_model_build(df_model *m, df_gfile *f, df_params *ps, int64_t batch,
                          df_model_mode mode);
 void df_model_free(df_model *m);
+/* Register f's parameters in ps (a throwaway build at batch 1), so that a
+ * checkpoint's weights can be loaded before any graph is built. */
+df_status df_model_params(df_gfile *f, df_params *ps);
 
 /* Evaluate named values of f's model (outputs, inputs or node paths as
  * printed by dfrun check) on inputs given by name, at the batch size of the
  * inputs' first extent. grads = 1: the first output must be a scalar; the
  * parameters' gradients of it are left in ps. outs[i] receive pointers into
- * the graph (valid until df_graph_free(*g)); *g is returned for that. */
+ * the graph (valid until df_graph_free(*g)); *g is returned for that.
+ * Weights: a store without parameters is initialised from seed 0; otherwise
+ * the store's values are used (load them first with df_model_params and
+ * df_ckpt_load_params). */
 typedef struct {
     const char *name;
     const float *data; /* int32 inputs are given as floats and rounded */

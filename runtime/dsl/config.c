@@ -405,7 +405,7 @@ static int put(char **out, size_t *len, size_t *cap, const char *s) {
     return 0;
 }
 
-char *df_config_yaml(const df_config *c, int docs) {
+char *df_config_yaml(const df_config *c, int flags) {
     size_t cap = 8192, len = 0;
     char *out = malloc(cap);
     if (!out) return NULL;
@@ -426,9 +426,9 @@ char *df_config_yaml(const df_config *c, int docs) {
         snprintf(kv, sizeof kv, "%s%s: %s", why ? "# " : "", dot + 1, v);
         if (why) /* kept as a comment: loading the document gives the same config */
             snprintf(line, sizeof line, "  %-30s # not used: %s\n", kv, why);
-        else if (docs)
+        else if (flags & DF_YAML_DOCS)
             snprintf(line, sizeof line, "  %-30s # %s%s (default %s)\n", kv,
-                     (c->set >> i & 1) ? "[set] " : "", k->doc, k->def);
+                     (flags & DF_YAML_MARK_SET) && (c->set >> i & 1) ? "[set] " : "", k->doc, k->def);
         else
             snprintf(line, sizeof line, "  %s\n", kv);
         if (put(&out, &len, &cap, line)) return free(out), NULL;

@@ -1326,7 +1326,7 @@ char *df_gfile_resolved(const df_gfile *f, const df_config *cfg) {
     yemit_scalar(e, "model", 1);
     yemit_node(e, f->model);
     char *graph = yemit_finish(e);
-    char *cfgt = df_config_yaml(cfg, 1);
+    char *cfgt = df_config_yaml(cfg, DF_YAML_DOCS);
     size_t n = (graph ? strlen(graph) : 0) + (cfgt ? strlen(cfgt) : 0) + strlen(f->path) + 300;
     char *out = graph && cfgt ? malloc(n) : NULL;
     if (out)

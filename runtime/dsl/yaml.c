@@ -369,8 +369,7 @@ void yemit_scalar(yemit *e, const char *s, int plain) {
     yaml_event_t x;
     ev(e, &x,
        yaml_scalar_event_initialize(&x, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), plain, 1,
-                                    plain ? YAML_ANY_SCALAR_STYLE
-                                          : YAML_DOUBLE_QUOTED_SCALAR_STYLE));
+                                    YAML_ANY_SCALAR_STYLE));
 }
 
 /* short lists of scalars in flow style ([B, 1, 28, 28]), the rest in block style */

@@ -40,7 +40,7 @@ int ydoc_set_path_text(ydoc *d, const char *path, const char *text);
 /* Emitting a document (one top-level map) as YAML text. */
 typedef struct yemit yemit;
 yemit *yemit_new(void);
-/* A scalar (plain = 0: double-quoted, a string). */
+/* A scalar (plain = 0: quoted, a string). */
 void yemit_scalar(yemit *e, const char *s, int plain);
 /* A whole subtree. */
 void yemit_node(yemit *e, const yn *n);

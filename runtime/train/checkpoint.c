@@ -1,6 +1,7 @@
 /* Self-describing checkpoints (see checkpoint.h). */
 #define _GNU_SOURCE
 #include "dfrun/checkpoint.h"
+#include "dfrun/model.h"
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -124,10 +125,8 @@ void df_ckpt_close(df_ckpt *c) {
 /* the first parameter that differs between two builds of a model */
 static df_status same_params(df_gfile *a, df_gfile *b, const char *an, const char *bn) {
     df_params *pa = df_params_new(), *pb = df_params_new();
-    df_graph *ga = df_graph_new(pa), *gb = df_graph_new(pb);
-    df_model_io io;
-    df_status st = df_gfile_build(a, ga, 1, &io);
-    if (!st) st = df_gfile_build(b, gb, 1, &io);
+    df_status st = df_model_params(a, pa);
+    if (!st) st = df_model_params(b, pb);
     int na = df_params_count(pa), nb = df_params_count(pb);
     for (int i = 0; !st && i < (na > nb ? na : nb); i++) {
         const df_param_info *x = i < na ? df_params_info(pa, i) : NULL;
@@ -145,7 +144,6 @@ static df_status same_params(df_gfile *a, df_gfile *b, const char *an, const cha
                            df_shape_str(&x->shape, s1, sizeof s1), an,
                            df_shape_str(&df_params_info(pb, j)->shape, s2, sizeof s2), bn);
     }
-    df_graph_free(ga), df_graph_free(gb);
     df_params_free(pa), df_params_free(pb);
     return st;
 }

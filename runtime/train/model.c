@@ -80,3 +80,11 @@ void df_model_free(df_model *m) {
     df_graph_free(m->g);
     memset(m, 0, sizeof *m);
 }
+
+df_status df_model_params(df_gfile *f, df_params *ps) {
+    df_graph *g = df_graph_new(ps);
+    df_model_io io;
+    df_status st = g ? df_gfile_build(f, g, 1, &io) : DF_ENOMEM;
+    df_graph_free(g);
+    return st;
+}

@@ -168,7 +168,7 @@ int cmd_check(int argc, char **argv) {
     printf("nodes       %d forward, %d backward (%d in place, %d views)\n",
            st.n_nodes - st.n_backward, st.n_backward, st.n_inplace, st.n_views);
     if (explain) {
-        char *y = df_config_yaml(df_gfile_config(f), 1);
+        char *y = df_config_yaml(df_gfile_config(f), DF_YAML_DOCS | DF_YAML_MARK_SET);
         printf("\n# settings (value  # [set] doc (default))\n%s", y ? y : "");
         free(y);
     }

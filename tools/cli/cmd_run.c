@@ -110,11 +110,7 @@ int cmd_run(int argc, char **argv) {
         if (!(f = df_ckpt_graph(&ck, graph, sets.v, sets.n, notice, sizeof notice))) goto fail;
         if (notice[0]) fprintf(stderr, "dfrun: %s\n", notice);
         /* the store gets the model's parameters, then the checkpoint's weights */
-        df_graph *pg = df_graph_new(ps);
-        df_model_io io;
-        df_status st = df_gfile_build(f, pg, B ? B : 1, &io);
-        df_graph_free(pg);
-        if (st ||
+        if (df_model_params(f, ps) ||
             df_ckpt_load_params(&ck, ps, strcmp(weights, "ema") ? DF_WEIGHTS_RAW : DF_WEIGHTS_EMA))
             goto fail;
     } else if (!(f = df_gfile_load(graph, sets.v, sets.n)))

@@ -258,13 +258,6 @@ static void test_failed_writes(void **state) {
     assert_int_equal(temp_files_left(), 0);
 }
 
-/* cairo keeps fontconfig's configuration and font patterns for the life of
- * the process; LeakSanitizer (the ASan build) would report them at exit. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void) {
-    return "leak:libfontconfig.so\n";
-}
-
 int main(void) {
     assert_non_null(mkdtemp(dir));
     const struct CMUnitTest t[] = {

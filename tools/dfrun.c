@@ -5,6 +5,13 @@
 #include <stdio.h>
 #include <string.h>
 
+/* cairo keeps fontconfig's caches for the life of the process (plots):
+ * not a leak of ours, so LeakSanitizer builds are told. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) {
+    return "leak:libfontconfig.so\n";
+}
+
 static const char *usage_main =
     "usage: dfrun COMMAND [options]\n"
     "\n"

@@ -22,6 +22,7 @@ cc=${CC:-cc}
 san=()
 case "${DFRUN_SANITIZE:-OFF}" in
   ON | on | 1 | TRUE | true | YES | yes)
+    # shellcheck disable=SC2054 # the comma belongs to the flag
     san=(-fsanitize=address,undefined -fno-omit-frame-pointer)
     ;;
 esac
@@ -71,6 +72,7 @@ done
 
 step "installed dfrun CLI runs"
 quiet "$prefix/bin/dfrun" check "$graph" --quiet
+# shellcheck disable=SC2016 # a literal $ORIGIN
 readelf -d "$prefix/bin/dfrun" | grep -q 'RUNPATH.*\$ORIGIN/\.\./lib' ||
   die "bin/dfrun has no \$ORIGIN/../lib in its RUNPATH"
 

@@ -30,8 +30,8 @@ int main(int argc, char **argv) {
     /* 1. Train: the graph file's settings with overrides, as `dfrun train --set`
      *    (a short run: fewer steps, a higher learning rate). */
     const char *sets[] = {"train.steps=500", "train.lr=5e-3"};
-    df_train_opts o = {.graph = argv[1], .sets = sets, .nsets = 2, .out_dir = out_dir,
-                       .no_outputs = 1};
+    df_train_opts o = {
+        .graph = argv[1], .sets = sets, .nsets = 2, .out_dir = out_dir, .no_outputs = 1};
     df_trainer *t = df_trainer_new(&o);
     if (!t) return fail("df_trainer_new");
     if (df_trainer_run(t)) return df_trainer_free(t), fail("df_trainer_run");
@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
     df_trainer_free(t);
     if (!g) return fail("df_generator_open");
     static float x[N * 2];
-    df_gen_request rq = {.count = N, .guidance = NAN, .seed = 1};
+    df_gen_request rq = {.count = N, .seed = 1};
     if (df_generate(g, &rq, x)) return df_generator_free(g), fail("df_generate");
     df_generator_free(g);
 

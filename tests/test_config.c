@@ -92,7 +92,7 @@ static uint64_t fingerprint(const char *g, const char *const *sets, int nsets, c
     int32_t lab[16];
     for (int i = 0; i < 16; i++) lab[i] = i % 2;
     float *x = malloc((size_t)(16 * m->dim) * 4);
-    df_gen_request r = {16, m->y ? lab : NULL, NULL, NAN, 5, NULL, NULL};
+    df_gen_request r = {16, m->y ? lab : NULL, NULL, NULL, 5, NULL, NULL};
     assert_int_equal(df_generate(gen, &r, x), 0);
     h = fnv(h, x, (size_t)(16 * m->dim) * 4);
     free(x);

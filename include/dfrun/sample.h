@@ -34,7 +34,7 @@ typedef struct {
     int64_t count;
     const int32_t *labels;         /* [count] or NULL (unconditional: the null class) */
     const df_sampler_cfg *sampler; /* NULL: the config's */
-    double guidance;               /* NaN: the config's sampler.guidance */
+    const double *guidance;        /* NULL: the config's sampler.guidance */
     uint64_t seed;
     void (*traj)(void *ctx, const float *x, double t, int step); /* optional */
     void *traj_ctx;

@@ -64,8 +64,8 @@ out:
     return st;
 }
 
-/* a non-negative integer in metadata, parsed strictly */
-static int meta_int(const df_ckpt *c, const char *key, int64_t *out, int required) {
+/* a non-negative integer in metadata, parsed strictly (max: its range) */
+static int meta_num(const df_ckpt *c, const char *key, uint64_t max, uint64_t *out, int required) {
     const char *v = df_st_meta(c->st, key);
     if (!v) {
         if (required) df_seterr(DF_EINVAL, "%s: metadata '%s' is missing", c->path, key);
@@ -74,13 +74,20 @@ static int meta_int(const df_ckpt *c, const char *key, int64_t *out, int require
     char *e;
     errno = 0;
     unsigned long long x = strtoull(v, &e, 10);
-    if (!*v || *e || errno || v[0] == '-' || x > (unsigned long long)INT64_MAX) {
-        df_seterr(DF_EINVAL, "%s: metadata '%s' = '%.40s' is not a non-negative integer", c->path,
-                  key, v);
+    if (!*v || *e || errno || v[0] < '0' || v[0] > '9' || x > max) {
+        df_seterr(DF_EINVAL, "%s: metadata '%s' = '%.40s' is not an integer in [0, %llu]", c->path,
+                  key, v, (unsigned long long)max);
         return -1;
     }
-    *out = (int64_t)x;
+    *out = (uint64_t)x;
     return 0;
+}
+
+static int meta_int(const df_ckpt *c, const char *key, int64_t *out, int required) {
+    uint64_t u = (uint64_t)*out;
+    int r = meta_num(c, key, INT64_MAX, &u, required);
+    *out = (int64_t)u;
+    return r;
 }
 
 df_status df_ckpt_open(const char *path, df_ckpt *c) {
@@ -100,19 +107,20 @@ df_status df_ckpt_open(const char *path, df_ckpt *c) {
     if (c->graph_path && !c->graph_path[0]) c->graph_path = NULL;
     c->graph_doc = df_st_meta(c->st, "graph.resolved");
     if (c->graph_doc && !c->graph_doc[0]) c->graph_doc = NULL;
-    int64_t key = 0, ctr = 0;
+    uint64_t key = 0, ctr = 0;
     c->has_train_state = df_st_meta(c->st, "step") != NULL;
     if (c->has_train_state &&
-        (meta_int(c, "step", &c->step, 1) || meta_int(c, "rng.key", &key, 1) ||
-         meta_int(c, "rng.counter", &ctr, 1) || meta_int(c, "optimizer.steps", &c->opt_steps, 1) ||
+        (meta_int(c, "step", &c->step, 1) || meta_num(c, "rng.key", UINT64_MAX, &key, 1) ||
+         meta_num(c, "rng.counter", UINT64_MAX, &ctr, 1) ||
+         meta_int(c, "optimizer.steps", &c->opt_steps, 1) ||
          meta_int(c, "ema.updates", &c->ema_updates, 0))) {
         df_status st = DF_EINVAL;
         df_ckpt_close(c);
         return st;
     }
     if (c->format == 1) c->ema_updates = c->step;
-    c->rng.key = (uint64_t)key;
-    c->rng.counter = (uint64_t)ctr;
+    c->rng.key = key;
+    c->rng.counter = ctr;
     return DF_OK;
 }
 

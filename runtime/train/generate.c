@@ -150,7 +150,7 @@ df_status df_generate(df_generator *g, const df_gen_request *r, float *out) {
                              (long long)i, null);
     if (r->labels && !m->y)
         return df_seterr(DF_EINVAL, "this model has no class input 'y': labels do not apply");
-    double w = isnan(r->guidance) ? g->cfg.sampler.guidance : r->guidance;
+    double w = r->guidance ? *r->guidance : g->cfg.sampler.guidance;
     if (r->labels && m->y && w != 1.0 && m->batch < 2)
         return df_seterr(DF_EINVAL, "guidance needs a forward batch of at least 2");
     df_sampler_cfg sc = r->sampler ? *r->sampler : df_config_sampler(&g->cfg);

@@ -376,7 +376,8 @@ static df_status write_outputs(df_trainer *t) {
     df_sampler_cfg fast = df_sampler_defaults(DF_SAMPLER_DPMPP_2M); /* a quick look */
     fast.steps = 25;
     fast.t_min = t->cfg.diffusion.t_min;
-    df_gen_request r = {count, gm->y ? lab : NULL, &fast, 1.0, 1234, NULL, NULL};
+    const double w = 1.0; /* conditional samples, no guidance */
+    df_gen_request r = {count, gm->y ? lab : NULL, &fast, &w, 1234, NULL, NULL};
     df_ema_swap(t->ema);
     st = df_generate(t->gen, &r, out);
     df_ema_swap(t->ema);

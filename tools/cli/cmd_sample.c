@@ -115,7 +115,7 @@ int cmd_sample(int argc, char **argv) {
         goto out;
     }
     double w = args_given(&c, "--guidance") ? guidance : cfg->sampler.guidance;
-    df_gen_request q = {count, lab, NULL, w, (uint64_t)seed, NULL, NULL};
+    df_gen_request q = {count, lab, NULL, &w, (uint64_t)seed, NULL, NULL};
     double t0 = now();
     df_status st = traj ? df_generate_trajectory(g, &q, x, traj) : df_generate(g, &q, x);
     if (!st && traj) fprintf(stderr, "dfrun: trajectory (noise to samples) -> %s\n", traj);

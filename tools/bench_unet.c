@@ -11,12 +11,6 @@
 #include <sys/resource.h>
 #include <time.h>
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 static int usage(const char *msg) {
     fprintf(stderr,
             "bench_unet: %s\nusage: bench_unet [--batch B] [--threads T] [--steps N] "
@@ -139,7 +133,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", df_errmsg());
         return 1;
     }
-    double t0 = now();
+    double t0 = df_seconds();
     for (int s = 0; s < steps; s++) {
         if (df_run(tr.g)) {
             fprintf(stderr, "%s\n", df_errmsg());
@@ -147,7 +141,7 @@ int main(int argc, char **argv) {
         }
         df_optim_step(opt, -1);
     }
-    double tr_s = (now() - t0) / steps;
+    double tr_s = (df_seconds() - t0) / steps;
     if (profile) { /* one more step, timed per op */
         double sec[DF_OP_COUNT] = {0}, fl[DF_OP_COUNT] = {0}, tot = 0;
         df_profile(tr.g, 1);
@@ -167,9 +161,9 @@ int main(int argc, char **argv) {
     }
     df_run(ev.g);
     int evn = steps / 2 > 2 ? steps / 2 : 2;
-    t0 = now();
+    t0 = df_seconds();
     for (int s = 0; s < evn; s++) df_run(ev.g);
-    double ev_s = (now() - t0) / evn;
+    double ev_s = (df_seconds() - t0) / evn;
     df_plan_stats st, se;
     df_plan_get_stats(tr.g, &st);
     df_plan_get_stats(ev.g, &se);

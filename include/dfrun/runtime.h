@@ -8,5 +8,7 @@ int df_set_threads(int n);
 int df_get_threads(void);
 /* Which OpenBLAS flavour is loaded: "openmp", "pthreads" or "serial". */
 const char *df_blas_flavour(void);
+/* Monotonic wall-clock seconds (for timing; the origin is arbitrary). */
+double df_seconds(void);
 
 #endif

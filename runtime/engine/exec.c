@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void) {
+double df_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
@@ -69,9 +69,9 @@ df_status df_run(df_graph *g) {
         const df_op_desc *d = df_op_table[n->op];
         if (d->flags & (DF_OPF_LEAF | DF_OPF_VIEW)) continue;
         df_clearerr();
-        double t0 = g->node_sec ? now() : 0;
+        double t0 = g->node_sec ? df_seconds() : 0;
         st = d->forward(n, &ctx);
-        if (g->node_sec) g->node_sec[i] += now() - t0;
+        if (g->node_sec) g->node_sec[i] += df_seconds() - t0;
         if (st != DF_OK) {
             char m[768];
             snprintf(m, sizeof m, "%s", df_errmsg()[0] ? df_errmsg() : df_status_str(st));

@@ -11,12 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 /* peak resident set in MiB from /proc/self/status (0 where there is none) */
 static double peak_rss_mib(void) {
     FILE *p = fopen("/proc/self/status", "r");
@@ -121,17 +115,17 @@ df_status df_bench(const char *graph, const char *const *sets, int nsets, int64_
     /* training: one warm-up step, then `steps` timed ones */
     if ((st = feed_train(&tr, &rng, y)) || (st = df_run(tr.g)) || (st = df_optim_step(opt, -1)))
         goto out;
-    double t0 = now();
+    double t0 = df_seconds();
     for (int k = 0; k < steps; k++)
         if ((st = df_run(tr.g)) || (st = df_optim_step(opt, -1))) goto out;
-    double ts = (now() - t0) / steps;
+    double ts = (df_seconds() - t0) / steps;
     /* inference: one warm-up forward, then max(steps / 2, 2) timed ones */
     if ((st = feed_eval(&ev, &rng, y)) || (st = df_run(ev.g))) goto out;
     int ne = steps / 2 > 2 ? steps / 2 : 2;
-    t0 = now();
+    t0 = df_seconds();
     for (int k = 0; k < ne; k++)
         if ((st = df_run(ev.g))) goto out;
-    double es = (now() - t0) / ne;
+    double es = (df_seconds() - t0) / ne;
     df_plan_stats pt, pe;
     if ((st = df_plan_get_stats(tr.g, &pt)) || (st = df_plan_get_stats(ev.g, &pe))) goto out;
     double fl = df_graph_flops(tr.g, 0) / batch; /* forward FLOPs per example */

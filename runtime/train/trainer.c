@@ -4,6 +4,7 @@
 #include "atomic.h"
 #include "dfrun/data.h"
 #include "dfrun/model.h"
+#include "dfrun/runtime.h"
 #include "dfrun/sample.h"
 #include "dfrun/train.h"
 #include "runlog.h"
@@ -45,16 +46,10 @@ struct df_trainer {
     int failed;
 };
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 static void emit_loss(df_trainer *t, df_train_event_kind k, const char *text, double loss,
                       double val) {
     if (!t->o.on_event) return;
-    double el = now() - t->t0, ips = (t->step - t->start_step) * (double)t->B / (el > 0 ? el : 1);
+    double el = df_seconds() - t->t0, ips = (t->step - t->start_step) * (double)t->B / (el > 0 ? el : 1);
     double eta = t->total ? (t->total - t->step) * (el / fmax(1, (double)(t->step - t->start_step)))
                           : t->cfg.train.minutes * 60 - el;
     df_train_event e = {k, t->step, t->total, loss, val, t->lr, t->grad_norm, ips, el, eta, text};
@@ -252,7 +247,7 @@ df_trainer *df_trainer_new(const df_train_opts *o) {
     df_trainer *t = calloc(1, sizeof *t);
     if (!t) return df_seterr(DF_ENOMEM, "out of memory"), NULL;
     t->o = *o;
-    t->t0 = now();
+    t->t0 = df_seconds();
     t->ps = df_params_new();
     df_ckpt c = {0};
     df_status st = load_graph(t, &c);
@@ -290,7 +285,7 @@ df_trainer *df_trainer_new(const df_train_opts *o) {
         return NULL;
     }
     t->total = budget(t);
-    t->t0 = t->tlog = now();
+    t->t0 = t->tlog = df_seconds();
     char what[1600];
     snprintf(what, sizeof what,
              "training %s on %s (%lld train, %lld validation), batch %lld, %lld parameters -> %s",
@@ -417,7 +412,7 @@ df_status df_trainer_step(df_trainer *t) {
     if (t->step % c->train.log_every == 0 || ck) {
         double val = NAN, mean = t->loss_acc / t->nacc;
         if (ck && (st = df_trainer_validate(t, &val))) return st;
-        double el = now() - t->t0;
+        double el = df_seconds() - t->t0;
         double ips = (t->step - t->start_step) * (double)t->B / (el > 0 ? el : 1);
         df_runlog_write(t->log, &t->hist, t->step, mean, t->lr, t->grad_norm, ips, val);
         emit_loss(t, DF_EV_LOG, NULL, mean, val);
@@ -435,7 +430,7 @@ df_status df_trainer_step(df_trainer *t) {
 int df_trainer_done(const df_trainer *t) {
     if (!t || t->failed || (t->o.stop && *t->o.stop)) return 1;
     if (t->total && t->step >= t->total) return 1;
-    return t->cfg.train.minutes > 0 && now() - t->t0 >= 60 * t->cfg.train.minutes;
+    return t->cfg.train.minutes > 0 && df_seconds() - t->t0 >= 60 * t->cfg.train.minutes;
 }
 
 df_status df_trainer_run(df_trainer *t) {

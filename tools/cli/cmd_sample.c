@@ -9,12 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 int cmd_sample(int argc, char **argv) {
     const char *run = NULL, *ckpt = NULL, *graph = NULL, *out = NULL, *sampler = NULL;
     const char *weights = "ema", *traj = NULL;
@@ -116,7 +110,7 @@ int cmd_sample(int argc, char **argv) {
     }
     double w = args_given(&c, "--guidance") ? guidance : cfg->sampler.guidance;
     df_gen_request q = {count, lab, NULL, &w, (uint64_t)seed, NULL, NULL};
-    double t0 = now();
+    double t0 = df_seconds();
     df_status st = traj ? df_generate_trajectory(g, &q, x, traj) : df_generate(g, &q, x);
     if (!st && traj) fprintf(stderr, "dfrun: trajectory (noise to samples) -> %s\n", traj);
     if (out)
@@ -136,7 +130,7 @@ int cmd_sample(int argc, char **argv) {
             "dfrun: %lld samples with %s (%lld steps, guidance %g, %s weights) in %.1f s "
             "-> %s\n",
             (long long)count, df_sampler_name((int)cfg->sampler.name),
-            (long long)cfg->sampler.steps, w, weights, now() - t0, op);
+            (long long)cfg->sampler.steps, w, weights, df_seconds() - t0, op);
     rc = 0;
 out:
     free(x);

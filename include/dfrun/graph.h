@@ -14,6 +14,7 @@
 #include "dfrun/tensor.h"
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define DF_MAX_IN 8
 #define DF_MAX_IATTR 16
@@ -183,5 +184,9 @@ double df_node_seconds(const df_graph *g, const df_node *n);
 
 /* Forward FLOPs (multiply-adds count 2) of the non-backward nodes. */
 double df_graph_flops(const df_graph *g, int include_backward);
+
+/* The graph in Graphviz DOT (blocks as nested clusters, edges labelled with
+ * shapes; backward = 1 adds the autodiff nodes). */
+df_status df_graph_write_dot(const df_graph *g, FILE *fp, int backward);
 
 #endif

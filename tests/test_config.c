@@ -126,6 +126,7 @@ static const probe probes[] = {
     {"sampler.guidance", "3", NULL, 0},
     {"sampler.snr", "0.4", "sampler.name=pc_langevin", 0},
     {"sampler.corrector_steps", "2", "sampler.name=pc_langevin", 0},
+    {"sampler.clip_x0", "0.5", "sampler.name=ddim", 0},
     {"train.optimizer", "sgd", NULL, 0},
     {"train.lr", "0.02", NULL, 0},
     {"train.weight_decay", "0.5", NULL, 0},

@@ -119,6 +119,45 @@ static void test_samplers_gaussian(void **state) {
     free(x);
 }
 
+/* clip_x0: the samplers that end on x0^ return values within the clip, and
+ * a clip the predictions never reach changes nothing (bitwise). */
+static void test_clip_x0(void **state) {
+    (void)state;
+    df_schedule vp;
+    df_schedule_init(&vp, DF_SCHED_VP, 0.1, 20, 0, 0);
+    gauss g = {&vp, {0, 0}, {0.25, 0}, {1, 0}};
+    int64_t n = 4000;
+    float *x = malloc(n * 4), *y = malloc(n * 4);
+    df_sampler_kind kinds[] = {DF_SAMPLER_DDIM, DF_SAMPLER_DPMPP_2M, DF_SAMPLER_DDPM};
+    for (int k = 0; k < 3; k++) {
+        df_sampler_cfg cfg = df_sampler_defaults(kinds[k]);
+        cfg.steps = 20;
+        cfg.clip_x0 = 0.5;
+        df_rng r = df_rng_new(7);
+        assert_int_equal(df_sample(&vp, &cfg, eps_exact, &g, x, n, 1, &r, NULL, NULL), DF_OK);
+        int outside = 0, at_bound = 0;
+        for (int64_t i = 0; i < n; i++) {
+            outside += fabsf(x[i]) > 0.5f + 1e-6f;
+            at_bound += fabsf(x[i]) > 0.5f - 1e-6f;
+        }
+        assert_int_equal(outside, 0);
+        assert_true(at_bound > n / 10); /* N(0, 0.25) has 32% beyond 0.5 */
+        cfg.clip_x0 = 1e6;
+        r = df_rng_new(7);
+        assert_int_equal(df_sample(&vp, &cfg, eps_exact, &g, x, n, 1, &r, NULL, NULL), DF_OK);
+        cfg.clip_x0 = 0;
+        r = df_rng_new(7);
+        assert_int_equal(df_sample(&vp, &cfg, eps_exact, &g, y, n, 1, &r, NULL, NULL), DF_OK);
+        assert_memory_equal(x, y, (size_t)n * 4);
+    }
+    df_sampler_cfg bad = df_sampler_defaults(DF_SAMPLER_DDIM);
+    bad.clip_x0 = -1;
+    df_rng r = df_rng_new(7);
+    assert_int_equal(df_sample(&vp, &bad, eps_exact, &g, x, n, 1, &r, NULL, NULL), DF_EINVAL);
+    free(x), free(y);
+    df_schedule_free(&vp);
+}
+
 /* A 1-D mixture: the samplers must keep the modes' weights. */
 static void test_samplers_mixture(void **state) {
     (void)state;
@@ -179,10 +218,9 @@ static void test_wrong_sign_is_caught(void **state) {
 int main(void) {
     df_set_threads(0);
     const struct CMUnitTest t[] = {
-        cmocka_unit_test(test_schedules),
-        cmocka_unit_test(test_samplers_gaussian),
-        cmocka_unit_test(test_samplers_mixture),
-        cmocka_unit_test(test_wrong_sign_is_caught),
+        cmocka_unit_test(test_schedules),        cmocka_unit_test(test_samplers_gaussian),
+        cmocka_unit_test(test_samplers_mixture), cmocka_unit_test(test_wrong_sign_is_caught),
+        cmocka_unit_test(test_clip_x0),
     };
     return cmocka_run_group_tests_name("diffusion", t, NULL, NULL);
 }

@@ -48,6 +48,7 @@ typedef struct {
         int64_t steps;
         double eta, guidance, snr;
         int64_t corrector_steps;
+        double clip_x0;
     } sampler;
     struct {
         int64_t optimizer; /* df_opt_kind order: sgd, adam, adamw */

@@ -61,6 +61,7 @@ typedef struct {
     double eta;   /* DDIM */
     double snr;   /* Langevin corrector */
     int corrector_steps;
+    double clip_x0; /* > 0: x0^ clipped to [-clip_x0, clip_x0] (DDIM, DPM++; DDPM's last step) */
 } df_sampler_cfg;
 
 df_sampler_cfg df_sampler_defaults(df_sampler_kind kind);

@@ -18,7 +18,7 @@ const char *df_sampler_name(int k) {
 }
 
 df_sampler_cfg df_sampler_defaults(df_sampler_kind kind) {
-    df_sampler_cfg c = {kind, 1000, 1e-3, 0.0, 0.16, 1};
+    df_sampler_cfg c = {kind, 1000, 1e-3, 0.0, 0.16, 1, 0.0};
     if (kind == DF_SAMPLER_DDIM) c.steps = 50;
     if (kind == DF_SAMPLER_PF_HEUN) c.steps = 50;
     if (kind == DF_SAMPLER_DPMPP_2M) c.steps = 10;
@@ -33,16 +33,26 @@ typedef struct {
     void *ctx;
     int64_t n, dim, N;
     float *eps, *z, *tmp;
+    double clip; /* of x0^ (0: none) */
 } run;
 
 static df_status eps_at(run *r, const float *x, double t) {
     return r->fn(r->ctx, x, r->n, r->dim, t, r->eps);
 }
 
-/* x0^ = (x - s eps) / a, into out */
+/* x0^ = (x - s eps) / a, into out (out may be x). With clipping, x0^ is
+ * clipped and eps made consistent with it: eps = (x - a x0^) / s, as
+ * diffusers' clip_sample does. */
 static void x0_hat(const run *r, const float *x, double t, float *out) {
-    double ab = df_sched_ab(r->s, t), a = sqrt(ab), s = sqrt(1 - ab);
-    for (int64_t i = 0; i < r->N; i++) out[i] = (float)((x[i] - s * r->eps[i]) / a);
+    double ab = df_sched_ab(r->s, t), a = sqrt(ab), s = sqrt(1 - ab), c = r->clip;
+    for (int64_t i = 0; i < r->N; i++) {
+        double x0 = (x[i] - s * r->eps[i]) / a;
+        if (c > 0 && (x0 > c || x0 < -c)) {
+            x0 = x0 > c ? c : -c;
+            r->eps[i] = (float)((x[i] - a * x0) / s);
+        }
+        out[i] = (float)x0;
+    }
 }
 
 /* times: uniform in t from 1 to t_min (steps + 1 points) */
@@ -61,7 +71,9 @@ df_status df_sample(const df_schedule *s, const df_sampler_cfg *cfg, df_eps_fn f
         return df_seterr(DF_EINVAL, "df_sample: t_min = %g must be in (0, 1)", cfg->t_min);
     if (!(cfg->eta >= 0 && cfg->eta <= 1))
         return df_seterr(DF_EINVAL, "df_sample: eta = %g outside [0, 1]", cfg->eta);
-    run r = {s, fn, ctx, n, dim, n * dim, NULL, NULL, NULL};
+    if (!(cfg->clip_x0 >= 0))
+        return df_seterr(DF_EINVAL, "df_sample: clip_x0 = %g must be >= 0", cfg->clip_x0);
+    run r = {s, fn, ctx, n, dim, n * dim, NULL, NULL, NULL, cfg->clip_x0};
     r.eps = malloc((size_t)r.N * 4);
     r.z = malloc((size_t)r.N * 4);
     r.tmp = malloc((size_t)r.N * 4 * 2);

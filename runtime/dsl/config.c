@@ -63,6 +63,10 @@ static const df_config_key keys[] = {
     {"sampler.corrector_steps", DF_CK_INT, 0, 100, NULL, "1",
      "Langevin corrector steps per predictor step (pc_langevin only)", OFF(sampler.corrector_steps),
      1},
+    {"sampler.clip_x0", DF_CK_NUM, 0, 1e6, NULL, "0",
+     "clip the predicted clean sample x0 to [-c, c] (images in [-1, 1]: 1; 0: off; ddpm, ddim, "
+     "dpmpp_2m only)",
+     OFF(sampler.clip_x0), 1},
 
     {"train.optimizer", DF_CK_ENUM, 0, 0, "sgd|adam|adamw", "adam",
      "optimizer: SGD with momentum, Adam, AdamW (decoupled weight decay)", OFF(train.optimizer), 1},
@@ -312,6 +316,7 @@ static const char *not_applicable(const df_config *c, const char *key) {
     if (!strcmp(key, "sampler.eta")) return sn == 2 ? NULL : "it applies to the ddim sampler only";
     if (!strcmp(key, "sampler.snr") || !strcmp(key, "sampler.corrector_steps"))
         return sn == 5 ? NULL : "it applies to the pc_langevin sampler only";
+    if (!strcmp(key, "sampler.clip_x0")) return sn != 3 ? NULL : "pf_ode_heun does not predict x0";
     if (!strcmp(key, "train.momentum")) return o == 0 ? NULL : "it applies to sgd only";
     if (!strcmp(key, "train.betas") || !strcmp(key, "train.eps"))
         return o ? NULL : "it applies to adam and adamw only";
@@ -428,7 +433,8 @@ char *df_config_yaml(const df_config *c, int flags) {
             snprintf(line, sizeof line, "  %-30s # not used: %s\n", kv, why);
         else if (flags & DF_YAML_DOCS)
             snprintf(line, sizeof line, "  %-30s # %s%s (default %s)\n", kv,
-                     (flags & DF_YAML_MARK_SET) && (c->set >> i & 1) ? "[set] " : "", k->doc, k->def);
+                     (flags & DF_YAML_MARK_SET) && (c->set >> i & 1) ? "[set] " : "", k->doc,
+                     k->def);
         else
             snprintf(line, sizeof line, "  %s\n", kv);
         if (put(&out, &len, &cap, line)) return free(out), NULL;

@@ -28,6 +28,7 @@ df_sampler_cfg df_config_sampler(const df_config *c) {
     s.eta = c->sampler.eta;
     s.snr = c->sampler.snr;
     s.corrector_steps = (int)c->sampler.corrector_steps;
+    s.clip_x0 = c->sampler.clip_x0;
     return s;
 }
 

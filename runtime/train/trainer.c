@@ -49,7 +49,8 @@ struct df_trainer {
 static void emit_loss(df_trainer *t, df_train_event_kind k, const char *text, double loss,
                       double val) {
     if (!t->o.on_event) return;
-    double el = df_seconds() - t->t0, ips = (t->step - t->start_step) * (double)t->B / (el > 0 ? el : 1);
+    double el = df_seconds() - t->t0,
+           ips = (t->step - t->start_step) * (double)t->B / (el > 0 ? el : 1);
     double eta = t->total ? (t->total - t->step) * (el / fmax(1, (double)(t->step - t->start_step)))
                           : t->cfg.train.minutes * 60 - el;
     df_train_event e = {k, t->step, t->total, loss, val, t->lr, t->grad_norm, ips, el, eta, text};
@@ -368,9 +369,9 @@ static df_status write_outputs(df_trainer *t) {
     for (int i = 0; i < 100; i++) lab[i] = i / 10;
     float *out = malloc((size_t)(count * gm->dim) * 4);
     if (!out) return df_seterr(DF_ENOMEM, "out of memory");
-    df_sampler_cfg fast = df_sampler_defaults(DF_SAMPLER_DPMPP_2M); /* a quick look */
+    df_sampler_cfg fast = df_config_sampler(&t->cfg); /* a quick look: DPM-Solver++(2M), 25 */
+    fast.kind = DF_SAMPLER_DPMPP_2M;
     fast.steps = 25;
-    fast.t_min = t->cfg.diffusion.t_min;
     const double w = 1.0; /* conditional samples, no guidance */
     df_gen_request r = {count, gm->y ? lab : NULL, &fast, &w, 1234, NULL, NULL};
     df_ema_swap(t->ema);

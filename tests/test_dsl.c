@@ -324,6 +324,45 @@ static void test_dot_accepted(void **state) {
     }
 }
 
+/* Hostile documents (issue 9): an empty list used to be freed twice; list
+ * concatenation and literals bypassed the million-value bound; default names
+ * were claimed in time cubic in the number of unnamed ops of a kind. */
+static void test_hostile_expressions(void **state) {
+    (void)state;
+    char p[512];
+    snprintf(p, sizeof p, "%s/graphs/unet_mnist.yaml", DFRUN_SOURCE_DIR);
+    const char *empty[] = {"vars.ch=[]"};
+    assert_int_equal(try_build(p, empty, 1), -1);
+    assert_non_null(strstr(df_errmsg(), "out of range for a list of 0"));
+    const char *m = "model:\n  inputs: {x: [B, 4]}\n  body: [silu]\n";
+    char doc[1024];
+    snprintf(doc, sizeof doc, "vars:\n  e: []\n  f: $e + e\n  g: $[e, f, len(f)]\n%s", m);
+    assert_int_equal(try_build(write_tmp("empty.yaml", doc), NULL, 0), 0);
+    snprintf(doc, sizeof doc, "vars:\n  a: $range(1000000)\n  b: $a + a\n%s", m);
+    assert_int_equal(try_build(write_tmp("double.yaml", doc), NULL, 0), -1);
+    assert_non_null(strstr(df_errmsg(), "list longer than a million"));
+    assert_non_null(strstr(df_errmsg(), "double.yaml:3:"));
+    snprintf(doc, sizeof doc, "vars:\n  a: $range(600000)\n  b: $[a, a]\n%s", m);
+    assert_int_equal(try_build(write_tmp("nest.yaml", doc), NULL, 0), -1);
+    assert_non_null(strstr(df_errmsg(), "list longer than a million"));
+    /* 20,000 unnamed ops of one kind: relu, relu_1, ..., relu_19999 */
+    snprintf(doc, sizeof doc,
+             "model:\n  inputs: {x: [B, 4]}\n  body:\n    - relu: {name: relu_2}\n"
+             "    - for: i\n      in: $range(20000)\n      do: [relu]\n");
+    const char *path = write_tmp("many.yaml", doc);
+    df_gfile *f = df_gfile_load(path, NULL, 0);
+    assert_non_null(f);
+    df_params *ps = df_params_new();
+    df_graph *g = df_graph_new(ps);
+    df_model_io io;
+    assert_int_equal(df_gfile_build(f, g, 2, &io), 0);
+    assert_non_null(df_graph_find(g, "relu_20000")); /* relu_2 was taken explicitly */
+    assert_null(df_graph_find(g, "relu_20001"));
+    df_graph_free(g);
+    df_params_free(ps);
+    df_gfile_free(f);
+}
+
 /* The CLI: non-zero exits with a message for bad flags and files; --help. */
 static int run_cli(const char *args, char *out, int n) {
     char cmd[2048];
@@ -371,6 +410,7 @@ int main(void) {
         cmocka_unit_test(test_blocks_and_arithmetic),
         cmocka_unit_test(test_error_messages),
         cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_hostile_expressions),
         cmocka_unit_test(test_dot_accepted),
         cmocka_unit_test(test_cli),
     };

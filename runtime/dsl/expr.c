@@ -27,6 +27,7 @@ dval dval_str(const char *s) {
 }
 dval dval_copy(const dval *v) {
     dval r = *v;
+    r.items = NULL; /* never shared, also for an empty list */
     if (v->s) r.s = strdup(v->s);
     if (v->n) {
         r.items = calloc(v->n, sizeof *r.items);
@@ -35,6 +36,13 @@ dval dval_copy(const dval *v) {
     }
     return r;
 }
+/* values in v, counting nested lists' items (MAX_LIST bounds every list) */
+static int64_t dval_size(const dval *v) {
+    int64_t n = 1;
+    for (int i = 0; i < v->n; i++) n += dval_size(&v->items[i]);
+    return n;
+}
+
 const char *dval_kind_name(dv_kind k) {
     switch (k) {
     case DV_INT:
@@ -226,7 +234,9 @@ static int primary(P *p, dval *out) {
         p->p++;
         out->kind = DV_LIST;
         int cap = 4;
+        int64_t size = 1;
         out->items = calloc(cap, sizeof *out->items);
+        if (!out->items) return fail(p, "out of memory", NULL);
         if (eat(p, "]")) return 0;
         do {
             if (out->n == cap) {
@@ -237,7 +247,8 @@ static int primary(P *p, dval *out) {
             }
             memset(&out->items[out->n], 0, sizeof(dval));
             if (expr(p, &out->items[out->n])) return -1;
-            out->n++;
+            size += dval_size(&out->items[out->n++]);
+            if (size > MAX_LIST) return fail(p, "list longer than a million values", NULL);
         } while (eat(p, ","));
         if (!eat(p, "]")) return fail(p, "expected ',' or ']'", NULL);
         return 0;
@@ -347,8 +358,11 @@ static int unary(P *p, dval *out) {
 
 static int arith(P *p, const char *op, dval *a, dval *b) {
     if (a->kind == DV_LIST && b->kind == DV_LIST && !strcmp(op, "+")) {
+        if (dval_size(a) + dval_size(b) > MAX_LIST)
+            return fail(p, "list longer than a million values", NULL);
         dval r = {.kind = DV_LIST, .n = a->n + b->n};
         r.items = calloc(r.n ? r.n : 1, sizeof *r.items);
+        if (!r.items) return fail(p, "out of memory", NULL);
         for (int i = 0; i < a->n; i++) r.items[i] = dval_copy(&a->items[i]);
         for (int i = 0; i < b->n; i++) r.items[a->n + i] = dval_copy(&b->items[i]);
         dval_free(a);

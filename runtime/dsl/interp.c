@@ -62,6 +62,61 @@ static void suggest(const char *name, const char *const *cands, int n, char *buf
     if (best >= 0 && bd <= lim) snprintf(buf, bn, " (did you mean '%s'?)", cands[best]);
 }
 
+/* ---------------- a string -> integer hash map (names in use) ---------------- */
+
+typedef struct {
+    char **keys; /* [cap], NULL = free slot */
+    int64_t *vals;
+    int64_t n, cap;
+} strmap;
+
+static uint64_t strhash(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* the slot of key: its own, or the free one where it would go */
+static int64_t sm_slot(const strmap *m, const char *key) {
+    int64_t i = (int64_t)(strhash(key) & (uint64_t)(m->cap - 1));
+    while (m->keys[i] && strcmp(m->keys[i], key)) i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static int64_t *sm_get(const strmap *m, const char *key) {
+    if (!m->cap) return NULL;
+    int64_t i = sm_slot(m, key);
+    return m->keys[i] ? &m->vals[i] : NULL;
+}
+
+static int sm_put(strmap *m, const char *key, int64_t v) {
+    if (2 * (m->n + 1) > m->cap) { /* grow: load factor at most 1/2 */
+        strmap g = {calloc(m->cap ? 2 * m->cap : 64, sizeof(char *)),
+                    calloc(m->cap ? 2 * m->cap : 64, sizeof(int64_t)), 0, m->cap ? 2 * m->cap : 64};
+        if (!g.keys || !g.vals) return free(g.keys), free(g.vals), -1;
+        for (int64_t i = 0; i < m->cap; i++)
+            if (m->keys[i]) {
+                int64_t j = sm_slot(&g, m->keys[i]);
+                g.keys[j] = m->keys[i], g.vals[j] = m->vals[i], g.n++;
+            }
+        free(m->keys), free(m->vals);
+        *m = g;
+    }
+    int64_t i = sm_slot(m, key);
+    if (!m->keys[i]) {
+        if (!(m->keys[i] = strdup(key))) return -1;
+        m->n++;
+    }
+    m->vals[i] = v;
+    return 0;
+}
+
+static void sm_free(strmap *m) {
+    for (int64_t i = 0; i < m->cap; i++) free(m->keys[i]);
+    free(m->keys), free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
 /* ---------------- the build context ---------------- */
 
 typedef struct {
@@ -90,8 +145,7 @@ typedef struct {
     env *e;    /* for expression callbacks */
     const char *calls[MAX_CALL_DEPTH];
     int ncall;
-    char **used; /* names of parameterised steps already used (full paths) */
-    int nused;
+    strmap used; /* full paths of named steps -> next free suffix for that base */
     long steps;
 } bctx;
 
@@ -432,27 +486,27 @@ static void scope_pop(bctx *b) {
 
 /* claim scope.name for a step: explicit names must be unique; default names
  * get _1, _2, ... */
+/* Claim a step's name in the current scope: an explicit name must be free;
+ * an op's default name gets the next free suffix (relu, relu_1, ...), found
+ * in constant time from the suffix recorded for that base. */
 static int claim_name(bctx *b, const yn *at, char *name, int n, int explicit) {
-    char full[1300], base[140];
-    snprintf(base, sizeof base, "%.120s", name);
-    for (int k = 0; k < 100000; k++) {
-        if (k) snprintf(name, n, "%.120s_%d", base, k);
+    char full[1300], base[1300];
+    snprintf(base, sizeof base, "%s%s%.120s", g_scope, g_scope[0] ? "." : "", name);
+    int64_t *next = sm_get(&b->used, base);
+    if (next && explicit)
+        return berr(b, at, "name '%s' is already used in '%s'; give this step another name", name,
+                    g_scope[0] ? g_scope : "model"),
+               -1;
+    char stem[140];
+    snprintf(stem, sizeof stem, "%.120s", name);
+    for (int64_t k = next ? *next : 0;; k++) {
+        if (k) snprintf(name, n, "%s_%lld", stem, (long long)k);
         snprintf(full, sizeof full, "%s%s%s", g_scope, g_scope[0] ? "." : "", name);
-        int used = 0;
-        for (int i = 0; i < b->nused && !used; i++) used = !strcmp(b->used[i], full);
-        if (!used) {
-            char **u = realloc(b->used, (b->nused + 1) * sizeof *u);
-            if (!u) return -1;
-            b->used = u;
-            b->used[b->nused++] = strdup(full);
-            return 0;
-        }
-        if (explicit)
-            return berr(b, at, "name '%s' is already used in '%s'; give this step another name",
-                        name, g_scope[0] ? g_scope : "model"),
-                   -1;
+        if (k && sm_get(&b->used, full)) continue; /* taken by an explicit name */
+        if (sm_put(&b->used, base, k + 1) || (k && sm_put(&b->used, full, 1)))
+            return berr(b, at, "out of memory"), -1;
+        return 0;
     }
-    return -1;
 }
 
 static df_node *param(step *s, const char *what, df_shape sh, df_init init) {
@@ -1466,8 +1520,7 @@ df_status df_gfile_build(df_gfile *f, df_graph *g, int64_t batch, df_model_io *i
     }
     r = 0;
 out:
-    for (int i = 0; i < b.nused; i++) free(b.used[i]);
-    free(b.used);
+    sm_free(&b.used);
     env_free(&me);
     env_free(&genv);
     while (g_nscope) scope_pop(&b);

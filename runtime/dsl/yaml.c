@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 struct ydoc {
@@ -48,95 +49,169 @@ yn *ydoc_root(ydoc *d) {
     return d ? d->root : NULL;
 }
 
+/* ---------------- loading: libyaml events into the tree ----------------
+ * Limits are checked as events arrive, so a hostile document is rejected
+ * after at most YDOC_MAX_DEPTH levels or YDOC_MAX_NODES nodes of work.
+ * An alias shares the anchored subtree (no copy); its size counts again
+ * towards YDOC_MAX_NODES, which bounds every walk of the tree. */
+
+#define MAX_ANCHORS 10000
+
 typedef struct {
     ydoc *d;
-    yaml_document_t *doc;
-    long count;
-    int failed;
-} conv_ctx;
+    yn *stack[YDOC_MAX_DEPTH + 2];
+    int cap[YDOC_MAX_DEPTH + 2]; /* allocated items (keys) of each open node */
+    yn *key[YDOC_MAX_DEPTH + 2]; /* a map's key waiting for its value */
+    int depth;
+    int64_t count; /* nodes, aliases expanded */
+    struct {
+        char *name;
+        yn *node;
+    } anchors[MAX_ANCHORS];
+    int nanchors;
+    int64_t aliases;
+    char err[600];
+} build_ctx;
 
-static yn *convert(conv_ctx *c, yaml_node_t *yn_src, int depth) {
-    if (c->failed) return NULL;
-    int line = (int)yn_src->start_mark.line + 1, col = (int)yn_src->start_mark.column + 1;
-    if (depth > YDOC_MAX_DEPTH) {
-        df_seterr(DF_EINVAL, "%s:%d:%d: nesting deeper than %d levels", c->d->file, line, col,
-                  YDOC_MAX_DEPTH);
-        c->failed = 1;
-        return NULL;
+static int bfail(build_ctx *c, const yaml_mark_t *m, const char *fmt, const char *arg) {
+    if (!c->err[0]) {
+        char what[300];
+        snprintf(what, sizeof what, fmt, arg ? arg : "");
+        snprintf(c->err, sizeof c->err, "%s:%d:%d: %s", c->d->file, (int)m->line + 1,
+                 (int)m->column + 1, what);
     }
-    if (++c->count > YDOC_MAX_NODES) {
-        df_seterr(DF_EINVAL,
-                  "%s:%d:%d: the document expands to more than %d nodes (an alias bomb?)",
-                  c->d->file, line, col, YDOC_MAX_NODES);
-        c->failed = 1;
-        return NULL;
-    }
-    yn *n = NULL;
-    switch (yn_src->type) {
-    case YAML_SCALAR_NODE:
-        n = new_node(c->d, YN_SCALAR, line, col);
-        if (!n) break;
-        n->s = strndup((const char *)yn_src->data.scalar.value, yn_src->data.scalar.length);
-        if (n->s && strlen(n->s) != yn_src->data.scalar.length) {
-            df_seterr(DF_EINVAL, "%s:%d:%d: a NUL byte inside a scalar", c->d->file, line, col);
-            c->failed = 1;
-            return NULL;
+    return -1;
+}
+
+static int key_cmp(const void *a, const void *b) {
+    int r = strcmp((*(yn *const *)a)->s, (*(yn *const *)b)->s);
+    if (r) return r;
+    return (*(yn *const *)a)->line - (*(yn *const *)b)->line;
+}
+
+/* duplicate keys of a finished map, found by sorting (n log n) */
+static int check_dups(build_ctx *c, yn *m) {
+    if (m->n < 2) return 0;
+    yn **k = malloc(m->n * sizeof *k);
+    if (!k) return snprintf(c->err, sizeof c->err, "out of memory"), -1;
+    memcpy(k, m->keys, m->n * sizeof *k);
+    qsort(k, m->n, sizeof *k, key_cmp);
+    int r = 0;
+    for (int i = 1; i < m->n && !r; i++)
+        if (!strcmp(k[i]->s, k[i - 1]->s)) {
+            snprintf(c->err, sizeof c->err, "%s:%d:%d: duplicate key '%.200s' (first at line %d)",
+                     c->d->file, k[i]->line, k[i]->col, k[i]->s, k[i - 1]->line);
+            r = -1;
         }
-        n->plain = yn_src->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-        break;
-    case YAML_SEQUENCE_NODE: {
-        n = new_node(c->d, YN_SEQ, line, col);
-        if (!n) break;
-        int k = (int)(yn_src->data.sequence.items.top - yn_src->data.sequence.items.start);
-        n->items = calloc(k ? k : 1, sizeof *n->items);
-        for (int i = 0; i < k && !c->failed; i++) {
-            yaml_node_t *it = yaml_document_get_node(c->doc, yn_src->data.sequence.items.start[i]);
-            n->items[i] = it ? convert(c, it, depth + 1) : NULL;
-            n->n = i + 1;
-        }
-        break;
+    free(k);
+    return r;
+}
+
+static int grow(yn ***a, int *cap, int n) {
+    if (n < *cap) return 0;
+    int c = *cap ? 2 * *cap : 4;
+    yn **b = realloc(*a, c * sizeof *b);
+    if (!b) return -1;
+    *a = b;
+    *cap = c;
+    return 0;
+}
+
+/* put a finished (or shared) node into the open parent, or make it the root */
+static int attach(build_ctx *c, yn *n, const yaml_mark_t *m) {
+    if (!c->depth) {
+        c->d->root = n;
+        return 0;
     }
-    case YAML_MAPPING_NODE: {
-        n = new_node(c->d, YN_MAP, line, col);
-        if (!n) break;
-        int k = (int)(yn_src->data.mapping.pairs.top - yn_src->data.mapping.pairs.start);
-        n->items = calloc(k ? k : 1, sizeof *n->items);
-        n->keys = calloc(k ? k : 1, sizeof *n->keys);
-        for (int i = 0; i < k && !c->failed; i++) {
-            yaml_node_pair_t *p = &yn_src->data.mapping.pairs.start[i];
-            yaml_node_t *kn = yaml_document_get_node(c->doc, p->key);
-            yaml_node_t *vn = yaml_document_get_node(c->doc, p->value);
-            if (!kn || !vn) continue;
-            if (kn->type != YAML_SCALAR_NODE) {
-                df_seterr(DF_EINVAL, "%s:%d:%d: a map key must be a plain name", c->d->file,
-                          (int)kn->start_mark.line + 1, (int)kn->start_mark.column + 1);
-                c->failed = 1;
-                return NULL;
+    int i = c->depth - 1;
+    yn *p = c->stack[i];
+    if (p->kind == YN_SEQ) {
+        if (grow(&p->items, &c->cap[i], p->n)) return bfail(c, m, "out of memory", NULL);
+        p->items[p->n++] = n;
+        p->size += n->size;
+        return 0;
+    }
+    if (!c->key[i]) { /* a map key */
+        if (n->kind != YN_SCALAR) return bfail(c, m, "a map key must be a plain name", NULL);
+        c->key[i] = n;
+        return 0;
+    }
+    int cap = c->cap[i];
+    if (grow(&p->items, &cap, p->n) || grow(&p->keys, &c->cap[i], p->n))
+        return bfail(c, m, "out of memory", NULL);
+    p->keys[p->n] = c->key[i];
+    p->items[p->n++] = n;
+    p->size += n->size + 1;
+    c->key[i] = NULL;
+    return 0;
+}
+
+static int anchor(build_ctx *c, const yaml_char_t *name, yn *n, const yaml_mark_t *m) {
+    if (!name) return 0;
+    if (c->nanchors == MAX_ANCHORS) return bfail(c, m, "more than %s anchors ('&name')", "10000");
+    c->anchors[c->nanchors].name = strdup((const char *)name);
+    c->anchors[c->nanchors++].node = n;
+    return 0;
+}
+
+static int count(build_ctx *c, int64_t k, const yaml_mark_t *m) {
+    c->count += k;
+    if (c->count > YDOC_MAX_NODES)
+        return bfail(c, m, "more than 1000000 nodes%s",
+                     c->aliases ? " (aliases counted as expanded)" : "");
+    return 0;
+}
+
+static int on_event(build_ctx *c, yaml_event_t *e) {
+    const yaml_mark_t *m = &e->start_mark;
+    int line = (int)m->line + 1, col = (int)m->column + 1;
+    yn *n;
+    switch (e->type) {
+    case YAML_SCALAR_EVENT:
+        if (count(c, 1, m) || !(n = new_node(c->d, YN_SCALAR, line, col)))
+            return c->err[0] ? -1 : bfail(c, m, "out of memory", NULL);
+        n->s = strndup((const char *)e->data.scalar.value, e->data.scalar.length);
+        if (!n->s) return bfail(c, m, "out of memory", NULL);
+        if (strlen(n->s) != e->data.scalar.length)
+            return bfail(c, m, "a NUL byte inside a scalar", NULL);
+        n->plain = e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        n->size = 1;
+        return anchor(c, e->data.scalar.anchor, n, m) ? -1 : attach(c, n, m);
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT: {
+        if (c->depth >= YDOC_MAX_DEPTH) return bfail(c, m, "nesting deeper than %s levels", "64");
+        int seq = e->type == YAML_SEQUENCE_START_EVENT;
+        if (count(c, 1, m) || !(n = new_node(c->d, seq ? YN_SEQ : YN_MAP, line, col)))
+            return c->err[0] ? -1 : bfail(c, m, "out of memory", NULL);
+        n->size = 1;
+        const yaml_char_t *a = seq ? e->data.sequence_start.anchor : e->data.mapping_start.anchor;
+        if (anchor(c, a, n, m) || attach(c, n, m)) return -1;
+        c->stack[c->depth] = n;
+        c->cap[c->depth] = 0;
+        c->key[c->depth++] = NULL;
+        return 0;
+    }
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT: {
+        yn *done = c->stack[--c->depth];
+        if (c->depth > 0) c->stack[c->depth - 1]->size += done->size - 1;
+        return done->kind == YN_MAP ? check_dups(c, done) : 0;
+    }
+    case YAML_ALIAS_EVENT:
+        c->aliases++;
+        for (int i = c->nanchors - 1; i >= 0; i--)
+            if (!strcmp(c->anchors[i].name, (const char *)e->data.alias.anchor)) {
+                n = c->anchors[i].node;
+                for (int k = 0; k < c->depth; k++)
+                    if (c->stack[k] == n)
+                        return bfail(c, m, "alias '*%s' inside its own anchor",
+                                     (const char *)e->data.alias.anchor);
+                return count(c, n->size, m) ? -1 : attach(c, n, m);
             }
-            yn *key = convert(c, kn, depth + 1);
-            yn *val = convert(c, vn, depth + 1);
-            if (c->failed) return NULL;
-            for (int j = 0; j < n->n; j++)
-                if (!strcmp(n->keys[j]->s, key->s)) {
-                    df_seterr(DF_EINVAL, "%s:%d:%d: duplicate key '%s' (first at line %d)",
-                              c->d->file, key->line, key->col, key->s, n->keys[j]->line);
-                    c->failed = 1;
-                    return NULL;
-                }
-            n->keys[n->n] = key;
-            n->items[n->n] = val;
-            n->n++;
-        }
-        break;
-    }
+        return bfail(c, m, "unknown alias '*%s'", (const char *)e->data.alias.anchor);
     default:
-        break;
+        return 0;
     }
-    if (!n && !c->failed) {
-        df_seterr(DF_ENOMEM, "%s: out of memory", c->d->file);
-        c->failed = 1;
-    }
-    return n;
 }
 
 ydoc *ydoc_load_string(const char *text, size_t len, const char *name) {
@@ -150,56 +225,60 @@ ydoc *ydoc_load_string(const char *text, size_t len, const char *name) {
         return NULL;
     }
     ydoc *d = calloc(1, sizeof *d);
-    if (!d || !(d->file = strdup(name))) {
-        free(d);
-        df_seterr(DF_ENOMEM, "out of memory");
-        return NULL;
-    }
+    build_ctx *c = calloc(1, sizeof *c);
     yaml_parser_t p;
-    yaml_document_t doc;
-    if (!yaml_parser_initialize(&p)) {
-        ydoc_free(d);
+    if (!d || !c || !(d->file = strdup(name)) || !yaml_parser_initialize(&p)) {
+        if (d) ydoc_free(d);
+        free(c);
         df_seterr(DF_ENOMEM, "out of memory");
         return NULL;
     }
+    c->d = d;
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&p, &doc)) {
-        df_seterr(DF_EINVAL, "%s:%d:%d: YAML syntax error: %s%s%s", name,
-                  (int)p.problem_mark.line + 1, (int)p.problem_mark.column + 1,
-                  p.problem ? p.problem : "unknown problem", p.context ? " " : "",
-                  p.context ? p.context : "");
-        yaml_parser_delete(&p);
-        ydoc_free(d);
-        return NULL;
+    int docs = 0, done = 0;
+    while (!done && !c->err[0]) {
+        yaml_event_t e;
+        if (!yaml_parser_parse(&p, &e)) {
+            snprintf(c->err, sizeof c->err, "%s:%d:%d: YAML syntax error: %s%s%s", name,
+                     (int)p.problem_mark.line + 1, (int)p.problem_mark.column + 1,
+                     p.problem ? p.problem : "unknown problem", p.context ? " " : "",
+                     p.context ? p.context : "");
+            break;
+        }
+        if (e.type == YAML_DOCUMENT_START_EVENT && ++docs > 1)
+            snprintf(c->err, sizeof c->err,
+                     "%s:%d:%d: more than one YAML document ('---'); a graph file holds one", name,
+                     (int)e.start_mark.line + 1, (int)e.start_mark.column + 1);
+        else
+            on_event(c, &e);
+        done = e.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&e);
     }
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    conv_ctx c = {d, &doc, 0, 0};
-    if (root) d->root = convert(&c, root, 0);
-    /* a second document in the stream is an error */
-    yaml_document_t more;
-    int extra = 0;
-    if (!c.failed && yaml_parser_load(&p, &more)) {
-        extra = yaml_document_get_root_node(&more) != NULL;
-        yaml_document_delete(&more);
-    }
-    yaml_document_delete(&doc);
     yaml_parser_delete(&p);
-    if (c.failed) {
+    for (int i = 0; i < c->nanchors; i++) free(c->anchors[i].name);
+    int failed = c->err[0] != 0;
+    if (failed) {
+        df_seterr(DF_EINVAL, "%s", c->err);
         ydoc_free(d);
-        return NULL;
+        d = NULL;
     }
-    if (extra) {
-        df_seterr(DF_EINVAL, "%s: more than one YAML document ('---'); a graph file holds one",
-                  name);
-        ydoc_free(d);
-        return NULL;
-    }
+    free(c);
     return d;
 }
 
 ydoc *ydoc_load_file(const char *path) {
     if (!path) {
         df_seterr(DF_EINVAL, "no file given");
+        return NULL;
+    }
+    struct stat sb; /* a FIFO or device would block or never end */
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        df_seterr(DF_EIO, "%s: not a regular file (a directory, FIFO or device)", path);
+        return NULL;
+    }
+    if (stat(path, &sb) == 0 && sb.st_size > (off_t)YDOC_MAX_BYTES) {
+        df_seterr(DF_EINVAL, "%s: %lld bytes is larger than the %u-byte limit for a graph file",
+                  path, (long long)sb.st_size, YDOC_MAX_BYTES);
         return NULL;
     }
     FILE *f = fopen(path, "rb");

@@ -5,6 +5,7 @@
 #define DFRUN_YDOC_H
 #include "dfrun/error.h"
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum { YN_SCALAR, YN_SEQ, YN_MAP } yn_kind;
 
@@ -17,6 +18,7 @@ typedef struct yn {
     int n;             /* items (seq) or pairs (map) */
     struct yn **items; /* seq items, or map values */
     struct yn **keys;  /* map keys (scalars) */
+    int64_t size;      /* nodes in the subtree, aliases expanded (while loading) */
 } yn;
 
 typedef struct ydoc ydoc;

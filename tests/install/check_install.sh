@@ -73,7 +73,7 @@ done
 step "installed dfrun CLI runs"
 quiet "$prefix/bin/dfrun" check "$graph" --quiet
 # shellcheck disable=SC2016 # a literal $ORIGIN
-readelf -d "$prefix/bin/dfrun" | grep -q 'RUNPATH.*\$ORIGIN/\.\./lib' ||
+readelf -d "$prefix/bin/dfrun" | grep 'RUNPATH.*\$ORIGIN/\.\./lib' >/dev/null ||
   die "bin/dfrun has no \$ORIGIN/../lib in its RUNPATH"
 
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
@@ -88,9 +88,9 @@ mkdir -p "$scratch/pc"
 "$cc" ${san[@]+"${san[@]}"} -O2 -Wall -Wextra -Werror -o "$scratch/pc/train_ring" \
   "$src/examples/train_ring.c" $(pkg-config --cflags --libs dfrun) -lm ||
   die "examples/train_ring.c does not build with pkg-config against the installed libdfrun.so"
-readelf -d "$scratch/pc/train_ring" | grep -q 'NEEDED.*libdfrun\.so' ||
+readelf -d "$scratch/pc/train_ring" | grep 'NEEDED.*libdfrun\.so' >/dev/null ||
   die "the pkg-config build did not link libdfrun.so"
-LD_LIBRARY_PATH=$prefix/lib ldd "$scratch/pc/train_ring" | grep -q "libdfrun\.so.* => $prefix/lib/" ||
+LD_LIBRARY_PATH=$prefix/lib ldd "$scratch/pc/train_ring" | grep "libdfrun\.so.* => $prefix/lib/" >/dev/null ||
   die "the pkg-config build does not load $prefix/lib/libdfrun.so"
 LD_LIBRARY_PATH=$prefix/lib "$scratch/pc/train_ring" "$graph" "$scratch/pc/run" ||
   die "train_ring (pkg-config, shared) failed"
@@ -103,7 +103,7 @@ ln -s "$prefix/lib/libdfrun.a" "$scratch/static/lib/libdfrun.a"
 "$cc" ${san[@]+"${san[@]}"} -O2 -Wall -Wextra -Werror -o "$scratch/static/train_ring" \
   "$src/examples/train_ring.c" -L"$scratch/static/lib" $(pkg-config --static --cflags --libs dfrun) -lm ||
   die "examples/train_ring.c does not link libdfrun.a with pkg-config --static (Libs.private incomplete?)"
-if readelf -d "$scratch/static/train_ring" | grep -q 'NEEDED.*libdfrun'; then
+if readelf -d "$scratch/static/train_ring" | grep 'NEEDED.*libdfrun' >/dev/null; then
   die "the static build links libdfrun.so"
 fi
 "$scratch/static/train_ring" "$graph" "$scratch/static/run" || die "train_ring (pkg-config, static) failed"
@@ -116,7 +116,7 @@ found=$(sed -n 's/^dfrun_DIR:PATH=//p' "$scratch/cmake/CMakeCache.txt")
 [[ $found == "$prefix/lib/cmake/dfrun" ]] || die "find_package(dfrun) found '$found', not the installed one"
 quiet cmake --build "$scratch/cmake"
 # no LD_LIBRARY_PATH: CMake gives the build the installed libdir as RPATH
-ldd "$scratch/cmake/train_ring" | grep -q "libdfrun\.so.* => $prefix/lib/" ||
+ldd "$scratch/cmake/train_ring" | grep "libdfrun\.so.* => $prefix/lib/" >/dev/null ||
   die "the CMake build does not load $prefix/lib/libdfrun.so"
 "$scratch/cmake/train_ring" "$graph" "$scratch/cmake/run" || die "train_ring (CMake) failed"
 

@@ -39,9 +39,11 @@ void df_bcast_strides(const df_shape *s, int off, int nd, const int64_t *ext, in
 /* expf for vectorised loops (libm's expf is a scalar call): Cody-Waite range
  * reduction x = n ln2 + r, |r| <= ln2/2, a degree-7 Taylor polynomial, and
  * 2^n put in the exponent bits. Relative error ~2e-7 over [-87, 88];
- * saturates to 0 / +huge outside. */
+ * saturates to 0 / +huge outside (and for -Inf / +Inf); NaN gives NaN. */
 static inline float df_expf(float x) {
+    float in = x;
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    x = x == x ? x : 0.0f; /* NaN: no shift of an undefined integer; NaN returned below */
     float n = __builtin_rintf(x * 1.44269504088896341f);
     float r = x - n * 0.693145751953125f;   /* ln2 hi */
     r = r - n * 1.42860682030941723212e-6f; /* ln2 lo */
@@ -57,7 +59,7 @@ static inline float df_expf(float x) {
         float f;
         int32_t i;
     } u = {.i = ((int32_t)n + 127) << 23};
-    return p * u.f;
+    return in == in ? p * u.f : in;
 }
 
 #endif

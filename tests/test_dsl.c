@@ -364,6 +364,18 @@ static void test_hostile_expressions(void **state) {
     df_gfile_free(f);
 }
 
+/* shape products are checked (a 2^62-element input used to report 0 FLOP) */
+static void test_huge_shapes(void **state) {
+    (void)state;
+    const char *doc = "model:\n  inputs: {x: [B, 2147483647, 2147483647]}\n  body: [silu]\n";
+    assert_int_equal(try_build(write_tmp("huge.yaml", doc), NULL, 0), -1);
+    assert_non_null(strstr(df_errmsg(), "more than 68719476736 elements"));
+    doc = "model:\n  inputs: {x: [B, 65536]}\n  body:\n    - linear: {out: 2097152}\n";
+    assert_int_equal(try_build(write_tmp("huge2.yaml", doc), NULL, 0),
+                     -1); /* a 2^37-element weight */
+    assert_non_null(strstr(df_errmsg(), "elements"));
+}
+
 /* Hostile YAML is rejected as it is read (issue 9): 100,000 levels of
  * nesting (was 21 s and 40 s), 15 MB of list items (was 55 s and 1 GB, then
  * blamed an alias bomb), a FIFO as an include (blocked forever). */
@@ -455,6 +467,7 @@ int main(void) {
         cmocka_unit_test(test_fuzz),
         cmocka_unit_test(test_hostile_expressions),
         cmocka_unit_test(test_hostile_yaml),
+        cmocka_unit_test(test_huge_shapes),
         cmocka_unit_test(test_dot_accepted),
         cmocka_unit_test(test_cli),
     };

@@ -205,6 +205,14 @@ static void test_old_checkpoint(void **state) {
     assert_int_equal(df_ckpt_load_params(&c, ps, DF_WEIGHTS_EMA), 0);
     df_ckpt_state s = {ps, NULL, NULL, 0, {0, 0}, NULL, DFRUN_SOURCE_DIR "/graphs/toy_ring.yaml"};
     assert_int_equal(df_ckpt_save(old, &s), 0);
+    char bad[700]; /* a NaN weight is refused when loading, not sampled from */
+    path(bad, sizeof bad, "nan.safetensors");
+    df_params_data(ps)[3] = NAN;
+    s.graph_doc = c.graph_doc;
+    assert_int_equal(df_ckpt_save(bad, &s), 0);
+    df_gen_opts ob = {.ckpt = bad, .weights = DF_WEIGHTS_RAW};
+    assert_null(df_generator_open(&ob));
+    assert_non_null(strstr(df_errmsg(), "holds a non-finite value"));
     df_ckpt_close(&c);
     df_gfile_free(f);
     df_params_free(ps);

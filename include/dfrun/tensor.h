@@ -5,6 +5,9 @@
 #include <stdint.h>
 
 #define DF_MAX_DIMS 6
+/* The largest tensor: 2^36 elements (256 GiB of float32); every shape is
+ * checked against it with overflow-safe products when a node is made. */
+#define DF_MAX_NUMEL (1ll << 36)
 
 typedef enum { DF_F32 = 0, DF_I32 = 1 } df_dtype;
 
@@ -22,6 +25,9 @@ df_shape df_shape3(int64_t a, int64_t b, int64_t c);
 df_shape df_shape4(int64_t a, int64_t b, int64_t c, int64_t d);
 /* Number of elements. */
 int64_t df_shape_numel(const df_shape *s);
+/* The element count if every extent is >= 1 and the product (computed
+ * without overflow) is at most DF_MAX_NUMEL; else -1. */
+int64_t df_shape_numel_checked(const df_shape *s);
 /* 1 if equal. */
 int df_shape_eq(const df_shape *a, const df_shape *b);
 /* Write "[2, 3, 4]" into buf (always NUL-terminated); returns buf. */

@@ -174,13 +174,13 @@ static int check_shape(df_graph *g, const char *what, const char *name, df_shape
         df_graph_fail(g, DF_ESHAPE, NULL, NULL);
         return 0;
     }
-    for (int i = 0; i < s.nd; i++)
-        if (s.d[i] < 1 || s.d[i] > (1ll << 40)) {
-            df_seterr(DF_ESHAPE, "%s '%s': shape %s has an extent out of range (expected >= 1)",
-                      what, name, df_shape_str(&s, b, sizeof b));
-            df_graph_fail(g, DF_ESHAPE, NULL, NULL);
-            return 0;
-        }
+    if (df_shape_numel_checked(&s) < 0) {
+        df_seterr(DF_ESHAPE,
+                  "%s '%s': shape %s has an extent below 1 or more than %lld elements in all", what,
+                  name, df_shape_str(&s, b, sizeof b), (long long)DF_MAX_NUMEL);
+        df_graph_fail(g, DF_ESHAPE, NULL, NULL);
+        return 0;
+    }
     return 1;
 }
 
@@ -312,6 +312,12 @@ df_node *df_node_new(df_graph *g, int op, df_node **in, int n_in, const int32_t 
     }
     if (st == DF_OK && (n->shape.nd < 1 || n->shape.nd > DF_MAX_DIMS)) {
         df_seterr(DF_ESHAPE, "shape rule produced %d dimensions", n->shape.nd);
+        st = DF_ESHAPE;
+    }
+    if (st == DF_OK && df_shape_numel_checked(&n->shape) < 0) {
+        char b[96];
+        df_seterr(DF_ESHAPE, "the output %s has an extent below 1 or more than %lld elements",
+                  df_shape_str(&n->shape, b, sizeof b), (long long)DF_MAX_NUMEL);
         st = DF_ESHAPE;
     }
     if (st != DF_OK) {

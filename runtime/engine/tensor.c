@@ -31,6 +31,14 @@ int64_t df_shape_numel(const df_shape *s) {
     return n;
 }
 
+int64_t df_shape_numel_checked(const df_shape *s) {
+    if (!s || s->nd < 0 || s->nd > DF_MAX_DIMS) return -1;
+    int64_t n = 1;
+    for (int i = 0; i < s->nd; i++)
+        if (s->d[i] < 1 || __builtin_mul_overflow(n, s->d[i], &n) || n > DF_MAX_NUMEL) return -1;
+    return n;
+}
+
 int df_shape_eq(const df_shape *a, const df_shape *b) {
     if (a->nd != b->nd) return 0;
     for (int i = 0; i < a->nd; i++)

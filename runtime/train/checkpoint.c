@@ -4,6 +4,7 @@
 #include "dfrun/model.h"
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,10 @@ static df_status copy_tensor(const df_ckpt *c, const df_param_info *p, const cha
                          name, df_shape_str(&t->shape, a, sizeof a),
                          df_shape_str(&p->shape, b, sizeof b));
     memcpy(dst, t->data, (size_t)p->numel * 4);
+    for (int64_t i = 0; i < p->numel; i++)
+        if (!isfinite(dst[i]))
+            return df_seterr(DF_ENONFINITE, "%s: tensor '%s' holds a non-finite value (%g at %lld)",
+                             c->path, name, dst[i], (long long)i);
     return DF_OK;
 }
 

@@ -167,6 +167,12 @@ df_status df_generate(df_generator *g, const df_gen_request *r, float *out) {
     } else
         df_seterr(DF_ENOMEM, "out of memory");
     free(c.xb), free(c.tb), free(c.yb);
+    for (int64_t i = 0; !st && i < r->count * m->dim; i++)
+        if (!isfinite(out[i]))
+            st = df_seterr(DF_ENONFINITE,
+                           "sample %lld is not finite: the model produced NaN or Inf (check the "
+                           "checkpoint's weights and the sampler settings)",
+                           (long long)(i / m->dim));
     if (!st && m->x->shape.nd == 4) /* images: pixels in [-1, 1] */
         for (int64_t i = 0; i < r->count * m->dim; i++)
             out[i] = out[i] < -1 ? -1 : out[i] > 1 ? 1 : out[i];

@@ -33,10 +33,11 @@ static void naive(const cc *c, const float *x, const float *w, const float *b, f
 }
 
 static cc cases[] = {
-    {2, 3, 7, 5, 5, 3, 3, 1, 1, 1},  {1, 5, 9, 9, 7, 3, 3, 2, 1, 1}, {3, 4, 6, 6, 3, 1, 1, 1, 0, 1},
-    {2, 3, 8, 7, 4, 5, 3, 1, 2, 0},  {2, 2, 5, 5, 3, 3, 3, 1, 0, 1}, {1, 3, 7, 7, 2, 1, 1, 2, 0, 1},
-    {40, 3, 4, 4, 5, 3, 3, 1, 1, 1}, /* many small images: several per GEMM chunk */
-    {70, 2, 3, 3, 3, 1, 1, 1, 0, 0}, /* 1x1 across images */
+    {2, 3, 7, 5, 5, 3, 3, 1, 1, 1},     {1, 5, 9, 9, 7, 3, 3, 2, 1, 1},
+    {3, 4, 6, 6, 3, 1, 1, 1, 0, 1},     {2, 3, 8, 7, 4, 5, 3, 1, 2, 0},
+    {2, 2, 5, 5, 3, 3, 3, 1, 0, 1},     {1, 3, 7, 7, 2, 1, 1, 2, 0, 1},
+    {40, 3, 4, 4, 5, 3, 3, 1, 1, 1},    /* many small images: several per GEMM chunk */
+    {70, 2, 3, 3, 3, 1, 1, 1, 0, 0},    /* 1x1 across images */
     {2, 9, 6, 15, 37, 3, 3, 1, 1, 1},   /* two channel groups, the second partial */
     {2, 6, 8, 8, 20, 3, 3, 2, 1, 1},    /* stride 2, even sizes */
     {1, 33, 10, 9, 18, 3, 3, 2, 1, 0},  /* stride 2, odd width */

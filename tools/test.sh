@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build and run the whole test suite. With --asan, also under ASan+UBSan and
-# in a portable build without AVX-512 (the GEMM convolution path).
+# Build and run the whole test suite. With --asan, also under ASan+UBSan, in
+# a portable build without AVX-512 (the GEMM convolution path), and the
+# libFuzzer fuzzers of every reader for 15 s each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
@@ -12,4 +13,5 @@ if [[ "${1:-}" == "--asan" ]]; then
     ctest --test-dir build-asan --output-on-failure
   tools/build.sh build-portable -DDFRUN_NATIVE=OFF
   ctest --test-dir build-portable --output-on-failure
+  tools/fuzz.sh 15 # every reader under libFuzzer for a bounded time (ASan+UBSan)
 fi

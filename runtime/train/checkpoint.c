@@ -98,9 +98,10 @@ df_status df_ckpt_open(const char *path, df_ckpt *c) {
     const char *fmt = df_st_meta(c->st, "format");
     c->format = fmt && !strcmp(fmt, DF_CKPT_FORMAT) ? 2 : 1;
     if (fmt && strcmp(fmt, DF_CKPT_FORMAT) && strcmp(fmt, "dfrun-checkpoint-1")) {
-        df_ckpt_close(c);
-        return df_seterr(DF_EINVAL, "%s: unknown checkpoint format '%.60s' (this dfrun reads %s)",
-                         path, fmt, DF_CKPT_FORMAT);
+        df_seterr(DF_EINVAL, "%s: unknown checkpoint format '%.60s' (this dfrun reads %s)", path,
+                  fmt, DF_CKPT_FORMAT);
+        df_ckpt_close(c); /* after the message: fmt points into the file */
+        return DF_EINVAL;
     }
     c->version = df_st_meta(c->st, "dfrun.version");
     if (!c->version) c->version = "?";

@@ -317,8 +317,8 @@ static void test_dot_accepted(void **state) {
         snprintf(cmd, sizeof cmd,
                  "%s/dfrun viz %s/graphs/%s.yaml %s -o %s/g.dot 2>/dev/null && "
                  "timeout 120 dot -Tsvg %s/g.dot -o %s/g.svg 2>/dev/null",
-                 DFRUN_BINARY_DIR, DFRUN_SOURCE_DIR, graphs[i], i < 2 ? "--backward" : "", tmpdir,
-                 tmpdir, tmpdir);
+                 DFRUN_BINARY_DIR, DFRUN_SOURCE_DIR, graphs[i], "--backward", tmpdir, tmpdir,
+                 tmpdir);
         int rc = system(cmd);
         if (rc) fprintf(stderr, "dot rejected the DOT of %s\n", graphs[i]);
         assert_int_equal(rc, 0);
@@ -418,6 +418,33 @@ static void test_hostile_yaml(void **state) {
     assert_non_null(strstr(df_errmsg(), "not a regular file"));
 }
 
+/* viz: a large graph is collapsed to one node per block (depth 1: the UNet's
+ * stem, down, mid, up, ...); dot is stopped after --timeout seconds */
+static void test_viz_collapse(void **state) {
+    (void)state;
+    char p[512], *text = NULL;
+    size_t len = 0;
+    snprintf(p, sizeof p, "%s/graphs/unet_mnist.yaml", DFRUN_SOURCE_DIR);
+    df_gfile *f = df_gfile_load(p, NULL, 0);
+    df_params *ps = df_params_new();
+    df_graph *g = df_graph_new(ps);
+    df_model_io io;
+    assert_int_equal(df_gfile_build(f, g, 1, &io), 0);
+    FILE *m = open_memstream(&text, &len);
+    df_dot_opts o = {0, 1};
+    assert_int_equal(df_graph_write_dot(g, m, &o), 0);
+    fclose(m);
+    assert_non_null(strstr(text, "down\\n(62 nodes)"));
+    assert_non_null(strstr(text, "up\\n(70 nodes)"));
+    int edges = 0;
+    for (char *q = text; (q = strstr(q, " -> ")); q++) edges++;
+    assert_true(edges < 20);
+    free(text);
+    df_graph_free(g);
+    df_params_free(ps);
+    df_gfile_free(f);
+}
+
 /* The CLI: non-zero exits with a message for bad flags and files; --help. */
 static int run_cli(const char *args, char *out, int n) {
     char cmd[2048];
@@ -455,6 +482,14 @@ static void test_cli(void **state) {
     assert_int_equal(
         run_cli("check graphs/unet_mnist.yaml --set vars.ch=[32,64,100]", out, sizeof out), 1);
     assert_non_null(strstr(out, "groups 8 must divide the 100 channels"));
+    if (system("command -v dot >/dev/null 2>&1") == 0) { /* every node of the training graph */
+        char a[700];
+        snprintf(a, sizeof a,
+                 "viz graphs/unet_mnist.yaml --backward --depth 0 --svg --timeout 1 -o %s/t",
+                 tmpdir);
+        assert_int_equal(run_cli(a, out, sizeof out), 1);
+        assert_non_null(strstr(out, "did not finish within 1 s"));
+    }
 }
 
 int main(void) {
@@ -469,6 +504,7 @@ int main(void) {
         cmocka_unit_test(test_hostile_yaml),
         cmocka_unit_test(test_huge_shapes),
         cmocka_unit_test(test_dot_accepted),
+        cmocka_unit_test(test_viz_collapse),
         cmocka_unit_test(test_cli),
     };
     int r = cmocka_run_group_tests_name("dsl", t, NULL, NULL);

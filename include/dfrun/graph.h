@@ -185,8 +185,16 @@ double df_node_seconds(const df_graph *g, const df_node *n);
 /* Forward FLOPs (multiply-adds count 2) of the non-backward nodes. */
 double df_graph_flops(const df_graph *g, int include_backward);
 
-/* The graph in Graphviz DOT (blocks as nested clusters, edges labelled with
- * shapes; backward = 1 adds the autodiff nodes). */
-df_status df_graph_write_dot(const df_graph *g, FILE *fp, int backward);
+/* The graph in Graphviz DOT. depth 0: every node, blocks as nested
+ * clusters, edges labelled with shapes; depth N: the nodes of each scope
+ * deeper than N levels collapsed into one node ("down.1 (37 nodes)"), edges
+ * between them once. backward = 1 adds the autodiff nodes. */
+typedef struct {
+    int backward;
+    int depth;
+} df_dot_opts;
+df_status df_graph_write_dot(const df_graph *g, FILE *fp, const df_dot_opts *o);
+/* The same into a file, atomically (a failed write keeps the old file). */
+df_status df_graph_save_dot(const df_graph *g, const char *path, const df_dot_opts *o);
 
 #endif

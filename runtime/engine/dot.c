@@ -2,6 +2,7 @@
  * labelled with shapes. */
 #include "dfrun/graph.h"
 #include "dfrun/op.h"
+#include "atomic.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,8 @@ static int scope_of(const char *name, char *out, int n) {
     return 1;
 }
 
-df_status df_graph_write_dot(const df_graph *cg, FILE *fp, int backward) {
-    df_graph *g = (df_graph *)cg;
-    if (!g || !fp) return df_seterr(DF_EINVAL, "df_graph_write_dot: bad arguments");
+/* every node, clustered by scope */
+static df_status write_full(df_graph *g, FILE *fp, int backward) {
     int n = df_graph_size(g);
     /* large graphs: cap dot's crossing minimisation and ranking iterations */
     const char *limits =
@@ -107,5 +107,113 @@ df_status df_graph_write_dot(const df_graph *cg, FILE *fp, int backward) {
     fprintf(fp, "}\n");
     free(order);
     free(scopes);
-    return ferror(fp) ? df_seterr(DF_EIO, "writing the DOT text failed") : DF_OK;
+    return DF_OK;
+}
+
+/* the group of a node: the first `depth` components of its name (a node with
+ * no more components than that is its own group) */
+static void group_of(const char *name, int depth, char *out, int n) {
+    const char *p = name;
+    for (int k = 0; k < depth && p; k++) {
+        p = strchr(p, '.');
+        if (p && k + 1 < depth) p++;
+    }
+    snprintf(out, n, "%.*s", p ? (int)(p - name) : (int)strlen(name), name);
+}
+
+typedef struct {
+    int a, b;
+} edge;
+static int edge_cmp(const void *x, const void *y) {
+    const edge *e = x, *f = y;
+    return e->a != f->a ? (e->a > f->a) - (e->a < f->a) : (e->b > f->b) - (e->b < f->b);
+}
+
+/* scopes deeper than depth collapsed: one node per group, edges deduplicated */
+static df_status write_collapsed(df_graph *g, FILE *fp, int backward, int depth) {
+    int n = df_graph_size(g), ng = 0, ne = 0;
+    int *gid = malloc(n * sizeof *gid), *size = calloc(n, sizeof *size),
+        *first = malloc(n * sizeof *first);
+    char(*names)[256] = malloc((size_t)n * sizeof *names);
+    edge *es = NULL;
+    int64_t cap = 0;
+    df_status st = DF_ENOMEM;
+    if (!gid || !size || !first || !names) goto out;
+    for (int i = 0; i < n; i++) { /* groups in order of first appearance */
+        df_node *nd = df_graph_node(g, i);
+        gid[i] = -1;
+        if (nd->op == DF_OP_PARAM || (nd->is_backward && !backward)) continue;
+        char grp[256];
+        group_of(nd->name, depth, grp, sizeof grp);
+        int k;
+        for (k = ng - 1; k >= 0 && strcmp(names[k], grp); k--) /* recent groups first */
+            ;
+        if (k < 0) {
+            k = ng++;
+            snprintf(names[k], sizeof names[k], "%s", grp);
+            first[k] = i;
+        }
+        gid[i] = k;
+        size[k]++;
+    }
+    for (int i = 0; i < n; i++) {
+        df_node *nd = df_graph_node(g, i);
+        for (int j = 0; gid[i] >= 0 && j < nd->n_in; j++) {
+            int a = gid[nd->in[j]->id], b = gid[i];
+            if (a < 0 || a == b) continue;
+            if (ne == cap) {
+                edge *e2 = realloc(es, (size_t)(cap = cap ? 2 * cap : 256) * sizeof *e2);
+                if (!e2) goto out;
+                es = e2;
+            }
+            es[ne++] = (edge){a, b};
+        }
+    }
+    qsort(es, ne, sizeof *es, edge_cmp);
+    fprintf(fp, "digraph dfrun {\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", "
+                "fillcolor=\"#eef3fb\", fontname=\"Helvetica\", fontsize=10];\n"
+                "  edge [color=\"#666666\"];\n");
+    for (int k = 0; k < ng; k++) {
+        df_node *nd = df_graph_node(g, first[k]);
+        fprintf(fp, "  g%d [label=\"", k);
+        dot_escape(fp, names[k]);
+        if (size[k] > 1)
+            fprintf(fp, "\\n(%d nodes)\", fillcolor=\"%s\"];\n", size[k],
+                    nd->is_backward ? "#fbe9e9" : "#dde7f7");
+        else {
+            char shp[96];
+            df_shape_str(&nd->shape, shp, sizeof shp);
+            fprintf(fp, "\\n%s %s\", fillcolor=\"%s\"];\n", df_op_table[nd->op]->name, shp,
+                    nd->op == DF_OP_INPUT ? "#fff3d6"
+                    : nd->is_backward     ? "#fbe9e9"
+                                          : "#eef3fb");
+        }
+    }
+    for (int i = 0; i < ne; i++)
+        if (!i || es[i].a != es[i - 1].a || es[i].b != es[i - 1].b)
+            fprintf(fp, "  g%d -> g%d;\n", es[i].a, es[i].b);
+    fprintf(fp, "}\n");
+    st = DF_OK;
+out:
+    if (st) df_seterr(st, "out of memory writing the DOT text");
+    free(gid), free(size), free(first), free(names), free(es);
+    return st;
+}
+
+df_status df_graph_write_dot(const df_graph *g, FILE *fp, const df_dot_opts *o) {
+    if (!g || !fp) return df_seterr(DF_EINVAL, "df_graph_write_dot: bad arguments");
+    df_dot_opts d = o ? *o : (df_dot_opts){0, 0};
+    df_status st = d.depth > 0 ? write_collapsed((df_graph *)g, fp, d.backward, d.depth)
+                               : write_full((df_graph *)g, fp, d.backward);
+    if (!st && ferror(fp)) st = df_seterr(DF_EIO, "writing the DOT text failed");
+    return st;
+}
+
+df_status df_graph_save_dot(const df_graph *g, const char *path, const df_dot_opts *o) {
+    df_atomic a;
+    df_status st = df_atomic_open(&a, path);
+    if (st) return st;
+    st = df_graph_write_dot(g, a.f, o);
+    df_status st2 = df_atomic_close(&a, !st);
+    return st ? st : st2;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -208,22 +209,60 @@ int cmd_config(int argc, char **argv) {
 
 /* ---- viz ---- */
 
+/* run dot with a time limit; 0 on success */
+static int render_svg(const char *dotpath, const char *svgpath, int seconds) {
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", svgpath, (int)getpid());
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("dot", "dot", "-Tsvg", dotpath, "-o", tmp, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0, done = 0;
+    for (int t = 0; t < 10 * seconds && !done; t++) {
+        done = waitpid(pid, &status, WNOHANG) == pid;
+        if (!done) usleep(100000);
+    }
+    if (!done) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        unlink(tmp);
+        fprintf(stderr,
+                "dfrun: Graphviz's dot did not finish within %d s; draw fewer nodes with "
+                "--depth 1, allow more with --timeout, or write DOT with -o FILE.dot\n",
+                seconds);
+        return -1;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) || rename(tmp, svgpath)) {
+        unlink(tmp);
+        fprintf(stderr, "dfrun: 'dot -Tsvg' failed\n");
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_viz(int argc, char **argv) {
     opts o = {.batch = 1};
+    long long depth = -1, timeout = 60;
     arg_spec sp[] = {
         {"GRAPH.yaml", A_POS, &o.graph, NULL, NULL, 0, 0, 0},
         {"-o|--out", A_STR, &o.out, "FILE",
          "output file (default: standard output; with --svg, GRAPH.svg)", 0, 0, 0},
         {"--backward", A_FLAG, &o.backward, NULL,
          "add the autodiff nodes of a training step (loss: MSE to a target)", 0, 0, 0},
+        {"--depth", A_INT, &depth, "N",
+         "collapse scopes deeper than N levels into one node each (0: every node; default: 0, or "
+         "2 above 300 nodes)",
+         0, 64, 0},
         {"--svg", A_FLAG, &o.svg, NULL, "render with Graphviz's 'dot' (Debian package 'graphviz')",
          0, 0, 0},
+        {"--timeout", A_INT, &timeout, "S", "stop dot after S seconds (default 60)", 1, 86400, 0},
         {"--set", A_MULTI, &o.sets, "PATH=VALUE", "override a setting (repeatable)", 0, 0, 0},
         {"--batch", A_INT, &o.batch, "B", "batch size (default 1)", 1, 1 << 20, 0},
     };
     cmd_spec c = {"viz", "GRAPH.yaml [options]",
                   "Writes the static graph in Graphviz DOT: blocks as clusters, edges labelled\n"
-                  "with shapes.",
+                  "with shapes; large graphs collapsed to one node per block.",
                   sp, (int)(sizeof sp / sizeof sp[0])};
     int r = args_parse(&c, argc, argv);
     if (r) return r == 1 ? 0 : r;
@@ -236,6 +275,20 @@ int cmd_viz(int argc, char **argv) {
     built b = {0};
     int rc = 1;
     if (build(f, o.batch, o.backward, &b)) goto out;
+    df_dot_opts d = {o.backward, (int)depth};
+    if (depth < 0) { /* a readable default for large graphs */
+        int shown = 0;
+        for (int i = 0; i < df_graph_size(b.g); i++) {
+            df_node *nd = df_graph_node(b.g, i);
+            shown += nd->op != DF_OP_PARAM && (o.backward || !nd->is_backward);
+        }
+        d.depth = shown > 300 ? 2 : 0;
+        if (d.depth)
+            fprintf(stderr,
+                    "dfrun: %d nodes: scopes below 2 levels drawn as one node each "
+                    "(--depth 0 draws every node)\n",
+                    shown);
+    }
     char dotpath[1100] = "", svgpath[1100] = "";
     if (o.svg) {
         if (system("command -v dot >/dev/null 2>&1") != 0) {
@@ -253,29 +306,15 @@ int cmd_viz(int argc, char **argv) {
         snprintf(dotpath, sizeof dotpath, "%.1000s.tmp.dot", svgpath);
     }
     const char *path = o.svg ? dotpath : o.out;
-    FILE *fp = path ? fopen(path, "w") : stdout;
-    if (!fp) {
-        perror(path);
-        goto out;
-    }
-    df_graph_write_dot(b.g, fp, o.backward);
-    if (fp != stdout && fclose(fp)) {
-        perror(path);
+    df_status st = path ? df_graph_save_dot(b.g, path, &d) : df_graph_write_dot(b.g, stdout, &d);
+    if (st) {
+        fprintf(stderr, "dfrun: %s\n", df_errmsg());
         goto out;
     }
     if (o.svg) {
-        pid_t pid = fork();
-        if (pid == 0) {
-            execlp("dot", "dot", "-Tsvg", dotpath, "-o", svgpath, (char *)NULL);
-            _exit(127);
-        }
-        int status = 0;
-        waitpid(pid, &status, 0);
+        int bad = render_svg(dotpath, svgpath, (int)timeout);
         unlink(dotpath);
-        if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-            fprintf(stderr, "dfrun: 'dot -Tsvg' failed\n");
-            goto out;
-        }
+        if (bad) goto out;
         fprintf(stderr, "dfrun: wrote %s\n", svgpath);
     } else if (o.out)
         fprintf(stderr, "dfrun: wrote %s\n", o.out);

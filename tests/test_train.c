@@ -293,6 +293,32 @@ static void test_config_expressions(void **state) {
     assert_non_null(strstr(df_errmsg(), "diffusion.T = 100 is not used"));
 }
 
+/* the latest run under a runs directory: the newest checkpoint behind a
+ * <graph>/latest link (dfrun sample used to find it with popen("ls -1dt ...")) */
+static void test_latest_run(void **state) {
+    (void)state;
+    char root[600], p[800], got[1200];
+    path(root, sizeof root, "runs");
+    assert_int_equal(df_ckpt_latest_run(root, got, sizeof got), DF_EIO);
+    assert_non_null(strstr(df_errmsg(), "runs"));
+    const char *sets[] = {"train.steps=2"};
+    const char *gs[] = {DFRUN_SOURCE_DIR "/graphs/toy_moons.yaml",
+                        DFRUN_SOURCE_DIR "/graphs/toy_ring.yaml"};
+    for (int i = 0; i < 2; i++) {
+        df_train_opts o = {
+            .graph = gs[i], .sets = sets, .nsets = 1, .runs_root = root, .no_outputs = 1};
+        df_trainer *t = df_trainer_new(&o);
+        assert_non_null(t);
+        assert_int_equal(df_trainer_run(t), 0);
+        df_trainer_free(t);
+        usleep(20000);
+    }
+    assert_int_equal(df_ckpt_latest_run(root, got, sizeof got), 0);
+    snprintf(p, sizeof p, "%s/toy_ring/", root);
+    assert_non_null(strstr(got, "/runs/toy_ring/")); /* the newest, resolved through latest */
+    assert_null(strstr(got, "latest"));
+}
+
 int main(void) {
     assert_non_null(mkdtemp(dir));
     df_set_threads(2);
@@ -300,6 +326,7 @@ int main(void) {
         cmocka_unit_test(test_ring_end_to_end), cmocka_unit_test(test_resume_exact),
         cmocka_unit_test(test_self_describing), cmocka_unit_test(test_old_checkpoint),
         cmocka_unit_test(test_ema_warmup),      cmocka_unit_test(test_config_expressions),
+        cmocka_unit_test(test_latest_run),
     };
     int r = cmocka_run_group_tests_name("train", t, NULL, NULL);
     char cmd[256];

@@ -111,6 +111,9 @@ static df_status pick_dir(df_trainer *t) {
         localtime_r(&tt, &tm);
         strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", &tm);
         snprintf(t->dir, sizeof t->dir, "%s/%s/%s", root, t->stem, ts);
+        struct stat sb; /* two runs started in the same second get their own directories */
+        for (int k = 2; stat(t->dir, &sb) == 0 && k < 1000; k++)
+            snprintf(t->dir, sizeof t->dir, "%s/%s/%s-%d", root, t->stem, ts, k);
     }
     if (mkdirs(t->dir))
         return df_seterr(DF_EIO, "cannot create the run directory '%s': %s", t->dir,

@@ -149,11 +149,44 @@ static void test_idx_size(void **state) {
     assert_int_not_equal(df_eval_samples(out, x, 2, 56, 14, NULL, mdir, &r), DF_OK);
 }
 
+/* eval with too few real digits: an error, not "accuracy on 0 real digits: -nan%" */
+static void test_eval_few_real(void **state) {
+    (void)state;
+    char mdir[700], out[700], p[800];
+    snprintf(mdir, sizeof mdir, "%s/mnist3", dir);
+    assert_int_equal(mkdir(mdir, 0755), 0);
+    static uint8_t img[16 + 3 * 784], lab[8 + 3];
+    uint8_t ih[16] = {0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 28, 0, 0, 0, 28};
+    uint8_t lh[8] = {0, 0, 8, 1, 0, 0, 0, 3};
+    memcpy(img, ih, 16);
+    memcpy(lab, lh, 8);
+    snprintf(p, sizeof p, "mnist3/train-images-idx3-ubyte");
+    file(p, img, sizeof img);
+    snprintf(p, sizeof p, "mnist3/train-labels-idx1-ubyte");
+    file(p, lab, sizeof lab);
+    snprintf(out, sizeof out, "%s/clf", dir); /* a classifier, one step on those digits */
+    const char *sets[] = {"train.steps=1", "train.batch=2", "data.val_fraction=0"};
+    df_train_opts o = {.graph = DFRUN_SOURCE_DIR "/graphs/mnist_classifier.yaml",
+                       .sets = sets,
+                       .nsets = 3,
+                       .out_dir = out,
+                       .data_dir = mdir,
+                       .no_outputs = 1};
+    df_trainer *t = df_trainer_new(&o);
+    assert_non_null(t);
+    assert_int_equal(df_trainer_run(t), 0);
+    df_trainer_free(t);
+    static float x[10 * 784];
+    df_eval_result r;
+    assert_int_not_equal(df_eval_samples(out, x, 10, 28, 28, NULL, mdir, &r), DF_OK);
+    assert_non_null(strstr(df_errmsg(), "real digits"));
+}
+
 int main(void) {
     assert_non_null(mkdtemp(dir));
-    const struct CMUnitTest t[] = {cmocka_unit_test(test_npy),
-                                   cmocka_unit_test(test_checkpoint_tensors),
-                                   cmocka_unit_test(test_idx_size)};
+    const struct CMUnitTest t[] = {
+        cmocka_unit_test(test_npy), cmocka_unit_test(test_checkpoint_tensors),
+        cmocka_unit_test(test_idx_size), cmocka_unit_test(test_eval_few_real)};
     int r = cmocka_run_group_tests_name("readers", t, NULL, NULL);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

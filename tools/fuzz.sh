@@ -22,6 +22,13 @@ for t in "${targets[@]}"; do
   log=build-fuzz/fuzz_$t.log
   quiet=()
   [[ $t == args ]] && quiet=(-close_fd_mask=3) # the parser prints usage text
+  saved=("$crashes"/*)
+  if [[ -e ${saved[0]} ]] && ! ASAN_OPTIONS=detect_leaks=1 build-fuzz/fuzz_"$t" \
+      ${quiet[@]+"${quiet[@]}"} "${saved[@]}" >"$log" 2>&1; then # the crashes found so far
+    status=1
+    echo "fuzz $t: a saved crash fails again (see $log)"
+    continue
+  fi
   if ASAN_OPTIONS=detect_leaks=1 DFRUN_THREADS=1 build-fuzz/fuzz_"$t" ${quiet[@]+"${quiet[@]}"} -max_total_time="$secs" \
       -timeout=10 -rss_limit_mb=2048 -max_len=65536 -artifact_prefix="$crashes/" "$corpus" \
       >"$log" 2>&1; then

@@ -246,7 +246,7 @@ static int primary(P *p, dval *out) {
                 cap *= 2;
             }
             memset(&out->items[out->n], 0, sizeof(dval));
-            if (expr(p, &out->items[out->n])) return -1;
+            if (expr(p, &out->items[out->n])) return dval_free(&out->items[out->n]), -1;
             size += dval_size(&out->items[out->n++]);
             if (size > MAX_LIST) return fail(p, "list longer than a million values", NULL);
         } while (eat(p, ","));
@@ -311,7 +311,7 @@ static int postfix(P *p, dval *out) {
     if (primary(p, out)) return -1;
     while (eat(p, "[")) {
         dval ix = {0};
-        if (expr(p, &ix)) return -1;
+        if (expr(p, &ix)) return dval_free(&ix), -1;
         if (!eat(p, "]")) return dval_free(&ix), fail(p, "expected ']'", NULL);
         if (out->kind != DV_LIST)
             return dval_free(&ix), fail(p, "indexing something that is not a list", NULL);
@@ -444,7 +444,7 @@ static int cmp(P *p, dval *out) {
     for (int k = 0; k < 6; k++)
         if (eat(p, ops[k])) {
             dval b = {0};
-            if (sum(p, &b)) return -1;
+            if (sum(p, &b)) return dval_free(&b), -1;
             double x, y;
             int r;
             if (as_num(out, &x) && as_num(&b, &y)) {
@@ -471,7 +471,7 @@ static int and_(P *p, dval *out) {
     if (cmp(p, out)) return -1;
     while (eat(p, "and")) {
         dval b = {0};
-        if (cmp(p, &b)) return -1;
+        if (cmp(p, &b)) return dval_free(&b), -1;
         int r = truthy(out) && truthy(&b);
         dval_free(&b);
         dval_free(out);

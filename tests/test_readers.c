@@ -116,23 +116,31 @@ static void test_checkpoint_tensors(void **state) {
     df_params_free(ps);
 }
 
+/* dir/<sub>: MNIST-named IDX files of n blank h x w images and their labels;
+ * the directory's path into out */
+static void fake_mnist(const char *sub, int n, int h, int w, char *out, size_t on) {
+    snprintf(out, on, "%s/%s", dir, sub);
+    assert_int_equal(mkdir(out, 0755), 0);
+    size_t ni = 16 + (size_t)n * h * w, nl = 8 + (size_t)n;
+    uint8_t *img = calloc(ni, 1), *lab = calloc(nl, 1);
+    uint8_t ih[16] = {0, 0, 8, 3, 0, 0, n >> 8, n & 255, 0, 0, 0, h, 0, 0, 0, w};
+    uint8_t lh[8] = {0, 0, 8, 1, 0, 0, n >> 8, n & 255};
+    memcpy(img, ih, 16);
+    memcpy(lab, lh, 8);
+    char p[800];
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", sub);
+    file(p, img, ni);
+    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte", sub);
+    file(p, lab, nl);
+    free(img), free(lab);
+}
+
 /* IDX images of 56x14 are not the model's 28x28 (were accepted by train and
  * read past a buffer in eval) */
 static void test_idx_size(void **state) {
     (void)state;
-    char mdir[700];
-    snprintf(mdir, sizeof mdir, "%s/mnist", dir);
-    assert_int_equal(mkdir(mdir, 0755), 0);
-    static uint8_t img[16 + 20 * 56 * 14], lab[8 + 20];
-    uint8_t ih[16] = {0, 0, 8, 3, 0, 0, 0, 20, 0, 0, 0, 56, 0, 0, 0, 14};
-    uint8_t lh[8] = {0, 0, 8, 1, 0, 0, 0, 20};
-    memcpy(img, ih, 16);
-    memcpy(lab, lh, 8);
-    char p[800];
-    snprintf(p, sizeof p, "mnist/train-images-idx3-ubyte");
-    file(p, img, sizeof img);
-    snprintf(p, sizeof p, "mnist/train-labels-idx1-ubyte");
-    file(p, lab, sizeof lab);
+    char mdir[800];
+    fake_mnist("mnist", 20, 56, 14, mdir, sizeof mdir);
     char out[700];
     snprintf(out, sizeof out, "%s/run", dir);
     const char *sets[] = {"train.steps=1"};
@@ -152,18 +160,8 @@ static void test_idx_size(void **state) {
 /* eval with too few real digits: an error, not "accuracy on 0 real digits: -nan%" */
 static void test_eval_few_real(void **state) {
     (void)state;
-    char mdir[700], out[700], p[800];
-    snprintf(mdir, sizeof mdir, "%s/mnist3", dir);
-    assert_int_equal(mkdir(mdir, 0755), 0);
-    static uint8_t img[16 + 3 * 784], lab[8 + 3];
-    uint8_t ih[16] = {0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 28, 0, 0, 0, 28};
-    uint8_t lh[8] = {0, 0, 8, 1, 0, 0, 0, 3};
-    memcpy(img, ih, 16);
-    memcpy(lab, lh, 8);
-    snprintf(p, sizeof p, "mnist3/train-images-idx3-ubyte");
-    file(p, img, sizeof img);
-    snprintf(p, sizeof p, "mnist3/train-labels-idx1-ubyte");
-    file(p, lab, sizeof lab);
+    char mdir[800], out[700];
+    fake_mnist("mnist3", 3, 28, 28, mdir, sizeof mdir);
     snprintf(out, sizeof out, "%s/clf", dir); /* a classifier, one step on those digits */
     const char *sets[] = {"train.steps=1", "train.batch=2", "data.val_fraction=0"};
     df_train_opts o = {.graph = DFRUN_SOURCE_DIR "/graphs/mnist_classifier.yaml",

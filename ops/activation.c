@@ -1,5 +1,6 @@
 /* SiLU and ReLU with their gradient kernels. */
 #include "util.h"
+#include "parallel.h"
 #include <math.h>
 
 static df_status f32_same(df_node *n) {
@@ -18,32 +19,31 @@ static df_status f32_same(df_node *n) {
     return DF_OK;
 }
 
-#define ELEMENTWISE_LOOP(n, body)                                                                  \
-    do {                                                                                           \
-        int64_t k_ = df_shape_numel(&(n)->shape);                                                  \
-        _Pragma("omp parallel for simd schedule(static) if (k_ > 32768)") for (int64_t i = 0;      \
-                                                                               i < k_; i++) body;  \
-    } while (0)
+/* NAME: the forward of an element-wise op over its node's elements, in
+ * pieces; BODY computes element i from x = input 0, gy = input 1 (if any)
+ * into y. */
+#define ELEMENTWISE_KERNEL(NAME, BODY)                                                             \
+    static void NAME##_piece(void *ctx, int64_t i0, int64_t i1, int worker) {                      \
+        const df_node *n = ctx;                                                                    \
+        const float *x = df_inp(n, 0), *gy = n->n_in > 1 ? df_inp(n, 1) : NULL;                    \
+        float *y = df_out(n);                                                                      \
+        (void)gy, (void)worker;                                                                    \
+        _Pragma("omp simd") for (int64_t i = i0; i < i1; i++) BODY;                                \
+    }                                                                                              \
+    static df_status NAME(const df_node *n, df_exec_ctx *c) {                                      \
+        (void)c;                                                                                   \
+        int64_t k = df_shape_numel(&n->shape);                                                     \
+        df_parallel_for(k, DF_PIECE_IF(k, k > 32768), NAME##_piece, (void *)n);                    \
+        return DF_OK;                                                                              \
+    }
 
 /* ---- silu: y = x * sigmoid(x) ---- */
-static df_status silu_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
-    const float *x = df_inp(n, 0);
-    float *y = df_out(n);
-    ELEMENTWISE_LOOP(n, y[i] = x[i] / (1.0f + df_expf(-x[i])));
-    return DF_OK;
-}
+ELEMENTWISE_KERNEL(silu_fwd, y[i] = x[i] / (1.0f + df_expf(-x[i])))
 /* dx = gy * s * (1 + x (1 - s)), s = sigmoid(x); inputs (x, gy) */
-static df_status silu_bwd_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
-    const float *x = df_inp(n, 0), *gy = df_inp(n, 1);
-    float *y = df_out(n);
-    ELEMENTWISE_LOOP(n, {
-        float s = 1.0f / (1.0f + df_expf(-x[i]));
-        y[i] = gy[i] * s * (1.0f + x[i] * (1.0f - s));
-    });
-    return DF_OK;
-}
+ELEMENTWISE_KERNEL(silu_bwd_fwd, {
+    float s = 1.0f / (1.0f + df_expf(-x[i]));
+    y[i] = gy[i] * s * (1.0f + x[i] * (1.0f - s));
+})
 static df_status silu_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
     gin[0] = df_node_new(g, DF_OP_SILU_BWD, (df_node *[]){n->in[0], gy}, 2, NULL, 0, NULL, 0);
     return df_graph_status(g);
@@ -72,20 +72,8 @@ df_node *df_silu(df_graph *g, df_node *x) {
 }
 
 /* ---- relu ---- */
-static df_status relu_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
-    const float *x = df_inp(n, 0);
-    float *y = df_out(n);
-    ELEMENTWISE_LOOP(n, y[i] = x[i] > 0 ? x[i] : 0.0f);
-    return DF_OK;
-}
-static df_status relu_bwd_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
-    const float *x = df_inp(n, 0), *gy = df_inp(n, 1);
-    float *y = df_out(n);
-    ELEMENTWISE_LOOP(n, y[i] = x[i] > 0 ? gy[i] : 0.0f);
-    return DF_OK;
-}
+ELEMENTWISE_KERNEL(relu_fwd, y[i] = x[i] > 0 ? x[i] : 0.0f)
+ELEMENTWISE_KERNEL(relu_bwd_fwd, y[i] = x[i] > 0 ? gy[i] : 0.0f)
 static df_status relu_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
     gin[0] = df_node_new(g, DF_OP_RELU_BWD, (df_node *[]){n->in[0], gy}, 2, NULL, 0, NULL, 0);
     return df_graph_status(g);

@@ -10,8 +10,8 @@
 #include "util.h"
 #include "conv_direct.h"
 #include <cblas.h>
-#include <omp.h>
 #include <string.h>
+#include "parallel.h"
 
 #define TARGET_COLS 1024 /* GEMM columns per chunk (several images when maps are small) */
 
@@ -76,113 +76,173 @@ static void col_blocks(int64_t cols, int64_t *nblk, int64_t *bs) {
     *nblk = (cols + *bs - 1) / *bs;
 }
 
+typedef struct {
+    const conv_geom *g;
+    const df_node *n;
+    const chunk_ops *o;
+    float *scratch;
+    size_t per_thread;
+    int64_t c, cols, bs; /* the current chunk (few chunks): its columns, block size */
+} chunks_job;
+
+/* whole chunks [c0, c1), each in the worker's workspace */
+static void chunk_piece(void *ctx, int64_t c0, int64_t c1, int worker) {
+    const chunks_job *j = ctx;
+    float *ws = j->scratch + j->per_thread * (size_t)worker;
+    for (int64_t c = c0; c < c1; c++) {
+        int64_t cols = chunk_imgs(j->g, c) * j->g->P, nblk, bs;
+        col_blocks(cols, &nblk, &bs);
+        if (j->o->prep) j->o->prep(j->g, j->n, c, ws);
+        for (int64_t b = 0; b < nblk; b++)
+            j->o->gemm(j->g, j->n, c, ws, b * bs, b * bs + bs <= cols ? bs : cols - b * bs);
+        if (j->o->fin) j->o->fin(j->g, j->n, c, ws);
+    }
+}
+/* column blocks [b0, b1) of the current chunk */
+static void block_piece(void *ctx, int64_t b0, int64_t b1, int worker) {
+    const chunks_job *j = ctx;
+    (void)worker;
+    for (int64_t b = b0; b < b1; b++)
+        j->o->gemm(j->g, j->n, j->c, j->scratch, b * j->bs,
+                   b * j->bs + j->bs <= j->cols ? j->bs : j->cols - b * j->bs);
+}
+
 static void run_chunks(const conv_geom *g, const df_node *n, const chunk_ops *o, float *scratch,
                        size_t per_thread, int nthreads) {
+    chunks_job j = {g, n, o, scratch, per_thread, 0, 0, 0};
     if (g->chunks >= 2 * nthreads && nthreads > 1) {
-#pragma omp parallel num_threads(nthreads)
-        {
-            float *ws = scratch + per_thread * omp_get_thread_num();
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t c = 0; c < g->chunks; c++) {
-                int64_t cols = chunk_imgs(g, c) * g->P, nblk, bs;
-                col_blocks(cols, &nblk, &bs);
-                if (o->prep) o->prep(g, n, c, ws);
-                for (int64_t b = 0; b < nblk; b++)
-                    o->gemm(g, n, c, ws, b * bs, b * bs + bs <= cols ? bs : cols - b * bs);
-                if (o->fin) o->fin(g, n, c, ws);
-            }
-        }
+        df_parallel_for(g->chunks, 1, chunk_piece, &j);
         return;
     }
     for (int64_t c = 0; c < g->chunks; c++) {
-        int64_t cols = chunk_imgs(g, c) * g->P, nblk, bs;
-        col_blocks(cols, &nblk, &bs);
+        int64_t nblk;
+        j.c = c, j.cols = chunk_imgs(g, c) * g->P;
+        col_blocks(j.cols, &nblk, &j.bs);
         if (o->prep) o->prep(g, n, c, scratch);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
-        for (int64_t b = 0; b < nblk; b++)
-            o->gemm(g, n, c, scratch, b * bs, b * bs + bs <= cols ? bs : cols - b * bs);
+        df_parallel_for(nblk, 1, block_piece, &j);
         if (o->fin) o->fin(g, n, c, scratch);
+    }
+}
+
+typedef struct {
+    const conv_geom *g;
+    const float *src;
+    float *dst;
+    int64_t nimg;
+} layout_job;
+
+/* rows [r0, r1) of (ci, kh, kw) of the column matrix */
+static void im2col_rows(void *ctx, int64_t r0, int64_t r1, int worker) {
+    const layout_job *j = ctx;
+    const conv_geom *g = j->g;
+    const float *x = j->src;
+    float *col = j->dst;
+    int64_t nimg = j->nimg, cols = nimg * g->P;
+    (void)worker;
+    for (int64_t q = r0; q < r1; q++) {
+        int64_t ci = q / (g->KH * g->KW), kk = q % (g->KH * g->KW);
+        int64_t kh = kk / g->KW, kw = kk % g->KW;
+        float *row = col + ((ci * g->KH + kh) * g->KW + kw) * cols;
+        for (int64_t im = 0; im < nimg; im++) {
+            const float *xp = x + (im * g->Cin + ci) * g->H * g->W;
+            float *r = row + im * g->P;
+            for (int64_t oh = 0; oh < g->Ho; oh++) {
+                int64_t ih = oh * g->s - g->p + kh;
+                float *ro = r + oh * g->Wo;
+                if (ih < 0 || ih >= g->H) {
+                    memset(ro, 0, (size_t)g->Wo * 4);
+                    continue;
+                }
+                const float *xr = xp + ih * g->W;
+                if (g->s == 1) {
+                    int64_t lo = g->p - kw, hi = g->W + g->p - kw; /* valid ow: [lo, hi) */
+                    if (lo < 0) lo = 0;
+                    if (hi > g->Wo) hi = g->Wo;
+                    if (hi < lo) hi = lo;
+                    const float *src = xr - g->p + kw;
+                    for (int64_t ow = 0; ow < lo; ow++) ro[ow] = 0;
+                    for (int64_t ow = lo; ow < hi; ow++) ro[ow] = src[ow];
+                    for (int64_t ow = hi; ow < g->Wo; ow++) ro[ow] = 0;
+                } else {
+                    for (int64_t ow = 0; ow < g->Wo; ow++) {
+                        int64_t iw = ow * g->s - g->p + kw;
+                        ro[ow] = (iw >= 0 && iw < g->W) ? xr[iw] : 0.0f;
+                    }
+                }
+            }
+        }
     }
 }
 
 /* col [CKK, nimg * P] from images x [nimg, Cin, H, W] */
 static void im2col(const conv_geom *g, const float *x, int64_t nimg, float *col) {
-    int64_t cols = nimg * g->P;
-#pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel())
-    for (int64_t ci = 0; ci < g->Cin; ci++)
-        for (int64_t kk = 0; kk < g->KH * g->KW; kk++) {
-            int64_t kh = kk / g->KW, kw = kk % g->KW;
-            float *row = col + ((ci * g->KH + kh) * g->KW + kw) * cols;
-            for (int64_t im = 0; im < nimg; im++) {
-                const float *xp = x + (im * g->Cin + ci) * g->H * g->W;
-                float *r = row + im * g->P;
+    df_parallel_for(g->CKK, DF_PIECE(g->CKK), im2col_rows, &(layout_job){g, x, col, nimg});
+}
+
+/* dx [nimg, Cin, H, W] = col2im(col [CKK, nimg * P]) (overwrites dx) */
+static void col2im_planes(void *ctx, int64_t p0, int64_t p1, int worker) {
+    const layout_job *j = ctx;
+    const conv_geom *g = j->g;
+    const float *col = j->src;
+    float *dx = j->dst;
+    int64_t cols = j->nimg * g->P;
+    (void)worker;
+    for (int64_t pl = p0; pl < p1; pl++) {
+        int64_t im = pl / g->Cin, ci = pl % g->Cin;
+        float *xp = dx + (im * g->Cin + ci) * g->H * g->W;
+        memset(xp, 0, (size_t)(g->H * g->W) * 4);
+        for (int64_t kh = 0; kh < g->KH; kh++)
+            for (int64_t kw = 0; kw < g->KW; kw++) {
+                const float *r = col + ((ci * g->KH + kh) * g->KW + kw) * cols + im * g->P;
                 for (int64_t oh = 0; oh < g->Ho; oh++) {
                     int64_t ih = oh * g->s - g->p + kh;
-                    float *ro = r + oh * g->Wo;
-                    if (ih < 0 || ih >= g->H) {
-                        memset(ro, 0, (size_t)g->Wo * 4);
-                        continue;
-                    }
-                    const float *xr = xp + ih * g->W;
+                    if (ih < 0 || ih >= g->H) continue;
+                    float *xr = xp + ih * g->W;
+                    const float *ro = r + oh * g->Wo;
                     if (g->s == 1) {
-                        int64_t lo = g->p - kw, hi = g->W + g->p - kw; /* valid ow: [lo, hi) */
+                        int64_t lo = g->p - kw, hi = g->W + g->p - kw;
                         if (lo < 0) lo = 0;
                         if (hi > g->Wo) hi = g->Wo;
-                        if (hi < lo) hi = lo;
-                        const float *src = xr - g->p + kw;
-                        for (int64_t ow = 0; ow < lo; ow++) ro[ow] = 0;
-                        for (int64_t ow = lo; ow < hi; ow++) ro[ow] = src[ow];
-                        for (int64_t ow = hi; ow < g->Wo; ow++) ro[ow] = 0;
+                        float *dst = xr - g->p + kw;
+                        for (int64_t ow = lo; ow < hi; ow++) dst[ow] += ro[ow];
                     } else {
                         for (int64_t ow = 0; ow < g->Wo; ow++) {
                             int64_t iw = ow * g->s - g->p + kw;
-                            ro[ow] = (iw >= 0 && iw < g->W) ? xr[iw] : 0.0f;
+                            if (iw >= 0 && iw < g->W) xr[iw] += ro[ow];
                         }
                     }
                 }
             }
-        }
+    }
 }
-
-/* dx [nimg, Cin, H, W] = col2im(col [CKK, nimg * P]) (overwrites dx) */
 static void col2im(const conv_geom *g, const float *col, int64_t nimg, float *dx) {
-    int64_t cols = nimg * g->P;
-#pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel())
-    for (int64_t im = 0; im < nimg; im++)
-        for (int64_t ci = 0; ci < g->Cin; ci++) {
-            float *xp = dx + (im * g->Cin + ci) * g->H * g->W;
-            memset(xp, 0, (size_t)(g->H * g->W) * 4);
-            for (int64_t kh = 0; kh < g->KH; kh++)
-                for (int64_t kw = 0; kw < g->KW; kw++) {
-                    const float *r = col + ((ci * g->KH + kh) * g->KW + kw) * cols + im * g->P;
-                    for (int64_t oh = 0; oh < g->Ho; oh++) {
-                        int64_t ih = oh * g->s - g->p + kh;
-                        if (ih < 0 || ih >= g->H) continue;
-                        float *xr = xp + ih * g->W;
-                        const float *ro = r + oh * g->Wo;
-                        if (g->s == 1) {
-                            int64_t lo = g->p - kw, hi = g->W + g->p - kw;
-                            if (lo < 0) lo = 0;
-                            if (hi > g->Wo) hi = g->Wo;
-                            float *dst = xr - g->p + kw;
-                            for (int64_t ow = lo; ow < hi; ow++) dst[ow] += ro[ow];
-                        } else {
-                            for (int64_t ow = 0; ow < g->Wo; ow++) {
-                                int64_t iw = ow * g->s - g->p + kw;
-                                if (iw >= 0 && iw < g->W) xr[iw] += ro[ow];
-                            }
-                        }
-                    }
-                }
-        }
+    df_parallel_for(nimg * g->Cin, DF_PIECE(nimg * g->Cin), col2im_planes,
+                    &(layout_job){g, col, dx, nimg});
 }
 
 /* [nimg, C, P] <-> [C, nimg * P] */
+typedef struct {
+    const float *src;
+    float *dst;
+    int64_t nimg, C, P, to_cm; /* to_cm: [nimg, C, P] -> [C, nimg * P], else back */
+} cm_job;
+static void cm_planes(void *ctx, int64_t p0, int64_t p1, int worker) {
+    const cm_job *j = ctx;
+    (void)worker;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t im = p / j->C, c = p % j->C, a = c * j->nimg * j->P + im * j->P, b = p * j->P;
+        if (j->to_cm)
+            memcpy(j->dst + a, j->src + b, (size_t)j->P * 4);
+        else
+            memcpy(j->dst + b, j->src + a, (size_t)j->P * 4);
+    }
+}
 static void to_cm(const float *src, int64_t nimg, int64_t C, int64_t P, float *dst) {
-#pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel())
-    for (int64_t im = 0; im < nimg; im++)
-        for (int64_t c = 0; c < C; c++)
-            memcpy(dst + c * nimg * P + im * P, src + (im * C + c) * P, (size_t)P * 4);
+    df_parallel_for(nimg * C, DF_PIECE(nimg * C), cm_planes, &(cm_job){src, dst, nimg, C, P, 1});
+}
+/* [C, nimg * P] -> [nimg, C, P] */
+static void from_cm(const float *src, int64_t nimg, int64_t C, int64_t P, float *dst) {
+    df_parallel_for(nimg * C, DF_PIECE(nimg * C), cm_planes, &(cm_job){src, dst, nimg, C, P, 0});
 }
 
 static int64_t chunk_imgs(const conv_geom *g, int64_t c) {
@@ -218,18 +278,31 @@ static void fwd_gemm(const conv_geom *g, const df_node *n, int64_t c, float *ws,
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->Cout, (int)nc, (int)g->CKK, 1.0f,
                 w, (int)g->CKK, col + c0, (int)cols, 0.0f, dst + c0, (int)cols);
 }
+typedef struct {
+    const conv_geom *g;
+    float *y;
+    const float *src, *bias;
+    int64_t cols, ni;
+} fin_job;
+/* planes [p0, p1) of y [ni, Cout, P] = src (y itself, or [Cout, cols]) + bias */
+static void fin_planes(void *ctx, int64_t p0, int64_t p1, int worker) {
+    const fin_job *j = ctx;
+    const conv_geom *g = j->g;
+    (void)worker;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t im = p / g->Cout, co = p % g->Cout;
+        float *yo = j->y + p * g->P, bv = j->bias ? j->bias[co] : 0.0f;
+        const float *src = j->ni == 1 ? yo : j->src + co * j->cols + im * g->P;
+        for (int64_t k = 0; k < g->P; k++) yo[k] = src[k] + bv;
+    }
+}
 static void fwd_fin(const conv_geom *g, const df_node *n, int64_t c, float *ws) {
     int64_t ni = chunk_imgs(g, c), cols = ni * g->P;
     float *y = df_out(n) + c * g->nb * g->Cout * g->P; // [ni, Cout, P]
     const float *tmp = ws + g->CKK * ws_cols(g), *bias = n->n_in == 3 ? df_inp(n, 2) : NULL;
     if (ni == 1 && !bias) return;
-#pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel())
-    for (int64_t im = 0; im < ni; im++)
-        for (int64_t co = 0; co < g->Cout; co++) {
-            float *yo = y + (im * g->Cout + co) * g->P, bv = bias ? bias[co] : 0.0f;
-            const float *src = ni == 1 ? yo : tmp + co * cols + im * g->P;
-            for (int64_t k = 0; k < g->P; k++) yo[k] = src[k] + bv;
-        }
+    df_parallel_for(ni * g->Cout, DF_PIECE(ni * g->Cout), fin_planes,
+                    &(fin_job){g, y, ni == 1 ? y : tmp, bias, cols, ni});
 }
 static const chunk_ops fwd_ops = {fwd_prep, fwd_gemm, fwd_fin};
 
@@ -350,16 +423,12 @@ static void bd_gemm(const conv_geom *g, const df_node *n, int64_t c, float *ws, 
                 w, (int)g->CKK, gcm + c0, (int)cols, 0.0f, colg + c0, (int)cols);
 }
 static void bd_fin(const conv_geom *g, const df_node *n, int64_t c, float *ws) {
-    int64_t ni = chunk_imgs(g, c), cols = ni * g->P;
+    int64_t ni = chunk_imgs(g, c);
     float *dx = df_out(n) + c * g->nb * g->Cin * g->H * g->W;
     const float *colg = bd_colg(g, n, c, ws);
     if (g->direct && ni == 1) return;
     if (g->direct) { /* [Cin, cols] -> [ni, Cin, P] */
-#pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel())
-        for (int64_t im = 0; im < ni; im++)
-            for (int64_t ci = 0; ci < g->Cin; ci++)
-                memcpy(dx + (im * g->Cin + ci) * g->P, colg + ci * cols + im * g->P,
-                       (size_t)g->P * 4);
+        from_cm(colg, ni, g->Cin, g->P, dx);
         return;
     }
     col2im(g, colg, ni, dx);
@@ -445,6 +514,29 @@ static void bwd_weight_chunk(const conv_geom *g, const df_node *n, int64_t c, fl
 static size_t bwd_weight_per_thread(const conv_geom *g) {
     return ((size_t)(g->CKK + g->Cout) * ws_cols(g) + 15) & ~(size_t)15;
 }
+typedef struct {
+    const conv_geom *g;
+    const df_node *n;
+    float *scratch, *parts; /* parts [chunks][Cout * CKK] */
+    size_t per;
+} bw_job;
+static void bw_chunk_piece(void *ctx, int64_t c0, int64_t c1, int worker) {
+    const bw_job *j = ctx;
+    for (int64_t c = c0; c < c1; c++)
+        bwd_weight_chunk(j->g, j->n, c, j->scratch + j->per * (size_t)worker, j->parts);
+}
+/* dw[i] for i in [i0, i1) = sum of the chunks' parts in chunk order */
+static void bw_sum_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const bw_job *j = ctx;
+    int64_t m = j->g->Cout * j->g->CKK;
+    float *dw = df_out(j->n);
+    (void)worker;
+    for (int64_t i = i0; i < i1; i++) {
+        float s = 0;
+        for (int64_t c = 0; c < j->g->chunks; c++) s += j->parts[c * m + i];
+        dw[i] = s;
+    }
+}
 static df_status bwd_weight_fwd(const df_node *n, df_exec_ctx *ctx) {
     conv_geom g;
     geom_bwd_weight(&g, n);
@@ -455,22 +547,11 @@ static df_status bwd_weight_fwd(const df_node *n, df_exec_ctx *ctx) {
     }
     size_t per = bwd_weight_per_thread(&g);
     float *parts = (float *)ctx->scratch + per * (size_t)ctx->nthreads;
-    float *scratch = ctx->scratch;
-#pragma omp parallel num_threads(ctx->nthreads)
-    {
-        float *ws = scratch + per * omp_get_thread_num();
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t c = 0; c < g.chunks; c++) bwd_weight_chunk(&g, n, c, ws, parts);
-    }
+    bw_job j = {&g, n, ctx->scratch, parts, per};
+    df_parallel_for(g.chunks, 1, bw_chunk_piece, &j);
     if (g.chunks == 1) return DF_OK;
     int64_t m = g.Cout * g.CKK;
-    float *dw = df_out(n);
-#pragma omp parallel for schedule(static) if (m * g.chunks > 65536)
-    for (int64_t i = 0; i < m; i++) {
-        float s = 0;
-        for (int64_t c = 0; c < g.chunks; c++) s += parts[c * m + i];
-        dw[i] = s;
-    }
+    df_parallel_for(m, DF_PIECE_IF(m, m * g.chunks > 65536), bw_sum_piece, &j);
     return DF_OK;
 }
 static size_t bwd_weight_scratch(const df_node *n, int nt) {

@@ -9,7 +9,7 @@
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
-#include <omp.h>
+#include "parallel.h"
 
 #define MAX_RB 14
 #define GROUP 32
@@ -219,75 +219,123 @@ static inline void store_tile(const float *tmp, int nb, int64_t n, int64_t nco, 
     }
 }
 
+typedef struct {
+    const tile_src *src;
+    const float *wp, *bias;
+    float *y, *slabs;
+    const placement *pl;
+    const int32_t *off;
+    size_t per;
+    int64_t Cout, KH, s, Ho, Wo, G, L, rb, plane, Wn, hb, nrb, RS;
+} tiles_job;
+
+/* work items [i0, i1): blocks of hb output rows of one image */
+static void tiles_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const tiles_job *j = ctx;
+    const tile_src *src = j->src;
+    const placement *pl = j->pl;
+    float *slab = j->slabs + j->per * (size_t)worker;
+    for (int64_t it = i0; it < i1; it++) {
+        int64_t b = it / j->nrb, oh0 = it % j->nrb * j->hb;
+        int64_t nh = j->Ho - oh0 < j->hb ? j->Ho - oh0 : j->hb;
+        fill_slab(src, b, oh0 * j->s - src->pt, (nh - 1) * j->s + j->KH, j->RS, j->Wn, slab);
+        for (int64_t g = 0; g < j->G; g++) {
+            int64_t nco = j->Cout - g * GROUP < GROUP ? j->Cout - g * GROUP : GROUP;
+            int nb = nco > 16 ? 2 : 1;
+            const tile_fn *tl = tiles_for(j->s, nb);
+            const float *wg = j->wp + g * GROUP * j->L;
+            for (int64_t oh = oh0; oh < oh0 + nh; oh++)
+                for (int64_t ow0 = 0; ow0 < j->Wo; ow0 += j->rb) {
+                    float tmp[MAX_RB * GROUP] __attribute__((aligned(64)));
+                    int64_t n = ow0 + j->rb <= j->Wo ? j->rb : j->Wo - ow0;
+                    tl[n](slab + (oh - oh0) * j->s * j->Wn + ow0 * j->s, j->off, j->L, j->s, wg,
+                          tmp);
+                    float *y0 = j->y + (b * j->Cout + g * GROUP) * j->plane +
+                                (oh * pl->ys + pl->ya) * pl->YW + ow0 * pl->ys + pl->yb;
+                    store_tile(tmp, nb, n, nco, j->bias ? j->bias + g * GROUP : NULL, y0, j->plane,
+                               pl->ys);
+                }
+        }
+    }
+}
+
 /* y = tiles with packed weights wp [G][Cin][KH][KW][32]; Ho x Wo outputs per
  * plane. Work items are blocks of output rows of one image; each builds the
  * slab of its input rows once and runs every group's tiles over it. off:
- * scratch for the tap table; slabs: per floats a thread, at least
+ * scratch for the tap table; slabs: per floats a worker, at least
  * Cin * KH * slab_width + 64. */
 static void run_tiles(const tile_src *src, const float *wp, int64_t Cout, int64_t KH, int64_t KW,
                       int64_t s, int64_t Ho, int64_t Wo, const float *bias, float *y,
-                      const placement *pl, int32_t *off, float *slabs, size_t per, int nt) {
-    int64_t G = (Cout + GROUP - 1) / GROUP, L = src->Cin * KH * KW;
-    int64_t nblk = (Wo + MAX_RB - 1) / MAX_RB, rb = (Wo + nblk - 1) / nblk;
-    int64_t plane = pl->YH * pl->YW, Wn = slab_width(Wo, KW, s);
-    /* rows per block: enough blocks for the threads, as many as a slab of per floats holds */
-    int64_t want = (4 * nt + src->B - 1) / src->B; /* blocks per image */
+                      const placement *pl, int32_t *off, float *slabs, size_t per) {
+    tiles_job j = {.src = src,
+                   .wp = wp,
+                   .bias = bias,
+                   .y = y,
+                   .slabs = slabs,
+                   .pl = pl,
+                   .off = off,
+                   .per = per,
+                   .Cout = Cout,
+                   .KH = KH,
+                   .s = s,
+                   .Ho = Ho,
+                   .Wo = Wo};
+    j.G = (Cout + GROUP - 1) / GROUP, j.L = src->Cin * KH * KW;
+    int64_t nblk = (Wo + MAX_RB - 1) / MAX_RB;
+    j.rb = (Wo + nblk - 1) / nblk;
+    j.plane = pl->YH * pl->YW, j.Wn = slab_width(Wo, KW, s);
+    /* rows per block: at least DF_PIECES blocks in all, as many rows as a
+     * slab of per floats holds */
+    int64_t want = (DF_PIECES + src->B - 1) / src->B; /* blocks per image */
     int64_t hb = (Ho + want - 1) / want;
-    int64_t hmax = ((int64_t)((per - 64) / (size_t)(src->Cin * Wn)) - KH) / s + 1;
+    int64_t hmax = ((int64_t)((per - 64) / (size_t)(src->Cin * j.Wn)) - KH) / s + 1;
     if (hb > hmax) hb = hmax;
     if (hb < 1) hb = 1;
-    int64_t nrb = (Ho + hb - 1) / hb, RS = ((hb - 1) * s + KH) * Wn;
-    tap_offsets(src->Cin, KH, KW, RS, Wn, off);
-#pragma omp parallel num_threads(nt)
-    {
-        float *slab = slabs + per * (size_t)omp_get_thread_num();
-#pragma omp for schedule(static)
-        for (int64_t it = 0; it < src->B * nrb; it++) {
-            int64_t b = it / nrb, oh0 = it % nrb * hb, nh = Ho - oh0 < hb ? Ho - oh0 : hb;
-            fill_slab(src, b, oh0 * s - src->pt, (nh - 1) * s + KH, RS, Wn, slab);
-            for (int64_t g = 0; g < G; g++) {
-                int64_t nco = Cout - g * GROUP < GROUP ? Cout - g * GROUP : GROUP;
-                int nb = nco > 16 ? 2 : 1;
-                const tile_fn *tl = tiles_for(s, nb);
-                const float *wg = wp + g * GROUP * L;
-                for (int64_t oh = oh0; oh < oh0 + nh; oh++)
-                    for (int64_t ow0 = 0; ow0 < Wo; ow0 += rb) {
-                        float tmp[MAX_RB * GROUP] __attribute__((aligned(64)));
-                        int64_t n = ow0 + rb <= Wo ? rb : Wo - ow0;
-                        tl[n](slab + (oh - oh0) * s * Wn + ow0 * s, off, L, s, wg, tmp);
-                        float *y0 = y + (b * Cout + g * GROUP) * plane +
-                                    (oh * pl->ys + pl->ya) * pl->YW + ow0 * pl->ys + pl->yb;
-                        store_tile(tmp, nb, n, nco, bias ? bias + g * GROUP : NULL, y0, plane,
-                                   pl->ys);
-                    }
+    j.hb = hb, j.nrb = (Ho + hb - 1) / hb, j.RS = ((hb - 1) * s + KH) * j.Wn;
+    tap_offsets(src->Cin, KH, KW, j.RS, j.Wn, off);
+    df_parallel_for(src->B * j.nrb, 1, tiles_piece, &j);
+}
+
+typedef struct {
+    const dconv_shape *c;
+    const float *w;
+    float *wp;
+    int flip;
+} pack_job;
+
+/* rows [i0, i1) of (g, ci) of wp [G][Cin][KH][KW][32]; flip: w is
+ * [Cin_as_out, Cout_as_in, KH, KW] of the forward conv */
+static void pack_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const pack_job *p = ctx;
+    const dconv_shape *c = p->c;
+    int64_t KK = c->KH * c->KW;
+    (void)worker;
+    for (int64_t gi = i0; gi < i1; gi++) {
+        int64_t g = gi / c->Cin, ci = gi % c->Cin;
+        for (int64_t k = 0; k < KK; k++)
+            for (int64_t j = 0; j < GROUP; j++) {
+                int64_t co = g * GROUP + j;
+                float v = 0;
+                if (co < c->Cout)
+                    v = p->flip ? p->w[(ci * c->Cout + co) * KK + (KK - 1 - k)]
+                                : p->w[(co * c->Cin + ci) * KK + k];
+                p->wp[(gi * KK + k) * GROUP + j] = v;
             }
-        }
     }
 }
 
 void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
                float *y, float *scratch, int nt) {
+    (void)nt; /* the scratch holds a slab per worker */
     int64_t G = groups_of(c), KK = c->KH * c->KW;
     float *wp = scratch;                                      // [G][Cin][KH][KW][32]
     int32_t *off = (int32_t *)(wp + G * GROUP * c->Cin * KK); // [Cin * KH * KW]
-    float *slabs = (float *)off + table_floats(c->Cin * KK);  // per thread
-    /* pack weights; flip: w is [Cin_as_out, Cout_as_in, KH, KW] of the forward conv */
-#pragma omp parallel for collapse(2) schedule(static) num_threads(nt)
-    for (int64_t g = 0; g < G; g++)
-        for (int64_t ci = 0; ci < c->Cin; ci++)
-            for (int64_t k = 0; k < KK; k++)
-                for (int64_t j = 0; j < GROUP; j++) {
-                    int64_t co = g * GROUP + j;
-                    float v = 0;
-                    if (co < c->Cout)
-                        v = flip ? w[(ci * c->Cout + co) * KK + (KK - 1 - k)]
-                                 : w[(co * c->Cin + ci) * KK + k];
-                    wp[((g * c->Cin + ci) * KK + k) * GROUP + j] = v;
-                }
+    float *slabs = (float *)off + table_floats(c->Cin * KK);  // per worker
+    df_parallel_for(G * c->Cin, DF_PIECE(G * c->Cin), pack_piece, &(pack_job){c, w, wp, flip});
     tile_src src = {x, c->B, c->Cin, c->H, c->W, c->p, c->p};
     placement pl = {c->Ho, c->Wo, 1, 0, 0};
     run_tiles(&src, wp, c->Cout, c->KH, c->KW, c->s, c->Ho, c->Wo, bias, y, &pl, off, slabs,
-              slab_floats(c->Cin, c->KH, c->Ho, c->Wo, c->KW, c->s), nt);
+              slab_floats(c->Cin, c->KH, c->Ho, c->Wo, c->KW, c->s));
 }
 
 /* ---- data gradient of a strided conv, by output phase ----
@@ -359,11 +407,11 @@ size_t dconv_bd_scratch_floats(const dconv_shape *c, int nthreads) {
 }
 
 /* Pack the sub-kernel of phase (ph, pw) as [G][Cout][MH][MW][32]: out
- * channel = forward input channel ci, in channel = co. */
+ * channel = forward input channel ci, in channel = co. Serial: a phase holds
+ * about a quarter of the weights, packed in well under a millisecond. */
 static void pack_phase(const dconv_shape *c, const float *w, const phase *ph, const phase *pw,
                        float *wp) {
     int64_t G = groups_of_n(c->Cin), MH = ph->M, MW = pw->M, Mk = MH * MW, s = c->s;
-#pragma omp parallel for collapse(2) schedule(static)
     for (int64_t g = 0; g < G; g++)
         for (int64_t co = 0; co < c->Cout; co++)
             for (int64_t t = 0; t < MH; t++)
@@ -404,12 +452,57 @@ static inline void store_pair(const float *t0, const float *t1, int nb, int64_t 
     }
 }
 
+typedef struct {
+    const dconv_shape *c;
+    const bd2_geom *q;
+    const tile_src *src;
+    const float *const (*wq)[2];
+    const int32_t *const (*offs)[2];
+    float *dx, *slabs;
+    size_t per;
+    int64_t hb, nrb, RS, rb;
+} bd2_job;
+
+/* work items [i0, i1): blocks of hb phase rows of one image */
+static void bd2_piece(void *ctx, int64_t i0_, int64_t i1_, int worker) {
+    const bd2_job *j = ctx;
+    const dconv_shape *c = j->c;
+    const bd2_geom *q = j->q;
+    int64_t G = groups_of_n(c->Cin), Co = c->Cout, h2 = c->H / 2, w2 = c->W / 2, rb = j->rb;
+    float *slab = j->slabs + j->per * (size_t)worker;
+    for (int64_t it = i0_; it < i1_; it++) {
+        int64_t b = it / j->nrb, i0 = it % j->nrb * j->hb, nh = h2 - i0 < j->hb ? h2 - i0 : j->hb;
+        fill_slab(j->src, b, i0 - q->PT, nh + q->PT + q->EB, j->RS, q->Wn, slab);
+        for (int64_t g = 0; g < G; g++) {
+            int64_t nci = c->Cin - g * GROUP < GROUP ? c->Cin - g * GROUP : GROUP;
+            int nb = nci > 16 ? 2 : 1;
+            const tile_fn *tl = tiles_for(1, nb);
+            for (int64_t i = i0; i < i0 + nh; i++)
+                for (int a = 0; a < 2; a++)
+                    for (int64_t j0 = 0; j0 < w2; j0 += rb) {
+                        float t[2][MAX_RB * GROUP] __attribute__((aligned(64)));
+                        int64_t n = j0 + rb <= w2 ? rb : w2 - j0;
+                        for (int bb = 0; bb < 2; bb++) {
+                            int64_t L = Co * q->ph[a].M * q->pw[bb].M;
+                            const float *x0 = slab + (i - i0 + q->PT - q->ph[a].pad_lo) * q->Wn +
+                                              j0 + q->PL - q->pw[bb].pad_lo;
+                            tl[n](x0, j->offs[a][bb], L, 1, j->wq[a][bb] + g * GROUP * L, t[bb]);
+                        }
+                        store_pair(t[0], t[1], nb, n, nci,
+                                   j->dx + ((b * c->Cin + g * GROUP) * c->H + 2 * i + a) * c->W +
+                                       2 * j0,
+                                   c->H * c->W);
+                    }
+        }
+    }
+}
+
 static void bd2_run(const dconv_shape *c, const float *gy, const float *w, float *dx,
-                    float *scratch, int nt) {
+                    float *scratch) {
     int64_t G = groups_of_n(c->Cin), Co = c->Cout, h2 = c->H / 2, w2 = c->W / 2;
     bd2_geom q;
     bd2_geometry(c, &q);
-    int64_t want = (4 * nt + c->B - 1) / c->B; /* blocks per image */
+    int64_t want = (DF_PIECES + c->B - 1) / c->B; /* blocks per image */
     int64_t hb = (h2 + want - 1) / want;
     if (hb > q.hmax) hb = q.hmax;
     int64_t nrb = (h2 + hb - 1) / hb, RS = (hb + q.PT + q.EB) * q.Wn;
@@ -427,45 +520,28 @@ static void bd2_run(const dconv_shape *c, const float *gy, const float *w, float
         }
     float *slabs =
         (float *)(scratch + G * GROUP * Co * c->KH * c->KW) + table_floats(Co * c->KH * c->KW) + 64;
-    size_t per = bd2_slab_floats(c);
-    int64_t nblk = (w2 + MAX_RB - 1) / MAX_RB, rb = (w2 + nblk - 1) / nblk;
+    int64_t nblk = (w2 + MAX_RB - 1) / MAX_RB;
     tile_src src = {gy, c->B, Co, c->Ho, c->Wo, 0, q.PL};
-#pragma omp parallel num_threads(nt)
-    {
-        float *slab = slabs + per * (size_t)omp_get_thread_num();
-#pragma omp for schedule(static)
-        for (int64_t it = 0; it < c->B * nrb; it++) {
-            int64_t b = it / nrb, i0 = it % nrb * hb, nh = h2 - i0 < hb ? h2 - i0 : hb;
-            fill_slab(&src, b, i0 - q.PT, nh + q.PT + q.EB, RS, q.Wn, slab);
-            for (int64_t g = 0; g < G; g++) {
-                int64_t nci = c->Cin - g * GROUP < GROUP ? c->Cin - g * GROUP : GROUP;
-                int nb = nci > 16 ? 2 : 1;
-                const tile_fn *tl = tiles_for(1, nb);
-                for (int64_t i = i0; i < i0 + nh; i++)
-                    for (int a = 0; a < 2; a++)
-                        for (int64_t j0 = 0; j0 < w2; j0 += rb) {
-                            float t[2][MAX_RB * GROUP] __attribute__((aligned(64)));
-                            int64_t n = j0 + rb <= w2 ? rb : w2 - j0;
-                            for (int bb = 0; bb < 2; bb++) {
-                                int64_t L = Co * q.ph[a].M * q.pw[bb].M;
-                                const float *x0 = slab + (i - i0 + q.PT - q.ph[a].pad_lo) * q.Wn +
-                                                  j0 + q.PL - q.pw[bb].pad_lo;
-                                tl[n](x0, offs[a][bb], L, 1, wq[a][bb] + g * GROUP * L, t[bb]);
-                            }
-                            store_pair(t[0], t[1], nb, n, nci,
-                                       dx + ((b * c->Cin + g * GROUP) * c->H + 2 * i + a) * c->W +
-                                           2 * j0,
-                                       c->H * c->W);
-                        }
-            }
-        }
-    }
+    bd2_job j = {c,
+                 &q,
+                 &src,
+                 (const float *const(*)[2])wq,
+                 (const int32_t *const(*)[2])offs,
+                 dx,
+                 slabs,
+                 bd2_slab_floats(c),
+                 hb,
+                 nrb,
+                 RS,
+                 (w2 + nblk - 1) / nblk};
+    df_parallel_for(c->B * nrb, 1, bd2_piece, &j);
 }
 
 void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *dx, float *scratch,
                   int nt) {
+    (void)nt; /* the scratch holds a slab per worker */
     if (bd2_applies(c)) {
-        bd2_run(c, gy, w, dx, scratch, nt);
+        bd2_run(c, gy, w, dx, scratch);
         return;
     }
     int64_t G = groups_of_n(c->Cin), KK = c->KH * c->KW, s = c->s;
@@ -483,7 +559,7 @@ void dconv_bd_run(const dconv_shape *c, const float *gy, const float *w, float *
             tile_src src = {gy, c->B, c->Cout, c->Ho, c->Wo, ph.pad_lo, pw.pad_lo};
             placement pl = {c->H, c->W, s, a, bb};
             run_tiles(&src, wp, c->Cin, ph.M, pw.M, 1, ph.cnt, pw.cnt, NULL, dx, &pl, off, gp,
-                      slab_floats(c->Cout, c->KH, c->H, c->W, c->KW, 1), nt);
+                      slab_floats(c->Cout, c->KH, c->H, c->W, c->KW, 1));
         }
 }
 
@@ -555,47 +631,66 @@ static void bw_gather(const float *gy, int64_t Cout, int64_t co0, int64_t P, flo
     }
 }
 
-void dconv_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
-                  int nthreads) {
+typedef struct {
+    const dconv_shape *c;
+    const float *x, *gy;
+    float *dw, *scratch, *part;
+    size_t per;
+    int64_t nb, chunks;
+} bw_job;
+
+/* chunks [c0, c1) of nb images: partial sums part [chunks][G][Cin][9][32] */
+static void bw_chunks(void *ctx, int64_t c0, int64_t c1, int worker) {
+    const bw_job *j = ctx;
+    const dconv_shape *c = j->c;
     int64_t Hp = c->H + 2 * c->p, Wp = c->W + 2 * c->p, P = c->Ho * c->Wo, G = groups_of(c);
-    int64_t nb = bw_nb(c), chunks = (c->B + nb - 1) / nb;
-    size_t per = bw_per_thread(c);
-    float *part = scratch + (size_t)nthreads * per; // [chunks][G][Cin][9][32]
-#pragma omp parallel num_threads(nthreads)
-    {
-        float *xp = scratch + per * (size_t)omp_get_thread_num(); // [nb][Cin][Hp][Wp]
-        float *gt = xp + nb * c->Cin * Hp * Wp;                   // [nb * P][32]
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t ch = 0; ch < chunks; ch++) {
-            int64_t b0 = ch * nb, ni = b0 + nb <= c->B ? nb : c->B - b0;
-            for (int64_t k = 0; k < ni * c->Cin * Hp; k++) {
-                int64_t ih = k % Hp - c->p, pl = k / Hp;
-                fill_row(xp + k * Wp, Wp,
-                         ih >= 0 && ih < c->H ? x + (b0 * c->Cin + pl) * c->H * c->W + ih * c->W
-                                              : NULL,
-                         c->W, c->p);
-            }
-            for (int64_t g = 0; g < G; g++) {
-                for (int64_t im = 0; im < ni; im++)
-                    bw_gather(gy + (b0 + im) * c->Cout * P, c->Cout, g * GROUP, P,
-                              gt + im * P * GROUP);
-                for (int64_t ci = 0; ci < c->Cin; ci++)
-                    bw_tile(xp + ci * Hp * Wp, Wp, c->s, ni, c->Ho, c->Wo, c->Cin * Hp * Wp, gt,
-                            part + (((ch * G + g) * c->Cin + ci) * 9) * GROUP);
-            }
+    float *xp = j->scratch + j->per * (size_t)worker; // [nb][Cin][Hp][Wp]
+    float *gt = xp + j->nb * c->Cin * Hp * Wp;        // [nb * P][32]
+    for (int64_t ch = c0; ch < c1; ch++) {
+        int64_t b0 = ch * j->nb, ni = b0 + j->nb <= c->B ? j->nb : c->B - b0;
+        for (int64_t k = 0; k < ni * c->Cin * Hp; k++) {
+            int64_t ih = k % Hp - c->p, pl = k / Hp;
+            fill_row(xp + k * Wp, Wp,
+                     ih >= 0 && ih < c->H ? j->x + (b0 * c->Cin + pl) * c->H * c->W + ih * c->W
+                                          : NULL,
+                     c->W, c->p);
+        }
+        for (int64_t g = 0; g < G; g++) {
+            for (int64_t im = 0; im < ni; im++)
+                bw_gather(j->gy + (b0 + im) * c->Cout * P, c->Cout, g * GROUP, P,
+                          gt + im * P * GROUP);
+            for (int64_t ci = 0; ci < c->Cin; ci++)
+                bw_tile(xp + ci * Hp * Wp, Wp, c->s, ni, c->Ho, c->Wo, c->Cin * Hp * Wp, gt,
+                        j->part + (((ch * G + g) * c->Cin + ci) * 9) * GROUP);
         }
     }
-    /* dw[co][ci][k] = sum over chunks in order */
-#pragma omp parallel for collapse(2) schedule(static) num_threads(nthreads)
-    for (int64_t co = 0; co < c->Cout; co++)
-        for (int64_t ci = 0; ci < c->Cin; ci++)
-            for (int64_t k = 0; k < 9; k++) {
-                int64_t g = co / GROUP, j = co % GROUP;
-                float s = 0;
-                for (int64_t ch = 0; ch < chunks; ch++)
-                    s += part[(((ch * G + g) * c->Cin + ci) * 9 + k) * GROUP + j];
-                dw[(co * c->Cin + ci) * 9 + k] = s;
-            }
+}
+
+/* dw[co][ci][k] for (co, ci) in [i0, i1) = sum over chunks in order */
+static void bw_sum(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const bw_job *j = ctx;
+    const dconv_shape *c = j->c;
+    int64_t G = groups_of(c);
+    (void)worker;
+    for (int64_t i = i0; i < i1; i++) {
+        int64_t co = i / c->Cin, ci = i % c->Cin, g = co / GROUP, jj = co % GROUP;
+        for (int64_t k = 0; k < 9; k++) {
+            float s = 0;
+            for (int64_t ch = 0; ch < j->chunks; ch++)
+                s += j->part[(((ch * G + g) * c->Cin + ci) * 9 + k) * GROUP + jj];
+            j->dw[(co * c->Cin + ci) * 9 + k] = s;
+        }
+    }
+}
+
+void dconv_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
+                  int nthreads) {
+    int64_t nb = bw_nb(c);
+    size_t per = bw_per_thread(c);
+    bw_job j = {
+        c, x, gy, dw, scratch, scratch + (size_t)nthreads * per, per, nb, (c->B + nb - 1) / nb};
+    df_parallel_for(j.chunks, 1, bw_chunks, &j);
+    df_parallel_for(c->Cout * c->Cin, DF_PIECE(c->Cout * c->Cin), bw_sum, &j);
 }
 
 #else /* no AVX-512: the GEMM path is used */

@@ -3,6 +3,7 @@
 #include "util.h"
 #include <cblas.h>
 #include <string.h>
+#include "parallel.h"
 
 /* GEMM rows per task: fixed, so results don't depend on the thread count */
 #define ROW_BLOCK 64
@@ -68,30 +69,37 @@ static df_status mm_shape(df_node *n) {
     return DF_OK;
 }
 
-static df_status mm_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
+/* batch 1: fixed row blocks [b0, b1) of ROW_BLOCK rows; else batch items
+ * [b0, b1); each a single-threaded GEMM */
+static void mm_piece(void *ctx, int64_t b0, int64_t b1, int worker) {
+    const df_node *n = ctx;
     mm_dims d = {0};
     mm_get(n, &d, NULL);
     const float *A = df_inp(n, 0), *B = df_inp(n, 1);
     float *C = df_out(n); // [batch, M, N]
     int ta = n->ia[0], tb = n->ia[1];
     int lda = ta ? (int)d.M : (int)d.K, ldb = tb ? (int)d.K : (int)d.N;
-    if (d.batch == 1) { /* fixed row blocks, each a single-threaded GEMM */
-        int64_t nblk = (d.M + ROW_BLOCK - 1) / ROW_BLOCK;
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t b = 0; b < nblk; b++) {
+    CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+    (void)worker;
+    for (int64_t b = b0; b < b1; b++) {
+        if (d.batch == 1) {
             int64_t r0 = b * ROW_BLOCK, m = r0 + ROW_BLOCK <= d.M ? ROW_BLOCK : d.M - r0;
-            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                        tb ? CblasTrans : CblasNoTrans, (int)m, (int)d.N, (int)d.K, 1.0f,
+            cblas_sgemm(CblasRowMajor, TA, TB, (int)m, (int)d.N, (int)d.K, 1.0f,
                         ta ? A + r0 : A + r0 * d.K, lda, B, ldb, 0.0f, C + r0 * d.N, (int)d.N);
+        } else {
+            cblas_sgemm(CblasRowMajor, TA, TB, (int)d.M, (int)d.N, (int)d.K, 1.0f, A + b * d.sa,
+                        lda, B + b * d.sb, ldb, 0.0f, C + b * d.M * d.N, (int)d.N);
         }
-        return DF_OK;
     }
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < d.batch; i++)
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (int)d.M, (int)d.N, (int)d.K, 1.0f, A + i * d.sa, lda, B + i * d.sb, ldb, 0.0f,
-                    C + i * d.M * d.N, (int)d.N);
+}
+static df_status mm_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    mm_dims d = {0};
+    mm_get(n, &d, NULL);
+    if (d.batch == 1)
+        df_parallel_for((d.M + ROW_BLOCK - 1) / ROW_BLOCK, 1, mm_piece, (void *)n);
+    else
+        df_parallel_for(d.batch, DF_PIECE(d.batch), mm_piece, (void *)n);
     return DF_OK;
 }
 
@@ -155,26 +163,27 @@ static df_status lin_shape(df_node *n) {
     n->dtype = DF_F32;
     return DF_OK;
 }
-static df_status lin_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
+/* fixed row blocks [b0, b1): same arithmetic for any thread count */
+static void lin_piece(void *ctx, int64_t b0, int64_t b1, int worker) {
+    const df_node *n = ctx;
     int64_t out = n->in[1]->shape.d[0], in = n->in[1]->shape.d[1];
     int64_t rows = df_shape_numel(&n->shape) / out;
-    const float *x = df_inp(n, 0), *w = df_inp(n, 1);
+    const float *x = df_inp(n, 0), *w = df_inp(n, 1), *bias = n->n_in == 3 ? df_inp(n, 2) : NULL;
     float *y = df_out(n); // [rows, out]
-    int64_t nblk = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t b = 0; b < nblk;
-         b++) { /* fixed row blocks: same arithmetic for any thread count */
+    (void)worker;
+    for (int64_t b = b0; b < b1; b++) {
         int64_t r0 = b * ROW_BLOCK, m = r0 + ROW_BLOCK <= rows ? ROW_BLOCK : rows - r0;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)out, (int)in, 1.0f,
                     x + r0 * in, (int)in, w, (int)in, 0.0f, y + r0 * out, (int)out);
+        if (bias)
+            for (int64_t r = r0; r < r0 + m; r++)
+                for (int64_t o = 0; o < out; o++) y[r * out + o] += bias[o];
     }
-    if (n->n_in == 3) {
-        const float *b = df_inp(n, 2);
-#pragma omp parallel for schedule(static) if (rows * out > 32768)
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t o = 0; o < out; o++) y[r * out + o] += b[o];
-    }
+}
+static df_status lin_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    int64_t rows = df_shape_numel(&n->shape) / n->in[1]->shape.d[0];
+    df_parallel_for((rows + ROW_BLOCK - 1) / ROW_BLOCK, 1, lin_piece, (void *)n);
     return DF_OK;
 }
 static df_status lin_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {

@@ -4,6 +4,7 @@
 #include "util.h"
 #include <stdio.h>
 #include <string.h>
+#include "parallel.h"
 
 /* Output shape of a and b aligned at offsets oa, ob; -1 if incompatible. */
 static int bcast_shape(const df_shape *a, int oa, const df_shape *b, int ob, df_shape *out) {
@@ -38,25 +39,25 @@ static df_status binary_shape(df_node *n) {
 
 enum { BIN_ADD, BIN_SUB, BIN_MUL };
 
-static df_status binary_fwd(const df_node *n, int kind) {
-    int64_t ext[DF_MAX_DIMS], st[3][DF_MAX_DIMS];
-    int nd = n->shape.nd;
-    for (int j = 0; j < nd; j++) ext[j] = n->shape.d[j];
-    df_strides(&n->shape, st[0]);
-    df_bcast_strides(&n->in[0]->shape, n->ia[0], nd, ext, st[1]);
-    df_bcast_strides(&n->in[1]->shape, n->ia[1], nd, ext, st[2]);
+typedef struct {
     df_iter it;
-    df_iter_init(&it, nd, ext, st, 3);
-    float *y = df_out(n);
-    const float *a = df_inp(n, 0), *b = df_inp(n, 1);
-    int64_t inner = it.ext[it.nd - 1], outer = df_shape_numel(&n->shape) / inner;
-    int64_t sy = it.st[0][it.nd - 1], sa = it.st[1][it.nd - 1], sb = it.st[2][it.nd - 1];
-#pragma omp parallel for schedule(static) if (outer * inner > 32768)
-    for (int64_t o = 0; o < outer; o++) {
+    float *y;
+    const float *a, *b;
+    int64_t inner, sy, sa, sb;
+    int kind;
+} binary_job;
+
+/* rows [o0, o1) of the coalesced iteration space */
+static void binary_rows(void *ctx, int64_t o0, int64_t o1, int worker) {
+    const binary_job *j = ctx;
+    int64_t inner = j->inner, sy = j->sy, sa = j->sa, sb = j->sb;
+    int kind = j->kind;
+    (void)worker;
+    for (int64_t o = o0; o < o1; o++) {
         int64_t off[3];
-        df_iter_offsets(&it, o, 3, off);
-        float *yy = y + off[0];
-        const float *aa = a + off[1], *bb = b + off[2];
+        df_iter_offsets(&j->it, o, 3, off);
+        float *yy = j->y + off[0];
+        const float *aa = j->a + off[1], *bb = j->b + off[2];
         if (sy == 1 && sa == 1 && sb == 1) {
             if (kind == BIN_ADD)
                 for (int64_t i = 0; i < inner; i++) yy[i] = aa[i] + bb[i];
@@ -79,6 +80,22 @@ static df_status binary_fwd(const df_node *n, int kind) {
             }
         }
     }
+}
+
+static df_status binary_fwd(const df_node *n, int kind) {
+    int64_t ext[DF_MAX_DIMS], st[3][DF_MAX_DIMS];
+    int nd = n->shape.nd;
+    for (int j = 0; j < nd; j++) ext[j] = n->shape.d[j];
+    df_strides(&n->shape, st[0]);
+    df_bcast_strides(&n->in[0]->shape, n->ia[0], nd, ext, st[1]);
+    df_bcast_strides(&n->in[1]->shape, n->ia[1], nd, ext, st[2]);
+    df_iter it;
+    df_iter_init(&it, nd, ext, st, 3);
+    int64_t inner = it.ext[it.nd - 1], outer = df_shape_numel(&n->shape) / inner;
+    binary_job j = {it,    df_out(n),           df_inp(n, 0),        df_inp(n, 1),
+                    inner, it.st[0][it.nd - 1], it.st[1][it.nd - 1], it.st[2][it.nd - 1],
+                    kind};
+    df_parallel_for(outer, DF_PIECE_IF(outer, outer * inner > 32768), binary_rows, &j);
     return DF_OK;
 }
 
@@ -186,13 +203,17 @@ static df_status f32_same_shape(df_node *n) {
     n->dtype = DF_F32;
     return DF_OK;
 }
-static df_status scale_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
+static void scale_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const df_node *n = ctx;
     const float *x = df_inp(n, 0);
     float *y = df_out(n), s = n->fa[0];
+    (void)worker;
+    for (int64_t i = i0; i < i1; i++) y[i] = s * x[i];
+}
+static df_status scale_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
     int64_t k = df_shape_numel(&n->shape);
-#pragma omp parallel for schedule(static) if (k > 32768)
-    for (int64_t i = 0; i < k; i++) y[i] = s * x[i];
+    df_parallel_for(k, DF_PIECE_IF(k, k > 32768), scale_piece, (void *)n);
     return DF_OK;
 }
 static df_status scale_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {

@@ -2,6 +2,7 @@
 #include "util.h"
 #include <math.h>
 #include <string.h>
+#include "parallel.h"
 
 /* ---- embedding(idx int32 [...], table [V, D]) -> [..., D] ---- */
 static df_status emb_shape(df_node *n) {
@@ -25,17 +26,22 @@ static df_status check_idx(const int32_t *ix, int64_t n, int64_t V) {
                              (long long)i, (long long)V);
     return DF_OK;
 }
-static df_status emb_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
+static void emb_rows(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const df_node *n = ctx;
     const int32_t *ix = n->in[0]->data;
     const float *tab = df_inp(n, 1);
+    int64_t D = n->in[1]->shape.d[1];
+    float *y = df_out(n); // [N, D]
+    (void)worker;
+    for (int64_t i = i0; i < i1; i++) memcpy(y + i * D, tab + (int64_t)ix[i] * D, (size_t)D * 4);
+}
+static df_status emb_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
     int64_t N = df_shape_numel(&n->in[0]->shape), V = n->in[1]->shape.d[0],
             D = n->in[1]->shape.d[1];
-    df_status st = check_idx(ix, N, V);
+    df_status st = check_idx(n->in[0]->data, N, V);
     if (st) return st;
-    float *y = df_out(n); // [N, D]
-#pragma omp parallel for schedule(static) if (N * D > 32768)
-    for (int64_t i = 0; i < N; i++) memcpy(y + i * D, tab + (int64_t)ix[i] * D, (size_t)D * 4);
+    df_parallel_for(N, DF_PIECE_IF(N, N * D > 32768), emb_rows, (void *)n);
     return DF_OK;
 }
 /* embedding_bwd(idx, gy) with ia[0] = V -> [V, D]: rows summed per index,
@@ -47,22 +53,27 @@ static df_status emb_bwd_shape(df_node *n) {
     n->dtype = DF_F32;
     return DF_OK;
 }
-static df_status emb_bwd_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
+static void emb_bwd_rows(void *ctx, int64_t v0, int64_t v1, int worker) {
+    const df_node *n = ctx;
     const int32_t *ix = n->in[0]->data;
     const float *gy = df_inp(n, 1);
-    int64_t N = df_shape_numel(&n->in[0]->shape), V = n->shape.d[0], D = n->shape.d[1];
-    df_status st = check_idx(ix, N, V);
-    if (st) return st;
+    int64_t N = df_shape_numel(&n->in[0]->shape), D = n->shape.d[1];
     float *y = df_out(n); // [V, D]
-#pragma omp parallel for schedule(static)
-    for (int64_t v = 0; v < V; v++) {
+    (void)worker;
+    for (int64_t v = v0; v < v1; v++) {
         float *row = y + v * D;
         memset(row, 0, (size_t)D * 4);
         for (int64_t i = 0; i < N; i++)
             if (ix[i] == v)
                 for (int64_t d = 0; d < D; d++) row[d] += gy[i * D + d];
     }
+}
+static df_status emb_bwd_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    int64_t N = df_shape_numel(&n->in[0]->shape), V = n->shape.d[0];
+    df_status st = check_idx(n->in[0]->data, N, V);
+    if (st) return st;
+    df_parallel_for(V, DF_PIECE(V), emb_bwd_rows, (void *)n);
     return DF_OK;
 }
 static df_status emb_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
@@ -104,18 +115,23 @@ static df_status fourier_shape(df_node *n) {
     n->dtype = DF_F32;
     return DF_OK;
 }
-static df_status fourier_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
+static void fourier_rows(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const df_node *n = ctx;
     const float *t = df_inp(n, 0), *w = df_inp(n, 1);
-    int64_t N = n->shape.d[0], K = n->in[1]->shape.d[0];
+    int64_t K = n->in[1]->shape.d[0];
     float *y = df_out(n); // [N, 2K]
-#pragma omp parallel for schedule(static) if (N * K > 8192)
-    for (int64_t i = 0; i < N; i++)
+    (void)worker;
+    for (int64_t i = i0; i < i1; i++)
         for (int64_t k = 0; k < K; k++) {
             double a = TWO_PI * (double)t[i] * (double)w[k];
             y[i * 2 * K + k] = (float)(SQRT2 * sin(a));
             y[i * 2 * K + K + k] = (float)(SQRT2 * cos(a));
         }
+}
+static df_status fourier_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    int64_t N = n->shape.d[0], K = n->in[1]->shape.d[0];
+    df_parallel_for(N, DF_PIECE_IF(N, N * K > 8192), fourier_rows, (void *)n);
     return DF_OK;
 }
 /* fourier_bwd(t, w, gy), ia[0] = 0: d/dw [K]; 1: d/dt [N].
@@ -126,15 +142,15 @@ static df_status fourier_bwd_shape(df_node *n) {
     n->dtype = DF_F32;
     return DF_OK;
 }
-static df_status fourier_bwd_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
+static void fourier_bwd_rows(void *ctx, int64_t o0, int64_t o1, int worker) {
+    const df_node *n = ctx;
     const float *t = df_inp(n, 0), *w = df_inp(n, 1), *gy = df_inp(n, 2);
     int64_t N = n->in[0]->shape.d[0], K = n->in[1]->shape.d[0];
     float *y = df_out(n);
     int wrt_t = n->ia[0];
-    int64_t outer = wrt_t ? N : K, inner = wrt_t ? K : N;
-#pragma omp parallel for schedule(static) if (N * K > 8192)
-    for (int64_t o = 0; o < outer; o++) {
+    int64_t inner = wrt_t ? K : N;
+    (void)worker;
+    for (int64_t o = o0; o < o1; o++) {
         double s = 0;
         for (int64_t r = 0; r < inner; r++) {
             int64_t i = wrt_t ? o : r, k = wrt_t ? r : o;
@@ -144,6 +160,12 @@ static df_status fourier_bwd_fwd(const df_node *n, df_exec_ctx *c) {
         }
         y[o] = (float)s;
     }
+}
+static df_status fourier_bwd_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    int64_t N = n->in[0]->shape.d[0], K = n->in[1]->shape.d[0];
+    int64_t outer = n->ia[0] ? N : K;
+    df_parallel_for(outer, DF_PIECE_IF(outer, N * K > 8192), fourier_bwd_rows, (void *)n);
     return DF_OK;
 }
 static df_status fourier_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {

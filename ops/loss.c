@@ -4,16 +4,27 @@
 #include "util.h"
 #include <math.h>
 #include <stdlib.h>
+#include "parallel.h"
 
 #define CHUNK 4096
 
+typedef struct {
+    int64_t n;
+    double (*f)(const df_node *, int64_t, int64_t);
+    const df_node *nd;
+    double *part;
+} chunks_job;
+static void chunk_parts(void *ctx, int64_t c0, int64_t c1, int worker) {
+    const chunks_job *j = ctx;
+    (void)worker;
+    for (int64_t c = c0; c < c1; c++)
+        j->part[c] = j->f(j->nd, c * CHUNK, c * CHUNK + CHUNK < j->n ? c * CHUNK + CHUNK : j->n);
+}
 /* sum over fixed chunks of f(i) in double */
 static double chunked_sum(int64_t n, double (*f)(const df_node *, int64_t, int64_t),
                           const df_node *nd, double *part) {
     int64_t nc = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) if (nc > 1)
-    for (int64_t c = 0; c < nc; c++)
-        part[c] = f(nd, c * CHUNK, c * CHUNK + CHUNK < n ? c * CHUNK + CHUNK : n);
+    df_parallel_for(nc, DF_PIECE(nc), chunk_parts, &(chunks_job){n, f, nd, part});
     double s = 0;
     for (int64_t c = 0; c < nc; c++) s += part[c];
     return s;
@@ -61,13 +72,18 @@ static df_status mse_bwd_shape(df_node *n) {
     n->shape = n->in[0]->shape;
     return st;
 }
-static df_status mse_bwd_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
+static void mse_bwd_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const df_node *n = ctx;
     const float *p = df_inp(n, 0), *t = df_inp(n, 1);
     int64_t k = df_shape_numel(&n->shape);
     float s = (float)(2.0 / (double)k) * df_inp(n, 2)[0], *y = df_out(n);
-#pragma omp parallel for schedule(static) if (k > 32768)
-    for (int64_t i = 0; i < k; i++) y[i] = s * (p[i] - t[i]);
+    (void)worker;
+    for (int64_t i = i0; i < i1; i++) y[i] = s * (p[i] - t[i]);
+}
+static df_status mse_bwd_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    int64_t k = df_shape_numel(&n->shape);
+    df_parallel_for(k, DF_PIECE_IF(k, k > 32768), mse_bwd_piece, (void *)n);
     return DF_OK;
 }
 static df_status mse_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
@@ -158,16 +174,14 @@ static df_status ce_bwd_shape(df_node *n) {
     n->shape = n->in[0]->shape;
     return st;
 }
-static df_status ce_bwd_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
-    df_status st = check_labels(n);
-    if (st) return st;
+static void ce_bwd_rows(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const df_node *n = ctx;
     const float *x = df_inp(n, 0);
     const int32_t *l = n->in[1]->data;
     int64_t N = n->shape.d[0], C = n->shape.d[1];
     float s = df_inp(n, 2)[0] / (float)N, *y = df_out(n);
-#pragma omp parallel for schedule(static) if (N * C > 32768)
-    for (int64_t i = 0; i < N; i++) {
+    (void)worker;
+    for (int64_t i = i0; i < i1; i++) {
         const float *r = x + i * C;
         float *o = y + i * C, m = r[0];
         for (int64_t j = 1; j < C; j++) m = r[j] > m ? r[j] : m;
@@ -176,6 +190,13 @@ static df_status ce_bwd_fwd(const df_node *n, df_exec_ctx *c) {
         for (int64_t j = 0; j < C; j++) o[j] = (float)(exp((double)r[j] - m) / z) * s;
         o[l[i]] -= s;
     }
+}
+static df_status ce_bwd_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    df_status st = check_labels(n);
+    if (st) return st;
+    int64_t N = n->shape.d[0], C = n->shape.d[1];
+    df_parallel_for(N, DF_PIECE_IF(N, N * C > 32768), ce_bwd_rows, (void *)n);
     return DF_OK;
 }
 static df_status ce_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {

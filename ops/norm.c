@@ -3,6 +3,7 @@
  * channels and all spatial positions, computed in double, two passes. */
 #include "util.h"
 #include <math.h>
+#include "parallel.h"
 
 typedef struct {
     int64_t B, C, S, G, cg; /* S: spatial size; cg: channels per group */
@@ -63,15 +64,16 @@ static void group_stats(const float *x, int64_t n, double eps, double *mean, dou
     *rstd = 1.0 / sqrt(v / n + eps);
 }
 
-static df_status gn_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
+/* (batch, group) pairs [i0, i1) */
+static void gn_fwd_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const df_node *n = ctx;
     gn_dims d = dims_of(n->in[0], n->ia[0]);
     const float *x = df_inp(n, 0); // [B, C, S]
     const float *gam = n->n_in > 1 ? df_inp(n, 1) : NULL, *bet = n->n_in > 1 ? df_inp(n, 2) : NULL;
     float *y = df_out(n);
     double eps = n->fa[0];
-#pragma omp parallel for schedule(static)
-    for (int64_t bg = 0; bg < d.B * d.G; bg++) {
+    (void)worker;
+    for (int64_t bg = i0; bg < i1; bg++) {
         int64_t b = bg / d.G, grp = bg % d.G, off = (b * d.C + grp * d.cg) * d.S;
         double m, r;
         group_stats(x + off, d.cg * d.S, eps, &m, &r);
@@ -84,6 +86,11 @@ static df_status gn_fwd(const df_node *n, df_exec_ctx *c) {
             for (int64_t s = 0; s < d.S; s++) ys[s] = xs[s] * a + bb;
         }
     }
+}
+static df_status gn_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    gn_dims d = dims_of(n->in[0], n->ia[0]);
+    df_parallel_for(d.B * d.G, DF_PIECE(d.B * d.G), gn_fwd_piece, (void *)n);
     return DF_OK;
 }
 
@@ -100,15 +107,15 @@ static df_status gn_bwd_x_shape(df_node *n) {
         return df_shape_err(n, "the gradient in the input's shape", &n->in[n->n_in - 1]->shape);
     return DF_OK;
 }
-static df_status gn_bwd_x_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
+static void gn_bwd_x_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const df_node *n = ctx;
     gn_dims d = dims_of(n->in[0], n->ia[0]);
     const float *x = df_inp(n, 0), *gam = n->n_in == 3 ? df_inp(n, 1) : NULL;
     const float *gy = df_inp(n, n->n_in - 1);
     float *dx = df_out(n);
     double eps = n->fa[0];
-#pragma omp parallel for schedule(static)
-    for (int64_t bg = 0; bg < d.B * d.G; bg++) {
+    (void)worker;
+    for (int64_t bg = i0; bg < i1; bg++) {
         int64_t b = bg / d.G, grp = bg % d.G, off = (b * d.C + grp * d.cg) * d.S;
         int64_t cnt = d.cg * d.S;
         double m, r, sg = 0, sgx = 0;
@@ -137,6 +144,11 @@ static df_status gn_bwd_x_fwd(const df_node *n, df_exec_ctx *c) {
             }
         }
     }
+}
+static df_status gn_bwd_x_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    gn_dims d = dims_of(n->in[0], n->ia[0]);
+    df_parallel_for(d.B * d.G, DF_PIECE(d.B * d.G), gn_bwd_x_piece, (void *)n);
     return DF_OK;
 }
 
@@ -146,19 +158,17 @@ static df_status gn_bwd_gamma_shape(df_node *n) {
     n->dtype = DF_F32;
     return DF_OK;
 }
-static df_status gn_bwd_gamma_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
+/* per channel, over batches in order: channel groups [i0, i1) */
+static void gn_bwd_gamma_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const df_node *n = ctx;
     gn_dims d = dims_of(n->in[0], n->ia[0]);
     const float *x = df_inp(n, 0), *gy = df_inp(n, 1);
     float *dg = df_out(n);
     double eps = n->fa[0];
-    /* per channel, over batches in order: parallel over channel groups */
-#pragma omp parallel for schedule(static)
-    for (int64_t grp = 0; grp < d.G; grp++) {
-        double acc[4096];
+    (void)worker;
+    for (int64_t grp = i0; grp < i1; grp++) {
+        double a[4096]; /* cg <= 4096: checked by the caller */
         int64_t cg = d.cg;
-        double *a = cg <= 4096 ? acc : NULL;
-        if (!a) continue; /* > 4096 channels per group: not supported (checked below) */
         for (int64_t cc = 0; cc < cg; cc++) a[cc] = 0;
         for (int64_t b = 0; b < d.B; b++) {
             int64_t off = (b * d.C + grp * cg) * d.S;
@@ -174,7 +184,12 @@ static df_status gn_bwd_gamma_fwd(const df_node *n, df_exec_ctx *c) {
         }
         for (int64_t cc = 0; cc < cg; cc++) dg[grp * cg + cc] = (float)a[cc];
     }
+}
+static df_status gn_bwd_gamma_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    gn_dims d = dims_of(n->in[0], n->ia[0]);
     if (d.cg > 4096) return df_seterr(DF_EINVAL, "more than 4096 channels per group");
+    df_parallel_for(d.G, 1, gn_bwd_gamma_piece, (void *)n);
     return DF_OK;
 }
 

@@ -4,6 +4,7 @@
  * Attributes: ia = packed target shape (same nd as the input), fa[0] = scale. */
 #include "util.h"
 #include <string.h>
+#include "parallel.h"
 
 static df_status target_shape(df_node *n, int reduce) {
     char a[96], b[96];
@@ -66,19 +67,23 @@ static void big_small_iter(const df_shape *big, const df_shape *small, df_iter *
     df_iter_init(red, nr, er, str, 1);
 }
 
-static df_status reduce_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
+typedef struct {
     df_iter kept, red;
-    big_small_iter(&n->in[0]->shape, &n->shape, &kept, &red);
-    const float *x = df_inp(n, 0);
-    float *y = df_out(n);
-    double scale = n->fa[0];
-    int64_t nout = df_shape_numel(&n->shape);
-    int64_t rin = red.ext[red.nd - 1], rst = red.st[0][red.nd - 1];
-    int64_t rout = df_shape_numel(&n->in[0]->shape) / nout / rin;
-    int64_t kin = kept.ext[kept.nd - 1];
-#pragma omp parallel for schedule(static) if (nout * rin * rout > 32768 && nout > 1)
-    for (int64_t o = 0; o < nout; o++) {
+    const float *x;
+    float *y;
+    double scale;
+    int64_t rin, rst, rout, kin;
+} reduce_job;
+
+/* outputs [o0, o1) */
+static void reduce_outputs(void *ctx, int64_t o0, int64_t o1, int worker) {
+    const reduce_job *j = ctx;
+    const df_iter kept = j->kept, red = j->red;
+    const float *x = j->x;
+    float *y = j->y;
+    int64_t rin = j->rin, rst = j->rst, rout = j->rout, kin = j->kin;
+    (void)worker;
+    for (int64_t o = o0; o < o1; o++) {
         int64_t ko[2];
         df_iter_offsets(&kept, o / kin, 2, ko);
         int64_t xb = ko[0] + (o % kin) * kept.st[0][kept.nd - 1];
@@ -96,11 +101,40 @@ static df_status reduce_fwd(const df_node *n, df_exec_ctx *c) {
                 for (int64_t i = 0; i < rin; i++) part += p[i * rst];
             s += part;
         }
-        y[yo] = (float)(s * scale);
+        y[yo] = (float)(s * j->scale);
     }
+}
+
+static df_status reduce_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    reduce_job j;
+    big_small_iter(&n->in[0]->shape, &n->shape, &j.kept, &j.red);
+    j.x = df_inp(n, 0), j.y = df_out(n), j.scale = n->fa[0];
+    int64_t nout = df_shape_numel(&n->shape);
+    j.rin = j.red.ext[j.red.nd - 1], j.rst = j.red.st[0][j.red.nd - 1];
+    j.rout = df_shape_numel(&n->in[0]->shape) / nout / j.rin;
+    j.kin = j.kept.ext[j.kept.nd - 1];
+    df_parallel_for(nout, DF_PIECE_IF(nout, nout * j.rin * j.rout > 32768), reduce_outputs, &j);
     return DF_OK;
 }
 
+typedef struct {
+    df_iter it;
+    const float *x;
+    float *y;
+    float s;
+    int64_t inner;
+} expand_job;
+static void expand_rows(void *ctx, int64_t o0, int64_t o1, int worker) {
+    const expand_job *j = ctx;
+    int64_t sy = j->it.st[0][j->it.nd - 1], sx = j->it.st[1][j->it.nd - 1];
+    (void)worker;
+    for (int64_t o = o0; o < o1; o++) {
+        int64_t off[2];
+        df_iter_offsets(&j->it, o, 2, off);
+        for (int64_t i = 0; i < j->inner; i++) j->y[off[0] + i * sy] = j->s * j->x[off[1] + i * sx];
+    }
+}
 static df_status expand_fwd(const df_node *n, df_exec_ctx *c) {
     (void)c;
     int nd = n->shape.nd;
@@ -110,16 +144,9 @@ static df_status expand_fwd(const df_node *n, df_exec_ctx *c) {
     df_bcast_strides(&n->in[0]->shape, 0, nd, ext, st[1]);
     df_iter it;
     df_iter_init(&it, nd, ext, st, 2);
-    const float *x = df_inp(n, 0);
-    float *y = df_out(n), s = n->fa[0];
     int64_t inner = it.ext[it.nd - 1], outer = df_shape_numel(&n->shape) / inner;
-    int64_t sy = it.st[0][it.nd - 1], sx = it.st[1][it.nd - 1];
-#pragma omp parallel for schedule(static) if (outer * inner > 32768)
-    for (int64_t o = 0; o < outer; o++) {
-        int64_t off[2];
-        df_iter_offsets(&it, o, 2, off);
-        for (int64_t i = 0; i < inner; i++) y[off[0] + i * sy] = s * x[off[1] + i * sx];
-    }
+    expand_job j = {it, df_inp(n, 0), df_out(n), n->fa[0], inner};
+    df_parallel_for(outer, DF_PIECE_IF(outer, outer * inner > 32768), expand_rows, &j);
     return DF_OK;
 }
 

@@ -1,6 +1,7 @@
 /* Layout ops: reshape (a view), permute, slice, pad, concat, nearest upsample. */
 #include "util.h"
 #include <string.h>
+#include "parallel.h"
 
 /* ---- reshape: ia = packed shape (one extent may be -1) ---- */
 static df_status reshape_shape(df_node *n) {
@@ -68,6 +69,22 @@ static df_status permute_shape(df_node *n) {
     n->dtype = n->in[0]->dtype;
     return DF_OK;
 }
+typedef struct {
+    df_iter it;
+    const int32_t *x; /* 4-byte elements of either dtype */
+    int32_t *y;
+    int64_t inner;
+} permute_job;
+static void permute_rows(void *ctx, int64_t o0, int64_t o1, int worker) {
+    const permute_job *j = ctx;
+    int64_t sy = j->it.st[0][j->it.nd - 1], s1 = j->it.st[1][j->it.nd - 1];
+    (void)worker;
+    for (int64_t o = o0; o < o1; o++) {
+        int64_t off[2];
+        df_iter_offsets(&j->it, o, 2, off);
+        for (int64_t i = 0; i < j->inner; i++) j->y[off[0] + i * sy] = j->x[off[1] + i * s1];
+    }
+}
 static df_status permute_fwd(const df_node *n, df_exec_ctx *c) {
     (void)c;
     int nd = n->shape.nd;
@@ -80,16 +97,9 @@ static df_status permute_fwd(const df_node *n, df_exec_ctx *c) {
     }
     df_iter it;
     df_iter_init(&it, nd, ext, st, 2);
-    const int32_t *x = n->in[0]->data; /* 4-byte elements of either dtype */
-    int32_t *y = n->data;
     int64_t inner = it.ext[it.nd - 1], outer = df_shape_numel(&n->shape) / inner;
-    int64_t sy = it.st[0][it.nd - 1], s1 = it.st[1][it.nd - 1];
-#pragma omp parallel for schedule(static) if (outer * inner > 32768)
-    for (int64_t o = 0; o < outer; o++) {
-        int64_t off[2];
-        df_iter_offsets(&it, o, 2, off);
-        for (int64_t i = 0; i < inner; i++) y[off[0] + i * sy] = x[off[1] + i * s1];
-    }
+    permute_job j = {it, n->in[0]->data, n->data, inner};
+    df_parallel_for(outer, DF_PIECE_IF(outer, outer * inner > 32768), permute_rows, &j);
     return DF_OK;
 }
 static df_status permute_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
@@ -121,12 +131,24 @@ static void around(const df_shape *s, int axis, int64_t *outer, int64_t *inner) 
 
 /* Copy rows: for each outer index, len*inner elements from src (row length
  * slen*inner, starting at sstart*inner) to dst (row dlen*inner at dstart). */
+typedef struct {
+    char *dst;
+    const char *src;
+    int64_t dlen, dstart, slen, sstart, len, inner;
+    size_t es;
+} copy_job;
+static void copy_piece(void *ctx, int64_t o0, int64_t o1, int worker) {
+    const copy_job *j = ctx;
+    (void)worker;
+    for (int64_t o = o0; o < o1; o++)
+        memcpy(j->dst + ((o * j->dlen + j->dstart) * j->inner) * j->es,
+               j->src + ((o * j->slen + j->sstart) * j->inner) * j->es,
+               (size_t)(j->len * j->inner) * j->es);
+}
 static void copy_rows(char *dst, int64_t dlen, int64_t dstart, const char *src, int64_t slen,
                       int64_t sstart, int64_t len, int64_t outer, int64_t inner, size_t es) {
-#pragma omp parallel for schedule(static) if (outer * len * inner > 32768)
-    for (int64_t o = 0; o < outer; o++)
-        memcpy(dst + ((o * dlen + dstart) * inner) * es, src + ((o * slen + sstart) * inner) * es,
-               (size_t)(len * inner) * es);
+    copy_job j = {dst, src, dlen, dstart, slen, sstart, len, inner, es};
+    df_parallel_for(outer, DF_PIECE_IF(outer, outer * len * inner > 32768), copy_piece, &j);
 }
 
 /* ---- slice: ia[0] = axis, ia[1] = start, ia[2] = len ---- */
@@ -188,17 +210,25 @@ static df_status pad_shape(df_node *n) {
     n->dtype = DF_F32;
     return DF_OK;
 }
+/* the padding of rows [o0, o1) */
+static void pad_zeros(void *ctx, int64_t o0, int64_t o1, int worker) {
+    const df_node *n = ctx;
+    int ax = n->ia[0];
+    int64_t outer, inner, len = n->in[0]->shape.d[ax], tot = n->shape.d[ax];
+    around(&n->shape, ax, &outer, &inner);
+    float *y = df_out(n);
+    (void)worker;
+    for (int64_t o = o0; o < o1; o++) {
+        memset(y + o * tot * inner, 0, (size_t)(n->ia[1] * inner) * 4);
+        memset(y + (o * tot + n->ia[1] + len) * inner, 0, (size_t)(n->ia[2] * inner) * 4);
+    }
+}
 static df_status pad_fwd(const df_node *n, df_exec_ctx *c) {
     (void)c;
     int ax = n->ia[0];
     int64_t outer, inner, len = n->in[0]->shape.d[ax], tot = n->shape.d[ax];
     around(&n->shape, ax, &outer, &inner);
-    float *y = df_out(n);
-#pragma omp parallel for schedule(static) if (outer * tot * inner > 32768)
-    for (int64_t o = 0; o < outer; o++) {
-        memset(y + o * tot * inner, 0, (size_t)(n->ia[1] * inner) * 4);
-        memset(y + (o * tot + n->ia[1] + len) * inner, 0, (size_t)(n->ia[2] * inner) * 4);
-    }
+    df_parallel_for(outer, DF_PIECE_IF(outer, outer * tot * inner > 32768), pad_zeros, (void *)n);
     copy_rows(n->data, tot, n->ia[1], n->in[0]->data, len, 0, len, outer, inner, 4);
     return DF_OK;
 }
@@ -290,14 +320,14 @@ static df_status upsample_shape(df_node *n) {
     n->dtype = DF_F32;
     return DF_OK;
 }
-static df_status upsample_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
+static void upsample_planes(void *ctx, int64_t p0, int64_t p1, int worker) {
+    const df_node *n = ctx;
     const df_shape *s = &n->in[0]->shape;
-    int64_t planes = s->d[0] * s->d[1], H = s->d[2], W = s->d[3], f = n->ia[0];
+    int64_t H = s->d[2], W = s->d[3], f = n->ia[0];
     const float *x = df_inp(n, 0); // [B, C, H, W]
     float *y = df_out(n);          // [B, C, H*f, W*f]
-#pragma omp parallel for schedule(static)
-    for (int64_t p = 0; p < planes; p++)
+    (void)worker;
+    for (int64_t p = p0; p < p1; p++)
         for (int64_t h = 0; h < H; h++) {
             const float *xr = x + (p * H + h) * W;
             float *yr = y + (p * H * f + h * f) * W * f;
@@ -305,6 +335,11 @@ static df_status upsample_fwd(const df_node *n, df_exec_ctx *c) {
                 for (int64_t k = 0; k < f; k++) yr[w * f + k] = xr[w];
             for (int64_t r = 1; r < f; r++) memcpy(yr + r * W * f, yr, (size_t)(W * f) * 4);
         }
+}
+static df_status upsample_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    int64_t planes = n->in[0]->shape.d[0] * n->in[0]->shape.d[1];
+    df_parallel_for(planes, DF_PIECE(planes), upsample_planes, (void *)n);
     return DF_OK;
 }
 /* gradient: sum over each f x f block, from reshape + reduce + reshape */

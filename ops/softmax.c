@@ -1,6 +1,7 @@
 /* Softmax over the last axis and its gradient kernel. */
 #include "util.h"
 #include <math.h>
+#include "parallel.h"
 
 static df_status softmax_shape(df_node *n) {
     if (n->in[0]->dtype != DF_F32)
@@ -13,13 +14,20 @@ static df_status softmax_shape(df_node *n) {
     n->dtype = DF_F32;
     return DF_OK;
 }
-static df_status softmax_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
+/* runs fn over the rows of n in pieces */
+static df_status over_rows(const df_node *n, df_loop_fn fn) {
     int64_t L = n->shape.d[n->shape.nd - 1], rows = df_shape_numel(&n->shape) / L;
+    df_parallel_for(rows, DF_PIECE_IF(rows, rows * L > 16384), fn, (void *)n);
+    return DF_OK;
+}
+
+static void softmax_rows(void *ctx, int64_t r0, int64_t r1, int worker) {
+    const df_node *n = ctx;
+    int64_t L = n->shape.d[n->shape.nd - 1];
     const float *x = df_inp(n, 0);
     float *y = df_out(n);
-#pragma omp parallel for schedule(static) if (rows * L > 16384)
-    for (int64_t r = 0; r < rows; r++) {
+    (void)worker;
+    for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * L;
         float *yr = y + r * L, m = xr[0], s = 0;
         for (int64_t j = 1; j < L; j++) m = xr[j] > m ? xr[j] : m;
@@ -31,23 +39,29 @@ static df_status softmax_fwd(const df_node *n, df_exec_ctx *c) {
         float inv = 1.0f / s;
         for (int64_t j = 0; j < L; j++) yr[j] *= inv;
     }
-    return DF_OK;
+}
+static df_status softmax_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    return over_rows(n, softmax_rows);
 }
 /* softmax_bwd(y, gy) = y * (gy - sum(gy * y)) per row */
-static df_status softmax_bwd_fwd(const df_node *n, df_exec_ctx *c) {
-    (void)c;
-    int64_t L = n->shape.d[n->shape.nd - 1], rows = df_shape_numel(&n->shape) / L;
+static void softmax_bwd_rows(void *ctx, int64_t r0, int64_t r1, int worker) {
+    const df_node *n = ctx;
+    int64_t L = n->shape.d[n->shape.nd - 1];
     const float *y = df_inp(n, 0), *gy = df_inp(n, 1);
     float *dx = df_out(n);
-#pragma omp parallel for schedule(static) if (rows * L > 16384)
-    for (int64_t r = 0; r < rows; r++) {
+    (void)worker;
+    for (int64_t r = r0; r < r1; r++) {
         const float *yr = y + r * L, *gr = gy + r * L;
         float *o = dx + r * L, dot = 0;
 #pragma omp simd reduction(+ : dot)
         for (int64_t j = 0; j < L; j++) dot += yr[j] * gr[j];
         for (int64_t j = 0; j < L; j++) o[j] = yr[j] * (gr[j] - dot);
     }
-    return DF_OK;
+}
+static df_status softmax_bwd_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    return over_rows(n, softmax_bwd_rows);
 }
 static df_status softmax_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
     gin[0] = df_node_new(g, DF_OP_SOFTMAX_BWD, (df_node *[]){n, gy}, 2, NULL, 0, NULL, 0);

@@ -17,7 +17,7 @@ void df_philox4(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 /* The raw block: 4 words for (key, ctr) = philox4({ctr lo, ctr hi, 0, 0}, key). */
 void df_philox(uint64_t key, uint64_t ctr, uint32_t out[4]);
 /* Fill out[0..n) with U[0,1) / N(0,1) / U{0..k-1} values; advances rng->counter
- * by n (OpenMP-parallel for large n). NULL arguments or n <= 0: nothing. */
+ * by n (in parallel pieces for large n). NULL arguments or n <= 0: nothing. */
 void df_rng_uniform(df_rng *rng, float *out, int64_t n);
 void df_rng_normal(df_rng *rng, float *out, int64_t n);
 void df_rng_randint(df_rng *rng, int32_t *out, int64_t n, int32_t k);

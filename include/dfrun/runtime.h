@@ -2,8 +2,9 @@
 #ifndef DFRUN_RUNTIME_H
 #define DFRUN_RUNTIME_H
 
-/* Threads used by kernels and OpenBLAS. n <= 0: the DFRUN_THREADS environment
- * variable if set, else all cores. Returns the count in force. */
+/* Threads used by the kernels. n <= 0: the DFRUN_THREADS environment
+ * variable if set, else the cores this process may run on. Returns the count
+ * in force. */
 int df_set_threads(int n);
 int df_get_threads(void);
 /* Which OpenBLAS flavour is loaded: "openmp", "pthreads" or "serial". */

@@ -1,4 +1,5 @@
 /* Data sets: MNIST (from IDX files), the 2-D toys and procedural digits. */
+#include "parallel.h"
 #include "dfrun/data.h"
 #include <errno.h>
 #include <math.h>
@@ -128,21 +129,17 @@ static const float glyph[10][24] = {
     {.8f, .35f, .5f, .5f, .15f, .3f, .5f, 0, .85f, .25f, .8f, .6f, .4f, 1, -1},
 };
 
-df_status df_digits_make(int64_t n, uint64_t seed, df_dataset *out) {
-    if (!out || n < 1 || n > (1ll << 24))
-        return df_seterr(DF_EINVAL, "df_digits_make: bad arguments");
-    memset(out, 0, sizeof *out);
-    out->n = n;
-    out->h = out->w = 28;
-    out->x = malloc((size_t)n * 784 * 4);
-    out->y = malloc((size_t)n * 4);
-    if (!out->x || !out->y) {
-        df_dataset_free(out);
-        return df_seterr(DF_ENOMEM, "out of memory");
-    }
-    df_rng r = df_rng_new(seed);
-#pragma omp parallel for schedule(dynamic, 64)
-    for (int64_t i = 0; i < n; i++) {
+typedef struct {
+    df_dataset *out;
+    uint64_t key;
+} digits_job;
+/* digits [i0, i1), each from its own Philox stream */
+static void digits_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const digits_job *j = ctx;
+    df_dataset *out = j->out;
+    const df_rng r = {j->key, 0};
+    (void)worker;
+    for (int64_t i = i0; i < i1; i++) {
         df_rng ri = {r.key ^ 0x5bd1e995u, (uint64_t)i * 16};
         float u[8];
         df_rng_uniform(&ri, u, 8);
@@ -174,6 +171,22 @@ df_status df_digits_make(int64_t n, uint64_t seed, df_dataset *out) {
         }
         out->y[i] = c;
     }
+}
+
+df_status df_digits_make(int64_t n, uint64_t seed, df_dataset *out) {
+    if (!out || n < 1 || n > (1ll << 24))
+        return df_seterr(DF_EINVAL, "df_digits_make: bad arguments");
+    memset(out, 0, sizeof *out);
+    out->n = n;
+    out->h = out->w = 28;
+    out->x = malloc((size_t)n * 784 * 4);
+    out->y = malloc((size_t)n * 4);
+    if (!out->x || !out->y) {
+        df_dataset_free(out);
+        return df_seterr(DF_ENOMEM, "out of memory");
+    }
+    df_rng r = df_rng_new(seed);
+    df_parallel_for(n, 64, digits_piece, &(digits_job){out, r.key});
     snprintf(out->source, sizeof out->source, "procedural digits (%lld)", (long long)n);
     return DF_OK;
 }

@@ -1,4 +1,4 @@
-/* Executor: runs the planned nodes in order; kernels are OpenMP-parallel
+/* Executor: runs the planned nodes in order; kernels are parallel
  * inside. Parameter and gradient pointers are re-resolved at every run so a
  * store shared by several graphs may grow between compilations. */
 #include "internal.h"

@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "parallel.h"
+#include <stdatomic.h>
 
 struct df_optim {
     df_params *ps;
@@ -76,11 +78,63 @@ float *df_optim_state(df_optim *o, int64_t *n) {
     return o->state;
 }
 
-static int grads_finite(const float *g, int64_t n) {
+typedef struct {
+    const float *g;
+    _Atomic int bad;
+} finite_job;
+static void finite_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    finite_job *j = ctx;
     int ok = 1;
-#pragma omp parallel for reduction(& : ok) schedule(static)
-    for (int64_t i = 0; i < n; i++) ok &= isfinite(g[i]) ? 1 : 0;
-    return ok;
+    (void)worker;
+    for (int64_t i = i0; i < i1; i++) ok &= isfinite(j->g[i]) ? 1 : 0;
+    if (!ok) atomic_store(&j->bad, 1);
+}
+static int grads_finite(const float *g, int64_t n) {
+    finite_job j = {g, 0};
+    df_parallel_for(n, DF_PIECE(n), finite_piece, &j);
+    return !atomic_load(&j.bad);
+}
+
+/* One optimizer update of elements [i0, i1) (the step's constants in o). */
+typedef struct {
+    const df_opt_config *c;
+    float *w, *m, *v;
+    const float *g, *dm;
+    float lr, step, rs;
+    int64_t steps;
+} update_job;
+static void sgd_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const update_job *j = ctx;
+    float *w = j->w, *m = j->m, mu = j->c->momentum, wd = j->c->weight_decay, lr = j->lr;
+    const float *g = j->g, *dm = j->dm;
+    int nest = j->c->nesterov;
+    (void)worker;
+    for (int64_t i = i0; i < i1; i++) {
+        float gi = g[i] + wd * dm[i] * w[i];
+        float mi = j->steps == 1 ? gi : mu * m[i] + gi;
+        m[i] = mi;
+        w[i] -= lr * (nest ? gi + mu * mi : mi);
+    }
+}
+static void adam_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const update_job *j = ctx;
+    float *w = j->w, *m = j->m, *v = j->v, wd = j->c->weight_decay, lr = j->lr;
+    float b1 = j->c->beta1, b2 = j->c->beta2, eps = j->c->eps, step = j->step, rs = j->rs;
+    const float *g = j->g, *dm = j->dm;
+    int adamw = j->c->kind == DF_OPT_ADAMW;
+    (void)worker;
+    for (int64_t i = i0; i < i1; i++) {
+        float gi = g[i];
+        if (!adamw)
+            gi += wd * dm[i] * w[i];
+        else
+            w[i] -= lr * wd * dm[i] * w[i];
+        float mi = b1 * m[i] + (1 - b1) * gi;
+        float vi = b2 * v[i] + (1 - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] -= step * mi / (sqrtf(vi) * rs + eps);
+    }
 }
 
 df_status df_optim_step(df_optim *o, float lr) {
@@ -96,41 +150,32 @@ df_status df_optim_step(df_optim *o, float lr) {
     const df_opt_config *c = &o->cfg;
     if (lr < 0) lr = c->lr;
     o->steps++;
-    float wd = c->weight_decay;
-    const float *dm = o->decay;
+    update_job j = {c, w, o->state, o->state + n, g, o->decay, lr, 0, 0, o->steps};
     if (c->kind == DF_OPT_SGD) {
-        float *m = o->state, mu = c->momentum;
-        int nest = c->nesterov;
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n; i++) {
-            float gi = g[i] + wd * dm[i] * w[i];
-            float mi = o->steps == 1 ? gi : mu * m[i] + gi;
-            m[i] = mi;
-            w[i] -= lr * (nest ? gi + mu * mi : mi);
-        }
+        df_parallel_for(n, DF_PIECE(n), sgd_piece, &j);
         return DF_OK;
     }
-    float *m = o->state, *v = o->state + n;
-    float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
-    double bc1 = 1.0 - pow(b1, (double)o->steps), bc2 = 1.0 - pow(b2, (double)o->steps);
-    float step = (float)(lr / bc1), rs = (float)(1.0 / sqrt(bc2));
-    int adamw = c->kind == DF_OPT_ADAMW;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float gi = g[i];
-        if (!adamw)
-            gi += wd * dm[i] * w[i];
-        else
-            w[i] -= lr * wd * dm[i] * w[i];
-        float mi = b1 * m[i] + (1 - b1) * gi;
-        float vi = b2 * v[i] + (1 - b2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        w[i] -= step * mi / (sqrtf(vi) * rs + eps);
-    }
+    double bc1 = 1.0 - pow(c->beta1, (double)o->steps), bc2 = 1.0 - pow(c->beta2, (double)o->steps);
+    j.step = (float)(lr / bc1), j.rs = (float)(1.0 / sqrt(bc2));
+    df_parallel_for(n, DF_PIECE(n), adam_piece, &j);
     return DF_OK;
 }
 
+typedef struct {
+    const float *g;
+    double *part;
+    int64_t n, chunk;
+} sumsq_job;
+static void sumsq_piece(void *ctx, int64_t c0, int64_t c1, int worker) {
+    const sumsq_job *j = ctx;
+    (void)worker;
+    for (int64_t c = c0; c < c1; c++) {
+        double s = 0;
+        int64_t e = (c + 1) * j->chunk < j->n ? (c + 1) * j->chunk : j->n;
+        for (int64_t i = c * j->chunk; i < e; i++) s += (double)j->g[i] * j->g[i];
+        j->part[c] = s;
+    }
+}
 /* Fixed 4096-element chunks summed in order: independent of the thread count. */
 double df_grad_norm(df_params *ps) {
     const float *g = df_params_grad(ps);
@@ -139,28 +184,36 @@ double df_grad_norm(df_params *ps) {
     int64_t chunk = 4096, nc = (n + chunk - 1) / chunk;
     double *part = malloc((size_t)nc * sizeof(double));
     if (!part) return NAN;
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < nc; c++) {
-        double s = 0;
-        int64_t e = (c + 1) * chunk < n ? (c + 1) * chunk : n;
-        for (int64_t i = c * chunk; i < e; i++) s += (double)g[i] * g[i];
-        part[c] = s;
-    }
+    df_parallel_for(nc, DF_PIECE(nc), sumsq_piece, &(sumsq_job){g, part, n, chunk});
     double s = 0;
     for (int64_t c = 0; c < nc; c++) s += part[c];
     free(part);
     return sqrt(s);
 }
 
+/* y = s y (x NULL), or the EMA y = s y + (1 - s) x, on [i0, i1) */
+typedef struct {
+    float *y;
+    const float *x;
+    float s;
+} scale_job;
+static void scale_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const scale_job *j = ctx;
+    float *y = j->y, s = j->s;
+    (void)worker;
+    if (!j->x)
+        for (int64_t i = i0; i < i1; i++) y[i] *= s;
+    else
+        for (int64_t i = i0; i < i1; i++) y[i] = s * y[i] + (1 - s) * j->x[i];
+}
+
 double df_clip_grad_norm(df_params *ps, double max_norm) {
     double norm = df_grad_norm(ps);
     if (!isfinite(norm)) return NAN;
     if (max_norm > 0 && norm > max_norm) {
-        float s = (float)(max_norm / (norm + 1e-6));
-        float *g = df_params_grad(ps);
         int64_t n = df_params_block_numel(ps);
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n; i++) g[i] *= s;
+        scale_job j = {df_params_grad(ps), NULL, (float)(max_norm / (norm + 1e-6))};
+        df_parallel_for(n, DF_PIECE(n), scale_piece, &j);
     }
     return norm;
 }
@@ -202,12 +255,9 @@ void df_ema_free(df_ema *e) {
 }
 void df_ema_update(df_ema *e) {
     if (!e) return;
-    const float *w = df_params_data(e->ps);
-    float d = df_ema_decay_now(e), *m = e->w;
+    scale_job j = {e->w, df_params_data(e->ps), df_ema_decay_now(e)};
     e->updates++;
-    int64_t n = e->n;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) m[i] = d * m[i] + (1 - d) * w[i];
+    df_parallel_for(e->n, DF_PIECE(e->n), scale_piece, &j);
 }
 float df_ema_decay_now(const df_ema *e) {
     if (!e) return 0;

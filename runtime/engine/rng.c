@@ -2,6 +2,7 @@
  * Element i of a draw is a pure function of (key, counter + i). */
 #include "dfrun/rng.h"
 #include <math.h>
+#include "parallel.h"
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
@@ -47,41 +48,45 @@ static inline float u01(uint32_t w) {
     return (float)(w >> 8) * (1.0f / 16777216.0f);
 }
 
+/* Draws [i0, i1) of one call: element i from Philox counter base + i. */
+typedef struct {
+    uint64_t key, base;
+    void *out;
+    int kind; /* 0 uniform, 1 normal, 2 integers below k */
+    int32_t k;
+} draw_job;
+static void draw_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const draw_job *j = ctx;
+    float *f = j->out;
+    int32_t *q = j->out;
+    (void)worker;
+    for (int64_t i = i0; i < i1; i++) {
+        uint32_t w[4];
+        df_philox(j->key, j->base + (uint64_t)i, w);
+        if (j->kind == 0) {
+            f[i] = u01(w[0]);
+        } else if (j->kind == 1) {
+            double u1 = ((double)(w[0] >> 8) + 1.0) * (1.0 / 16777216.0); /* (0, 1] */
+            double u2 = (double)(w[1] >> 8) * (1.0 / 16777216.0);
+            f[i] = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+        } else {
+            q[i] = (int32_t)(((uint64_t)w[0] * (uint64_t)j->k) >> 32);
+        }
+    }
+}
+static void draw(df_rng *rng, void *out, int64_t n, int kind, int32_t k, int64_t big) {
+    if (!rng || !out || n <= 0) return;
+    draw_job j = {rng->key, rng->counter, out, kind, k};
+    df_parallel_for(n, DF_PIECE_IF(n, n > big), draw_piece, &j);
+    rng->counter += (uint64_t)n;
+}
+
 void df_rng_uniform(df_rng *rng, float *out, int64_t n) {
-    if (!rng || !out || n <= 0) return;
-    uint64_t key = rng->key, base = rng->counter;
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t w[4];
-        df_philox(key, base + (uint64_t)i, w);
-        out[i] = u01(w[0]);
-    }
-    rng->counter += (uint64_t)n;
+    draw(rng, out, n, 0, 0, 65536);
 }
-
 void df_rng_normal(df_rng *rng, float *out, int64_t n) {
-    if (!rng || !out || n <= 0) return;
-    uint64_t key = rng->key, base = rng->counter;
-#pragma omp parallel for schedule(static) if (n > 16384)
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t w[4];
-        df_philox(key, base + (uint64_t)i, w);
-        double u1 = ((double)(w[0] >> 8) + 1.0) * (1.0 / 16777216.0); /* (0, 1] */
-        double u2 = (double)(w[1] >> 8) * (1.0 / 16777216.0);
-        out[i] = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-    }
-    rng->counter += (uint64_t)n;
+    draw(rng, out, n, 1, 0, 16384);
 }
-
 void df_rng_randint(df_rng *rng, int32_t *out, int64_t n, int32_t k) {
-    if (!rng || !out || n <= 0) return;
-    uint64_t key = rng->key, base = rng->counter;
-    if (k < 1) k = 1;
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t w[4];
-        df_philox(key, base + (uint64_t)i, w);
-        out[i] = (int32_t)(((uint64_t)w[0] * (uint64_t)k) >> 32);
-    }
-    rng->counter += (uint64_t)n;
+    draw(rng, out, n, 2, k < 1 ? 1 : k, 65536);
 }

@@ -1,8 +1,11 @@
-/* Thread count for OpenMP kernels and OpenBLAS. */
+/* Thread count for the kernels (dfrun's pool, parallel.h). OpenBLAS runs
+ * single-threaded inside the kernels' pieces. */
+#define _GNU_SOURCE
 #include "dfrun/runtime.h"
 #include <cblas.h>
-#include <omp.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static int g_threads;
 
@@ -10,12 +13,14 @@ int df_set_threads(int n) {
     if (n <= 0) {
         const char *e = getenv("DFRUN_THREADS");
         n = e ? atoi(e) : 0;
-        if (n <= 0) n = omp_get_num_procs();
+        cpu_set_t cs; /* the cores this process may run on (mpirun --bind-to, taskset) */
+        if (n <= 0 && sched_getaffinity(0, sizeof cs, &cs) == 0) n = CPU_COUNT(&cs);
+        if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+        if (n <= 0) n = 1;
     }
     if (n > 1024) n = 1024;
     g_threads = n;
-    omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1);
     return n;
 }
 

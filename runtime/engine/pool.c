@@ -1,0 +1,169 @@
+/* dfrun's thread pool (see parallel.h).
+ *
+ * One loop at a time is posted by the thread that runs the graph. Its pieces
+ * are claimed through one 64-bit word, [loop tag 24 bits | pieces 20 | next
+ * piece 20], by compare-and-swap: a claim succeeds only for the current loop
+ * and a piece that exists, so a thread that wakes late for a finished loop
+ * claims nothing and touches nothing, and the poster never waits for it.
+ * The poster takes pieces too, then waits for the count of finished pieces.
+ * Waiting threads spin for a short while, then sleep on a futex. */
+#define _GNU_SOURCE
+#include "parallel.h"
+#include "dfrun/runtime.h"
+#include <errno.h>
+#include <immintrin.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define TAG_BITS 24
+#define CNT_BITS 20
+#define MAX_PIECES ((1 << CNT_BITS) - 1)
+#define SPIN_CYCLES 100000 /* time-stamp cycles to spin before sleeping: some tens of us */
+#define MAX_WORKERS 1024
+
+static struct {
+    _Atomic uint64_t claim;         /* [tag | pieces | next] */
+    _Atomic uint32_t posted;        /* futex: bumped for every loop posted */
+    _Atomic int64_t done;           /* pieces finished in the current loop */
+    _Atomic uint32_t poster_sleeps; /* futex: the poster is asleep waiting for `done` */
+    _Atomic int sleepers;           /* pool threads asleep (or about to be) on `posted` */
+    _Atomic int participants;       /* workers allowed to take pieces: [0, participants) */
+    int64_t n, piece;
+    df_loop_fn fn;
+    void *ctx;
+    uint32_t tag;
+    pthread_mutex_t grow; /* serialises starting threads */
+    int started;          /* pool threads running (workers 1 .. started) */
+} P = {.grow = PTHREAD_MUTEX_INITIALIZER};
+
+static _Thread_local int tls_worker;  /* 0: the poster or a foreign thread */
+static _Thread_local int tls_in_loop; /* inside a piece: nested loops run inline */
+
+int df_worker(void) {
+    return tls_worker;
+}
+
+static void futex_wait(_Atomic uint32_t *a, uint32_t v) {
+    syscall(SYS_futex, (uint32_t *)a, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
+}
+static void futex_wake(_Atomic uint32_t *a) {
+    syscall(SYS_futex, (uint32_t *)a, FUTEX_WAKE_PRIVATE, MAX_WORKERS, NULL, NULL, 0);
+}
+
+static inline uint64_t pack(uint32_t tag, int64_t cnt, int64_t next) {
+    return ((uint64_t)tag << (2 * CNT_BITS)) | ((uint64_t)cnt << CNT_BITS) | (uint64_t)next;
+}
+
+/* Take pieces of the loop tagged `tag` until none is left. */
+static void take_pieces(uint32_t tag, int worker) {
+    uint64_t v = atomic_load_explicit(&P.claim, memory_order_acquire);
+    for (;;) {
+        uint32_t t = (uint32_t)(v >> (2 * CNT_BITS));
+        int64_t cnt = (int64_t)((v >> CNT_BITS) & MAX_PIECES), next = (int64_t)(v & MAX_PIECES);
+        if (t != tag || next >= cnt) return;
+        /* a thread beyond the count asked for (after df_set_threads lowered
+         * it) takes nothing: its scratch was not planned */
+        if (worker >= atomic_load_explicit(&P.participants, memory_order_relaxed)) return;
+        if (!atomic_compare_exchange_weak_explicit(&P.claim, &v, v + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        /* a piece of this loop is ours: the loop's fields stay until it is done */
+        int64_t i0 = next * P.piece, i1 = i0 + P.piece < P.n ? i0 + P.piece : P.n;
+        tls_in_loop = 1;
+        P.fn(P.ctx, i0, i1, worker);
+        tls_in_loop = 0;
+        /* seq_cst pairs with the poster's store of poster_sleeps, then load of done */
+        if (atomic_fetch_add(&P.done, 1) + 1 == cnt && atomic_load(&P.poster_sleeps)) {
+            atomic_store(&P.poster_sleeps, 0);
+            futex_wake(&P.poster_sleeps);
+        }
+        v = atomic_load_explicit(&P.claim, memory_order_acquire);
+    }
+}
+
+static void *worker_main(void *arg) {
+    tls_worker = (int)(intptr_t)arg;
+    uint32_t seen = atomic_load_explicit(&P.posted, memory_order_acquire);
+    for (;;) {
+        uint32_t now = seen;
+        for (uint64_t t0 = __rdtsc(); __rdtsc() - t0 < SPIN_CYCLES;) {
+            now = atomic_load_explicit(&P.posted, memory_order_acquire);
+            if (now != seen) break;
+            _mm_pause();
+        }
+        if (now == seen) {
+            atomic_fetch_add(&P.sleepers, 1); /* seq_cst: pairs with the poster's bump, then load */
+            futex_wait(&P.posted, seen);
+            atomic_fetch_sub(&P.sleepers, 1);
+            continue;
+        }
+        seen = now;
+        uint64_t v = atomic_load_explicit(&P.claim, memory_order_acquire);
+        take_pieces((uint32_t)(v >> (2 * CNT_BITS)), tls_worker);
+    }
+    return NULL;
+}
+
+/* Start pool threads up to want - 1 (they live as long as the process). */
+static void ensure_threads(int want) {
+    if (want > MAX_WORKERS) want = MAX_WORKERS;
+    if (want - 1 <= P.started) return;
+    pthread_mutex_lock(&P.grow);
+    while (P.started < want - 1) {
+        pthread_t th;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&th, &at, worker_main, (void *)(intptr_t)(P.started + 1));
+        pthread_attr_destroy(&at);
+        if (rc) break; /* fewer threads: the work still gets done by those there are */
+        P.started++;
+    }
+    pthread_mutex_unlock(&P.grow);
+}
+
+static void run_inline(int64_t n, int64_t piece, df_loop_fn fn, void *ctx) {
+    int was = tls_in_loop;
+    tls_in_loop = 1;
+    for (int64_t i0 = 0; i0 < n; i0 += piece)
+        fn(ctx, i0, i0 + piece < n ? i0 + piece : n, tls_worker);
+    tls_in_loop = was;
+}
+
+void df_parallel_for(int64_t n, int64_t piece, df_loop_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (piece < 1) piece = 1;
+    int64_t cnt = (n + piece - 1) / piece;
+    if (cnt > MAX_PIECES) { /* bigger pieces: the claim word holds 2^20 - 1 */
+        piece = (n + MAX_PIECES - 1) / MAX_PIECES;
+        cnt = (n + piece - 1) / piece;
+    }
+    int nt = df_get_threads();
+    if (cnt == 1 || nt == 1 || tls_in_loop) {
+        run_inline(n, piece, fn, ctx);
+        return;
+    }
+    ensure_threads(nt);
+    P.n = n, P.piece = piece, P.fn = fn, P.ctx = ctx;
+    atomic_store_explicit(&P.participants, nt, memory_order_relaxed);
+    P.tag = (P.tag + 1) & ((1u << TAG_BITS) - 1);
+    atomic_store_explicit(&P.done, 0, memory_order_relaxed);
+    atomic_store_explicit(&P.claim, pack(P.tag, cnt, 0), memory_order_release);
+    atomic_fetch_add(&P.posted, 1);
+    if (atomic_load(&P.sleepers)) futex_wake(&P.posted);
+    take_pieces(P.tag, 0);
+    uint64_t t0 = __rdtsc();
+    while (atomic_load_explicit(&P.done, memory_order_acquire) < cnt) {
+        if (__rdtsc() - t0 < SPIN_CYCLES) {
+            _mm_pause();
+            continue;
+        }
+        atomic_store(&P.poster_sleeps, 1);
+        if (atomic_load(&P.done) < cnt) futex_wait(&P.poster_sleeps, 1);
+    }
+}

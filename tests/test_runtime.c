@@ -1,6 +1,8 @@
 /* Runtime pieces outside the graph: RNG, parameter store, optimizers,
  * clipping, EMA, and argument checking of the public entry points. */
 #include "harness.h"
+#include "parallel.h"
+#include <stdatomic.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,13 +332,78 @@ static void test_safetensors(void **state) {
     rmdir(dir);
 }
 
+/* ---- the thread pool (parallel.h) ---- */
+typedef struct {
+    _Atomic int *seen; /* per iteration: times run */
+    _Atomic int max_worker, nested_bad;
+    int nest, slow_us;
+} pool_probe;
+static void probe_inner(void *ctx, int64_t i0, int64_t i1, int worker) {
+    pool_probe *p = ctx;
+    (void)i0, (void)i1;
+    if (worker != df_worker()) atomic_store(&p->nested_bad, 1);
+}
+static void probe_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    pool_probe *p = ctx;
+    for (int64_t i = i0; i < i1; i++) atomic_fetch_add(&p->seen[i], 1);
+    int m = atomic_load(&p->max_worker);
+    while (worker > m && !atomic_compare_exchange_weak(&p->max_worker, &m, worker)) {
+    }
+    if (worker != df_worker()) atomic_store(&p->nested_bad, 1);
+    if (p->nest) df_parallel_for(10, 1, probe_inner, p); /* runs inline on this worker */
+    if (p->slow_us) usleep((useconds_t)p->slow_us);
+}
+static void test_pool(void **state) {
+    (void)state;
+    enum { N = 5000 };
+    _Atomic int *seen = calloc(N, sizeof *seen);
+    assert_non_null(seen);
+    const int threads[] = {4, 1, 2, 3, 2};
+    const int64_t sizes[][2] = {{1, 1}, {7, 1}, {N, 1}, {N, 64}, {N, 4999}, {N, N}, {1000, 33}};
+    for (size_t t = 0; t < sizeof threads / sizeof *threads; t++) {
+        df_set_threads(threads[t]);
+        for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+            int64_t n = sizes[k][0];
+            for (int64_t i = 0; i < n; i++) seen[i] = 0;
+            pool_probe p = {seen, 0, 0, (int)(k & 1), 0};
+            df_parallel_for(n, sizes[k][1], probe_piece, &p);
+            for (int64_t i = 0; i < n; i++) assert_int_equal(seen[i], 1); /* each exactly once */
+            assert_true(p.max_worker < threads[t]); /* workers index per-thread scratch */
+            assert_int_equal(p.nested_bad, 0);
+        }
+    }
+    /* many short loops back to back: threads that wake late must claim nothing */
+    df_set_threads(2);
+    for (int r = 0; r < 3000; r++) {
+        for (int64_t i = 0; i < 64; i++) seen[i] = 0;
+        pool_probe p = {seen, 0, 0, 0, 0};
+        df_parallel_for(64, 1 + r % 8, probe_piece, &p);
+        for (int64_t i = 0; i < 64; i++) assert_int_equal(seen[i], 1);
+        if (r % 500 == 0) usleep(2000); /* let the pool's threads fall asleep */
+    }
+    /* fewer threads than the pool has: the others must not take pieces
+     * (slow pieces give every pool thread time to wake and try) */
+    df_set_threads(4);
+    pool_probe w = {seen, 0, 0, 0, 0};
+    for (int64_t i = 0; i < 64; i++) seen[i] = 0;
+    df_parallel_for(64, 1, probe_piece, &w);
+    df_set_threads(2);
+    for (int64_t i = 0; i < 64; i++) seen[i] = 0;
+    pool_probe slow = {seen, 0, 0, 0, 300};
+    df_parallel_for(64, 1, probe_piece, &slow);
+    assert_true(slow.max_worker < 2);
+    df_parallel_for(0, 1, probe_piece, NULL); /* empty: nothing runs */
+    free(seen);
+    df_set_threads(0);
+}
+
 int main(void) {
     df_set_threads(0);
     const struct CMUnitTest t[] = {
         cmocka_unit_test(test_philox_known_answers), cmocka_unit_test(test_rng_threads_and_stats),
         cmocka_unit_test(test_params_store),         cmocka_unit_test(test_optimizers),
         cmocka_unit_test(test_clip_and_ema),         cmocka_unit_test(test_entry_point_errors),
-        cmocka_unit_test(test_safetensors),
+        cmocka_unit_test(test_safetensors),          cmocka_unit_test(test_pool),
     };
     return cmocka_run_group_tests_name("runtime", t, NULL, NULL);
 }

@@ -64,7 +64,8 @@ static void group_stats(const float *x, int64_t n, double eps, double *mean, dou
     *rstd = 1.0 / sqrt(v / n + eps);
 }
 
-/* (batch, group) pairs [i0, i1) */
+/* (batch, group) pairs [i0, i1) of groupnorm, or of groupnorm_silu:
+ * y = silu(groupnorm(x)) with the same arithmetic as the two ops apart */
 static void gn_fwd_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
     const df_node *n = ctx;
     gn_dims d = dims_of(n->in[0], n->ia[0]);
@@ -72,6 +73,7 @@ static void gn_fwd_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
     const float *gam = n->n_in > 1 ? df_inp(n, 1) : NULL, *bet = n->n_in > 1 ? df_inp(n, 2) : NULL;
     float *y = df_out(n);
     double eps = n->fa[0];
+    int silu = n->op == DF_OP_GROUPNORM_SILU;
     (void)worker;
     for (int64_t bg = i0; bg < i1; bg++) {
         int64_t b = bg / d.G, grp = bg % d.G, off = (b * d.C + grp * d.cg) * d.S;
@@ -83,7 +85,13 @@ static void gn_fwd_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
             float bb = (bet ? bet[ch] : 0.0f) - (float)m * a;
             const float *xs = x + off + cc * d.S;
             float *ys = y + off + cc * d.S;
-            for (int64_t s = 0; s < d.S; s++) ys[s] = xs[s] * a + bb;
+            if (silu)
+                for (int64_t s = 0; s < d.S; s++) {
+                    float t = xs[s] * a + bb;
+                    ys[s] = t / (1.0f + df_expf(-t));
+                }
+            else
+                for (int64_t s = 0; s < d.S; s++) ys[s] = xs[s] * a + bb;
         }
     }
 }
@@ -193,22 +201,81 @@ static df_status gn_bwd_gamma_fwd(const df_node *n, df_exec_ctx *c) {
     return DF_OK;
 }
 
-static df_status gn_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
+/* groupnorm_silu_bwd(x, [gamma, beta], gy) -> dt = silu'(t) gy with
+ * t = groupnorm(x) recomputed (not stored): the gradient reaching the
+ * groupnorm's output, as silu_bwd(t, gy) would give it */
+static df_status gn_silu_bwd_shape(df_node *n) {
+    if (n->n_in != 2 && n->n_in != 4)
+        return df_seterr(DF_EINVAL, "inputs: x, [gamma, beta], gy (got %d)", n->n_in);
+    df_node *gy = n->in[n->n_in - 1];
+    n->n_in--; /* the groupnorm's own inputs */
+    df_status st = gn_shape(n);
+    n->n_in++;
+    if (st) return st;
+    if (!df_shape_eq(&gy->shape, &n->in[0]->shape) || gy->dtype != DF_F32)
+        return df_shape_err(n, "the gradient in the input's shape", &gy->shape);
+    return DF_OK;
+}
+static void gn_silu_bwd_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const df_node *n = ctx;
+    gn_dims d = dims_of(n->in[0], n->ia[0]);
+    const float *x = df_inp(n, 0), *gy = df_inp(n, n->n_in - 1);
+    const float *gam = n->n_in > 2 ? df_inp(n, 1) : NULL, *bet = n->n_in > 2 ? df_inp(n, 2) : NULL;
+    float *dt = df_out(n);
+    (void)worker;
+    for (int64_t bg = i0; bg < i1; bg++) {
+        int64_t b = bg / d.G, grp = bg % d.G, off = (b * d.C + grp * d.cg) * d.S;
+        double m, r;
+        group_stats(x + off, d.cg * d.S, n->fa[0], &m, &r);
+        for (int64_t cc = 0; cc < d.cg; cc++) {
+            int64_t ch = grp * d.cg + cc;
+            float a = (float)r * (gam ? gam[ch] : 1.0f);
+            float bb = (bet ? bet[ch] : 0.0f) - (float)m * a;
+            const float *xs = x + off + cc * d.S, *gs = gy + off + cc * d.S;
+            float *o = dt + off + cc * d.S;
+            for (int64_t s = 0; s < d.S; s++) {
+                float t = xs[s] * a + bb, sg = 1.0f / (1.0f + df_expf(-t));
+                o[s] = gs[s] * sg * (1.0f + t * (1.0f - sg));
+            }
+        }
+    }
+}
+static df_status gn_silu_bwd_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    gn_dims d = dims_of(n->in[0], n->ia[0]);
+    df_parallel_for(d.B * d.G, DF_PIECE(d.B * d.G), gn_silu_bwd_piece, (void *)n);
+    return DF_OK;
+}
+
+/* Gradients of groupnorm given dt, the gradient at its output */
+static df_status gn_grads(df_graph *g, df_node *n, df_node *dt, df_node **gin) {
     int32_t ia = n->ia[0];
     float fa = n->fa[0];
     int affine = n->n_in == 3;
     if (n->in[0]->requires_grad) {
-        df_node *in[3] = {n->in[0], affine ? n->in[1] : gy, gy};
+        df_node *in[3] = {n->in[0], affine ? n->in[1] : dt, dt};
         gin[0] = df_node_new(g, DF_OP_GROUPNORM_BWD_X, in, affine ? 3 : 2, &ia, 1, &fa, 1);
     }
     if (affine && n->in[1]->requires_grad)
-        gin[1] = df_node_new(g, DF_OP_GROUPNORM_BWD_GAMMA, (df_node *[]){n->in[0], gy}, 2, &ia, 1,
+        gin[1] = df_node_new(g, DF_OP_GROUPNORM_BWD_GAMMA, (df_node *[]){n->in[0], dt}, 2, &ia, 1,
                              &fa, 1);
-    if (affine && n->in[2]->requires_grad) gin[2] = df_sum_to(g, gy, n->in[2]->shape, 1);
+    if (affine && n->in[2]->requires_grad) gin[2] = df_sum_to(g, dt, n->in[2]->shape, 1);
     return df_graph_status(g);
+}
+static df_status gn_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
+    return gn_grads(g, n, gy, gin);
+}
+static df_status gn_silu_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
+    df_node *in[4] = {n->in[0], n->in[1], n->in[2], gy};
+    if (n->n_in == 1) in[1] = gy;
+    df_node *dt = df_node_new(g, DF_OP_GROUPNORM_SILU_BWD, in, n->n_in + 1, n->ia, 1, n->fa, 1);
+    return gn_grads(g, n, dt, gin);
 }
 static double gn_flops(const df_node *n) {
     return 8.0 * df_shape_numel(&n->shape);
+}
+static double gn_silu_flops(const df_node *n) {
+    return 12.0 * df_shape_numel(&n->shape);
 }
 
 const df_op_desc df_opdesc_groupnorm = {.name = "groupnorm",
@@ -218,6 +285,20 @@ const df_op_desc df_opdesc_groupnorm = {.name = "groupnorm",
                                         .forward = gn_fwd,
                                         .backward = gn_bwd,
                                         .flops = gn_flops};
+const df_op_desc df_opdesc_groupnorm_silu = {.name = "groupnorm_silu",
+                                             .min_in = 1,
+                                             .max_in = 3,
+                                             .shape = gn_shape,
+                                             .forward = gn_fwd,
+                                             .backward = gn_silu_bwd,
+                                             .flops = gn_silu_flops};
+const df_op_desc df_opdesc_groupnorm_silu_bwd = {.name = "groupnorm_silu_bwd",
+                                                 .min_in = 2,
+                                                 .max_in = 4,
+                                                 .flags = DF_OPF_GRAD_ONLY,
+                                                 .shape = gn_silu_bwd_shape,
+                                                 .forward = gn_silu_bwd_fwd,
+                                                 .flops = gn_silu_flops};
 const df_op_desc df_opdesc_groupnorm_bwd_x = {.name = "groupnorm_bwd_x",
                                               .min_in = 2,
                                               .max_in = 3,
@@ -233,6 +314,12 @@ const df_op_desc df_opdesc_groupnorm_bwd_gamma = {.name = "groupnorm_bwd_gamma",
                                                   .forward = gn_bwd_gamma_fwd,
                                                   .flops = gn_flops};
 
+df_node *df_groupnorm_silu(df_graph *g, df_node *x, df_node *gamma, df_node *beta, int groups,
+                           float eps) {
+    int32_t ia = groups;
+    df_node *in[3] = {x, gamma, beta};
+    return df_node_new(g, DF_OP_GROUPNORM_SILU, in, (gamma || beta) ? 3 : 1, &ia, 1, &eps, 1);
+}
 df_node *df_groupnorm(df_graph *g, df_node *x, df_node *gamma, df_node *beta, int groups,
                       float eps) {
     int32_t ia = groups;

@@ -36,6 +36,7 @@ typedef struct df_node {
                                  gradient node (storage DF_STORE_GRAD), else -1 */
     int is_backward;          /* appended by df_backward() */
     int requires_grad;        /* a parameter, or depends on one / on a wrt input */
+    int dead;                 /* fused into another node by df_compile: not run, no buffer */
     /* Set by the planner: */
     void *data;              /* output buffer, valid after df_compile() */
     size_t offset;           /* byte offset in the arena (arena nodes) */
@@ -109,6 +110,10 @@ df_node *df_relu(df_graph *g, df_node *x);
 /* x [B, C, ...], gamma [C], beta [C] (or NULL for no affine) */
 df_node *df_groupnorm(df_graph *g, df_node *x, df_node *gamma, df_node *beta, int groups,
                       float eps);
+/* silu(groupnorm(x)) in one pass; its backward recomputes the normalised
+ * values instead of storing them (what df_compile's fusion makes of the pair) */
+df_node *df_groupnorm_silu(df_graph *g, df_node *x, df_node *gamma, df_node *beta, int groups,
+                           float eps);
 /* softmax over the last axis */
 df_node *df_softmax(df_graph *g, df_node *x);
 /* Same data, new shape (a view: no copy). One extent may be -1. */

@@ -5,16 +5,18 @@
 #include <string.h>
 
 typedef struct {
-    int groups, affine;
+    int groups, affine, silu; /* silu: the fused groupnorm_silu */
 } gctx;
 static df_node *build(df_graph *g, df_node **in, void *vc) {
     gctx *c = vc;
-    return c->affine ? df_groupnorm(g, in[0], in[1], in[2], c->groups, 1e-5f)
-                     : df_groupnorm(g, in[0], NULL, NULL, c->groups, 1e-5f);
+    df_node *(*f)(df_graph *, df_node *, df_node *, df_node *, int, float) =
+        c->silu ? df_groupnorm_silu : df_groupnorm;
+    return c->affine ? f(g, in[0], in[1], in[2], c->groups, 1e-5f)
+                     : f(g, in[0], NULL, NULL, c->groups, 1e-5f);
 }
 
 static void naive(const df_shape *s, const float *x, const float *ga, const float *be, int G,
-                  float *y) {
+                  int silu, float *y) {
     int64_t B = s->d[0], C = s->d[1], S = df_shape_numel(s) / (B * C), cg = C / G;
     for (int64_t b = 0; b < B; b++)
         for (int64_t g = 0; g < G; g++) {
@@ -28,7 +30,8 @@ static void naive(const df_shape *s, const float *x, const float *ga, const floa
                 for (int64_t k = 0; k < S; k++) {
                     int64_t ch = g * cg + c, i = (b * C + ch) * S + k;
                     double xh = (x[i] - m) / sqrt(v + 1e-5);
-                    y[i] = (float)(ga ? xh * ga[ch] + be[ch] : xh);
+                    double t = ga ? xh * ga[ch] + be[ch] : xh;
+                    y[i] = (float)(silu ? t / (1 + exp(-t)) : t);
                 }
         }
 }
@@ -44,20 +47,22 @@ static void test_forward_and_grad(void **state) {
                  {df_shape4(2, 6, 3, 3), 6},
                  {df_shape3(2, 8, 7), 2}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
-        for (int affine = 0; affine < 2; affine++) {
+        for (int variant = 0; variant < 4; variant++) {
+            int affine = variant & 1, silu = variant >> 1;
             df_shape s = cases[k].s;
             int64_t n = df_shape_numel(&s), C = s.d[1];
             float *x = malloc(n * 4), *ref = malloc(n * 4), ga[64], be[64];
             dft_fill_uniform(x, n, -2, 3, 10 + k);
             dft_fill_uniform(ga, C, 0.5f, 1.5f, 20 + k);
             dft_fill_uniform(be, C, -1, 1, 30 + k);
-            gctx c = {cases[k].groups, affine};
+            gctx c = {cases[k].groups, affine, silu};
             dft_input ins[3] = {{"x", DF_F32, s, 1, -2, 3, 0, 0},
                                 {"gamma", DF_F32, df_shape1(C), 1, 0.5f, 1.5f, 0, 0},
                                 {"beta", DF_F32, df_shape1(C), 1, -1, 1, 0, 0}};
             float *y = dft_forward(build, &c, ins, affine ? 3 : 1, (void *[]){x, ga, be}, NULL);
-            naive(&s, x, affine ? ga : NULL, be, cases[k].groups, ref);
-            assert_int_equal(dft_close(y, ref, n, 1e-5f, 1e-4f, "groupnorm"), 0);
+            naive(&s, x, affine ? ga : NULL, be, cases[k].groups, silu, ref);
+            assert_int_equal(
+                dft_close(y, ref, n, 1e-5f, 1e-4f, silu ? "groupnorm_silu" : "groupnorm"), 0);
             assert_int_equal(dft_gradcheck(build, &c, ins, affine ? 3 : 1, 40 + k, 1e-2f, 4e-3, 40),
                              0);
             free(x);
@@ -65,6 +70,33 @@ static void test_forward_and_grad(void **state) {
             free(y);
         }
     dft_mark_forward(DF_OP_GROUPNORM);
+    dft_mark_forward(DF_OP_GROUPNORM_SILU);
+}
+
+/* The fused pair against the two ops: silu(groupnorm(x)) and the gradient
+ * reaching the groupnorm (silu_bwd of its output) are bitwise equal */
+static df_node *build_pair(df_graph *g, df_node **in, void *vc) {
+    gctx *c = vc;
+    return df_silu(g, df_groupnorm(g, in[0], in[1], in[2], c->groups, 1e-5f));
+}
+static void test_fused_equals_pair(void **state) {
+    (void)state;
+    df_shape s = df_shape4(3, 8, 5, 6);
+    int64_t n = df_shape_numel(&s);
+    float *x = malloc(n * 4), ga[8], be[8];
+    dft_fill_uniform(x, n, -3, 3, 7);
+    dft_fill_uniform(ga, 8, 0.5f, 1.5f, 8);
+    dft_fill_uniform(be, 8, -1, 1, 9);
+    gctx c = {4, 1, 1};
+    dft_input ins[3] = {{"x", DF_F32, s, 1, -3, 3, 0, 0},
+                        {"gamma", DF_F32, df_shape1(8), 1, 0.5f, 1.5f, 0, 0},
+                        {"beta", DF_F32, df_shape1(8), 1, -1, 1, 0, 0}};
+    float *y1 = dft_forward(build, &c, ins, 3, (void *[]){x, ga, be}, NULL);
+    float *y2 = dft_forward(build_pair, &c, ins, 3, (void *[]){x, ga, be}, NULL);
+    assert_memory_equal(y1, y2, n * 4);
+    free(y1);
+    free(y2);
+    free(x);
 }
 
 static void test_errors(void **state) {
@@ -89,6 +121,7 @@ static void test_errors(void **state) {
 
 int dft_run_norm(void) {
     const struct CMUnitTest t[] = {cmocka_unit_test(test_forward_and_grad),
+                                   cmocka_unit_test(test_fused_equals_pair),
                                    cmocka_unit_test(test_errors)};
     return cmocka_run_group_tests_name("norm", t, NULL, NULL);
 }

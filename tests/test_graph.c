@@ -315,7 +315,8 @@ typedef struct {
     df_node *x, *emb, *loss;
 } deep_net;
 
-static void build_deep(deep_net *d, int no_reuse, int blocks) {
+enum { DEEP_NO_REUSE = 1, DEEP_NO_FUSE = 2 };
+static void build_deep(deep_net *d, int flags, int blocks) {
     d->ps = df_params_new();
     d->g = df_graph_new(d->ps);
     df_graph *g = d->g;
@@ -351,7 +352,9 @@ static void build_deep(deep_net *d, int no_reuse, int blocks) {
     d->loss = df_mse_loss(g, out, d->x);
     df_keep(g, d->loss);
     assert_int_equal(df_backward(g, d->loss, NULL, 0), DF_OK);
-    df_compile_opts o = {.no_reuse = no_reuse, .no_inplace = no_reuse};
+    int no_reuse = flags & DEEP_NO_REUSE;
+    df_compile_opts o = {
+        .no_reuse = no_reuse, .no_inplace = no_reuse, .no_fuse = !!(flags & DEEP_NO_FUSE)};
     assert_int_equal(df_compile(g, &o), DF_OK);
     assert_int_equal(df_params_init(d->ps, 5), DF_OK);
     float xv[192], ev[48];
@@ -368,9 +371,10 @@ static void free_deep(deep_net *d) {
 
 static void test_reuse_bitwise_and_determinism(void **state) {
     (void)state;
-    deep_net a, b;
+    deep_net a, b, c;
     build_deep(&a, 0, 10);
-    build_deep(&b, 1, 10);
+    build_deep(&b, DEEP_NO_REUSE, 10);
+    build_deep(&c, DEEP_NO_FUSE, 10);
     assert_int_equal(check_no_overlap(a.g), 0);
     assert_int_equal(df_run(a.g), DF_OK);
     assert_int_equal(df_run(b.g), DF_OK);
@@ -378,9 +382,17 @@ static void test_reuse_bitwise_and_determinism(void **state) {
     assert_int_equal(n, df_params_block_numel(b.ps));
     assert_memory_equal(df_params_grad(a.ps), df_params_grad(b.ps), n * 4);
     assert_memory_equal(df_data(a.loss), df_data(b.loss), 4);
-    df_plan_stats sa, sb;
+    /* the fusion pass changes nothing but the memory: same loss and gradients, bitwise */
+    assert_int_equal(df_run(c.g), DF_OK);
+    assert_memory_equal(df_params_grad(a.ps), df_params_grad(c.ps), n * 4);
+    assert_memory_equal(df_data(a.loss), df_data(c.loss), 4);
+    df_plan_stats sa, sb, sc;
     df_plan_get_stats(a.g, &sa);
     df_plan_get_stats(b.g, &sb);
+    df_plan_get_stats(c.g, &sc);
+    fprintf(stderr, "deep net: planned %zu bytes fused, %zu unfused\n", sa.planned_bytes,
+            sc.planned_bytes);
+    assert_true(sa.planned_bytes < sc.planned_bytes);
     fprintf(stderr,
             "deep net: %d nodes (%d backward, %d in place, %d views): planned %zu bytes, "
             "no reuse %zu bytes (%.1f%%)\n",
@@ -401,6 +413,7 @@ static void test_reuse_bitwise_and_determinism(void **state) {
     free(g1);
     free_deep(&a);
     free_deep(&b);
+    free_deep(&c);
 }
 
 static void test_runtime_errors(void **state) {

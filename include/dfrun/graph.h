@@ -159,6 +159,7 @@ typedef struct {
     int no_reuse;   /* give every node its own buffer (debugging, tests) */
     int no_inplace; /* never write an op's output over its input */
     int plan_only;  /* plan and report (df_plan_get_stats) without allocating: no df_run */
+    int no_fuse;    /* keep the ops as built (no fused nodes; tests compare both) */
 } df_compile_opts;
 
 /* Plan memory (liveness reuse, in-place where safe), allocate the arena and

@@ -50,7 +50,7 @@ static df_status write_full(df_graph *g, FILE *fp, int backward) {
     for (int i = 0; i < n; i++) {
         df_node *nd = df_graph_node(g, i);
         if (nd->is_backward && !backward) continue;
-        if (nd->op == DF_OP_PARAM) continue;
+        if (nd->op == DF_OP_PARAM || nd->dead) continue;
         order[m++] = i;
     }
     /* stable sort by scope so clusters are contiguous */
@@ -142,7 +142,7 @@ static df_status write_collapsed(df_graph *g, FILE *fp, int backward, int depth)
     for (int i = 0; i < n; i++) { /* groups in order of first appearance */
         df_node *nd = df_graph_node(g, i);
         gid[i] = -1;
-        if (nd->op == DF_OP_PARAM || (nd->is_backward && !backward)) continue;
+        if (nd->op == DF_OP_PARAM || nd->dead || (nd->is_backward && !backward)) continue;
         char grp[256];
         group_of(nd->name, depth, grp, sizeof grp);
         int k;

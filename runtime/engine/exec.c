@@ -67,7 +67,7 @@ df_status df_run(df_graph *g) {
     for (int i = 0; i < g->n; i++) {
         df_node *n = g->nodes[i];
         const df_op_desc *d = df_op_table[n->op];
-        if (d->flags & (DF_OPF_LEAF | DF_OPF_VIEW)) continue;
+        if (d->flags & (DF_OPF_LEAF | DF_OPF_VIEW) || n->dead) continue;
         df_clearerr();
         double t0 = g->node_sec ? df_seconds() : 0;
         st = d->forward(n, &ctx);

@@ -367,7 +367,7 @@ double df_graph_flops(const df_graph *g, int include_backward) {
     double f = 0;
     for (int i = 0; g && i < g->n; i++) {
         const df_node *n = g->nodes[i];
-        if (!n->is_backward || include_backward) f += df_node_flops(n);
+        if (!n->dead && (!n->is_backward || include_backward)) f += df_node_flops(n);
     }
     return f;
 }

@@ -38,4 +38,8 @@ struct df_graph {
  * prefixed with the node path and op name if n is given. Returns code. */
 df_status df_graph_fail(df_graph *g, df_status code, const df_node *n, const char *opname);
 
+/* The fusion pass (fuse.c): rewrite patterns into fused nodes, marking the
+ * nodes they replace dead. */
+df_status df_fuse(df_graph *g);
+
 #endif

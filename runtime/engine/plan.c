@@ -96,6 +96,7 @@ df_status df_compile(df_graph *g, const df_compile_opts *opts) {
     if (g->n == 0) return df_seterr(DF_EINVAL, "df_compile: the graph is empty");
     df_status st = df_params_alloc(g->ps);
     if (st) return st;
+    if (!o.no_fuse && (st = df_fuse(g))) return st;
 
     /* storage classes and roots */
     memset(&g->stats, 0, sizeof g->stats);
@@ -104,7 +105,9 @@ df_status df_compile(df_graph *g, const df_compile_opts *opts) {
         const df_op_desc *d = df_op_table[n->op];
         n->inplace = NULL;
         n->last_use = -1;
-        if (n->op == DF_OP_PARAM)
+        if (n->dead)
+            n->storage = DF_STORE_NONE;
+        else if (n->op == DF_OP_PARAM)
             n->storage = DF_STORE_PARAM;
         else if (d->flags & DF_OPF_VIEW) {
             n->storage = DF_STORE_VIEW;
@@ -117,6 +120,7 @@ df_status df_compile(df_graph *g, const df_compile_opts *opts) {
     /* liveness: last reader of each storage root */
     for (int i = 0; i < g->n; i++) {
         df_node *n = g->nodes[i];
+        if (n->dead) continue;
         for (int k = 0; k < n->n_in; k++) {
             df_node *r = n->in[k]->root;
             if (r->last_use < i) r->last_use = i;
@@ -124,6 +128,7 @@ df_status df_compile(df_graph *g, const df_compile_opts *opts) {
     }
     for (int i = 0; i < g->n; i++) {
         df_node *n = g->nodes[i];
+        if (n->dead) continue;
         if (n->keep || n->op == DF_OP_INPUT) n->root->last_use = KEEP_FOREVER;
         if (n->root == n && n->last_use < i) n->last_use = i; /* unread: dies at once */
     }
@@ -141,7 +146,7 @@ df_status df_compile(df_graph *g, const df_compile_opts *opts) {
     for (int i = 0; i < g->n; i++) {
         df_node *n = g->nodes[i];
         const df_op_desc *d = df_op_table[n->op];
-        if (n->op == DF_OP_INPUT || n->op == DF_OP_PARAM) continue;
+        if (n->op == DF_OP_INPUT || n->op == DF_OP_PARAM || n->dead) continue;
         size_t sz = align_up(df_node_bytes(n));
         if (is_arena(n)) naive += sz;
         if (is_arena(n) && o.no_reuse) {
@@ -186,7 +191,7 @@ df_status df_compile(df_graph *g, const df_compile_opts *opts) {
     size_t scratch = 0;
     for (int i = 0; i < g->n; i++) {
         const df_op_desc *d = df_op_table[g->nodes[i]->op];
-        if (d->scratch) {
+        if (d->scratch && !g->nodes[i]->dead) {
             size_t s = d->scratch(g->nodes[i], nt);
             if (s > scratch) scratch = s;
         }

@@ -113,6 +113,34 @@ static void test_other_commands(void **state) {
     has("nope");
     assert_int_equal(cli("bench graphs/toy_ring.yaml --batch 64 --sample-batch 64 --steps 4"), 0);
     has("\"train_img_per_s\"");
+    /* --compare against a stand-in peer (a shell script printing the peer's JSON line) */
+    long long params = atoll(strstr(out, "\"params\": ") + strlen("\"params\": "));
+    char peer[600];
+    snprintf(peer, sizeof peer, "%s/peer.sh", dir);
+    for (int match = 0; match < 2; match++) {
+        FILE *f = fopen(peer, "w");
+        assert_non_null(f);
+        fprintf(f,
+                "echo '{\"params\": %lld, \"train_img_per_s\": 10.0, "
+                "\"eval_img_per_s\": 20.0, \"peak_rss_mib\": 100}'\n",
+                match ? params : params + 1);
+        fclose(f);
+        int rc = cli("bench graphs/toy_ring.yaml --batch 64 --sample-batch 64 --steps 2 --compare "
+                     "--rounds 2 --busy --python /bin/sh --peer %s",
+                     peer);
+        if (!match) {
+            assert_int_equal(rc, 1);
+            has("--peer-channels");
+        } else {
+            assert_int_equal(rc, 0);
+            has("round 2");
+            has("dfrun/peer over 2 rounds: train");
+        }
+    }
+    assert_int_equal(cli("bench graphs/toy_ring.yaml --compare --peer /nonexistent.py"), 1);
+    has("the peer benchmark '/nonexistent.py' cannot be read");
+    assert_int_equal(cli("bench graphs/toy_ring.yaml --busy"), 2);
+    has("--busy goes with --compare");
     assert_int_not_equal(cli("eval --classifier %s/ring /nonexistent.npy", dir), 0);
     assert_int_equal(cli("config graphs/toy_ring.yaml --set train.lr=0.01"), 0);
     has("lr: 0.01");

@@ -30,4 +30,32 @@ typedef struct {
 df_status df_bench(const char *graph, const char *const *sets, int nsets, int64_t batch,
                    int64_t sample_batch, int steps, df_bench_result *r);
 
+/* ---- against the PyTorch peer (../shared/bench/torch_ref.py) ---- */
+typedef struct {
+    int64_t params;
+    double train_img_per_s, eval_img_per_s, peak_rss_mib;
+} df_peer_result;
+
+typedef struct {
+    const char *graph; /* the graph file, with sets as in df_bench */
+    const char *const *sets;
+    int nsets;
+    int64_t batch, sample_batch;
+    int steps;                 /* per run, as in df_bench */
+    int rounds;                /* runs of each side, alternating which goes first */
+    int busy;                  /* a competing single-threaded busy process runs meanwhile */
+    const char *python;        /* the peer's interpreter, e.g. /usr/bin/python3 */
+    const char *peer;          /* the peer's script: `python peer bench --threads T ...` */
+    const char *peer_channels; /* the peer's --channels ("64,128,256"), NULL: its default */
+} df_compare_opts;
+
+/* Called after each round with both sides' results. */
+typedef void (*df_compare_round_fn)(void *ctx, int round, const df_bench_result *ours,
+                                    const df_peer_result *peer);
+
+/* Runs df_bench and the peer `rounds` times each, alternating, each run in a
+ * child process of its own (so each peak resident set is its own), with the
+ * current thread count; errors if the peer's network differs in size. */
+df_status df_bench_compare(const df_compare_opts *o, df_compare_round_fn on_round, void *ctx);
+
 #endif

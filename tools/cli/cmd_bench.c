@@ -5,10 +5,46 @@
 #include "dfrun/bench.h"
 #include "dfrun/runtime.h"
 #include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    double lo[3], hi[3]; /* train, sample, memory ratios */
+} ratio_span;
+
+static void on_round(void *ctx, int k, const df_bench_result *o, const df_peer_result *p) {
+    ratio_span *s = ctx;
+    double r[3] = {o->train_img_per_s / p->train_img_per_s, o->eval_img_per_s / p->eval_img_per_s,
+                   o->peak_rss_mib / p->peak_rss_mib};
+    for (int j = 0; j < 3; j++) {
+        if (!k || r[j] < s->lo[j]) s->lo[j] = r[j];
+        if (!k || r[j] > s->hi[j]) s->hi[j] = r[j];
+    }
+    printf("round %d  dfrun: train %6.1f img/s  sample %6.1f img/s  peak %5.0f MiB\n", k + 1,
+           o->train_img_per_s, o->eval_img_per_s, o->peak_rss_mib);
+    printf("         peer:  train %6.1f img/s  sample %6.1f img/s  peak %5.0f MiB\n",
+           p->train_img_per_s, p->eval_img_per_s, p->peak_rss_mib);
+    printf("         dfrun/peer: train %.2fx  sample %.2fx  memory %.2fx\n", r[0], r[1], r[2]);
+    fflush(stdout);
+}
+
+static int compare(const df_compare_opts *o) {
+    ratio_span s;
+    printf("dfrun %s against %s %s, %d threads, batch %lld, sample batch %lld, %d rounds%s\n",
+           o->graph, o->python, o->peer, df_get_threads(), (long long)o->batch,
+           (long long)o->sample_batch, o->rounds, o->busy ? ", with a competing busy process" : "");
+    if (df_bench_compare(o, on_round, &s)) {
+        fprintf(stderr, "dfrun: %s\n", df_errmsg());
+        return 1;
+    }
+    printf("dfrun/peer over %d rounds: train %.2f-%.2fx  sample %.2f-%.2fx  memory %.2f-%.2fx\n",
+           o->rounds, s.lo[0], s.hi[0], s.lo[1], s.hi[1], s.lo[2], s.hi[2]);
+    return 0;
+}
 
 int cmd_bench(int argc, char **argv) {
-    const char *graph = NULL;
-    long long batch = 128, sample_batch = 256, steps = 10, threads = 0;
+    const char *graph = NULL, *peer = NULL, *python = "/usr/bin/python3", *peer_channels = NULL;
+    long long batch = 128, sample_batch = 256, steps = 10, threads = 0, rounds = 3;
+    int do_compare = 0, busy = 0;
     args_multi sets = {0};
     arg_spec specs[] = {
         {"GRAPH.yaml", A_POS, &graph, NULL, NULL, 0, 0, 0},
@@ -19,17 +55,37 @@ int cmd_bench(int argc, char **argv) {
         {"--threads", A_INT, &threads, "T", "threads (default: DFRUN_THREADS or all cores)", 1,
          1024, 0},
         {"--set", A_MULTI, &sets, "PATH=VALUE", "override a value of the graph file", 0, 0, 0},
+        {"--compare", A_FLAG, &do_compare, NULL,
+         "also run the PyTorch peer, alternating, and print the ratios", 0, 0, 0},
+        {"--rounds", A_INT, &rounds, "N", "runs of each side with --compare (default 3)", 1, 100,
+         0},
+        {"--busy", A_FLAG, &busy, NULL,
+         "with --compare: a competing busy process runs meanwhile (a shared machine)", 0, 0, 0},
+        {"--peer", A_STR, &peer, "SCRIPT",
+         "the peer (default: $DFRUN_PEER, else ../shared/bench/torch_ref.py)", 0, 0, 0},
+        {"--python", A_STR, &python, "PATH", "the peer's interpreter (default /usr/bin/python3)", 0,
+         0, 0},
+        {"--peer-channels", A_STR, &peer_channels, "C1,C2,C3",
+         "the peer's channels when the graph's differ from its default", 0, 0, 0},
     };
     cmd_spec c = {
         "bench", "GRAPH.yaml [options]",
         "Times training steps (forward, backward, optimizer) at batch B and sampling forwards at\n"
         "batch S on random data after a warm-up; prints img/s, GFLOP/s, planned and peak memory.\n"
-        "Compare with /usr/bin/python3 ../shared/bench/torch_ref.py bench in the same session.\n",
+        "--compare runs the PyTorch peer (../shared/bench/torch_ref.py) too, alternating, each run\n"
+        "in a process of its own, and prints dfrun/peer ratios.\n",
         specs, sizeof specs / sizeof specs[0]};
     int a = args_parse(&c, argc, argv);
     if (a) return a == 1 ? 0 : 2;
     if (!graph) return args_fail(&c, "no graph file given");
     if (threads) df_set_threads((int)threads);
+    if (!peer) peer = getenv("DFRUN_PEER") ? getenv("DFRUN_PEER") : "../shared/bench/torch_ref.py";
+    if (do_compare) {
+        df_compare_opts o = {graph,       sets.v, sets.n, batch, sample_batch, (int)steps,
+                             (int)rounds, busy,   python, peer,  peer_channels};
+        return compare(&o);
+    }
+    if (busy) return args_fail(&c, "--busy goes with --compare");
     df_bench_result r;
     if (df_bench(graph, sets.v, sets.n, batch, sample_batch, (int)steps, &r)) {
         fprintf(stderr, "dfrun: %s\n", df_errmsg());

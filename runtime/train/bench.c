@@ -103,9 +103,7 @@ df_status df_bench(const char *graph, const char *const *sets, int nsets, int64_
         goto out;
     }
     for (int64_t i = 0; i < ny; i++) y[i] = (int32_t)(i % 10);
-    if ((st = df_model_build(&tr, f, ps, batch, DF_MODEL_TRAIN)) ||
-        (st = df_model_build(&ev, f, ps, sample_batch, DF_MODEL_INFER)) ||
-        (st = df_params_init(ps, 0)))
+    if ((st = df_model_build(&tr, f, ps, batch, DF_MODEL_TRAIN)) || (st = df_params_init(ps, 0)))
         goto out;
     df_opt_config oc = df_config_optim(df_gfile_config(f));
     if (!(opt = df_optim_new(ps, &oc))) {
@@ -119,16 +117,21 @@ df_status df_bench(const char *graph, const char *const *sets, int nsets, int64_
     for (int k = 0; k < steps; k++)
         if ((st = df_run(tr.g)) || (st = df_optim_step(opt, -1))) goto out;
     double ts = (df_seconds() - t0) / steps;
-    /* inference: one warm-up forward, then max(steps / 2, 2) timed ones */
-    if ((st = feed_eval(&ev, &rng, y)) || (st = df_run(ev.g))) goto out;
+    df_plan_stats pt, pe;
+    if ((st = df_plan_get_stats(tr.g, &pt))) goto out;
+    double fl = df_graph_flops(tr.g, 0) / batch; /* forward FLOPs per example */
+    /* inference, as dfrun sample runs it: no training graph alive; one
+     * warm-up forward, then max(steps / 2, 2) timed ones */
+    df_model_free(&tr);
+    if ((st = df_model_build(&ev, f, ps, sample_batch, DF_MODEL_INFER)) ||
+        (st = feed_eval(&ev, &rng, y)) || (st = df_run(ev.g)))
+        goto out;
     int ne = steps / 2 > 2 ? steps / 2 : 2;
     t0 = df_seconds();
     for (int k = 0; k < ne; k++)
         if ((st = df_run(ev.g))) goto out;
     double es = (df_seconds() - t0) / ne;
-    df_plan_stats pt, pe;
-    if ((st = df_plan_get_stats(tr.g, &pt)) || (st = df_plan_get_stats(ev.g, &pe))) goto out;
-    double fl = df_graph_flops(tr.g, 0) / batch; /* forward FLOPs per example */
+    if ((st = df_plan_get_stats(ev.g, &pe))) goto out;
     r->params = df_params_numel(ps);
     r->batch = batch;
     r->eval_batch = sample_batch;

@@ -9,6 +9,9 @@ int df_set_threads(int n);
 int df_get_threads(void);
 /* Which OpenBLAS flavour is loaded: "openmp", "pthreads" or "serial". */
 const char *df_blas_flavour(void);
+/* "model name; avx512f avx512_bf16 amx_tile amx_bf16" (the flags present),
+ * read at run time from /proc/cpuinfo: figures are quoted with it. */
+const char *df_cpu_summary(void);
 /* Monotonic wall-clock seconds (for timing; the origin is arbitrary). */
 double df_seconds(void);
 

@@ -29,9 +29,11 @@ static void on_round(void *ctx, int k, const df_bench_result *o, const df_peer_r
 
 static int compare(const df_compare_opts *o) {
     ratio_span s;
-    printf("dfrun %s against %s %s, %d threads, batch %lld, sample batch %lld, %d rounds%s\n",
+    printf("dfrun %s against %s %s, %d threads, batch %lld, sample batch %lld, %d rounds%s\n"
+           "cpu: %s\n",
            o->graph, o->python, o->peer, df_get_threads(), (long long)o->batch,
-           (long long)o->sample_batch, o->rounds, o->busy ? ", with a competing busy process" : "");
+           (long long)o->sample_batch, o->rounds, o->busy ? ", with a competing busy process" : "",
+           df_cpu_summary());
     if (df_bench_compare(o, on_round, &s)) {
         fprintf(stderr, "dfrun: %s\n", df_errmsg());
         return 1;
@@ -72,7 +74,8 @@ int cmd_bench(int argc, char **argv) {
         "bench", "GRAPH.yaml [options]",
         "Times training steps (forward, backward, optimizer) at batch B and sampling forwards at\n"
         "batch S on random data after a warm-up; prints img/s, GFLOP/s, planned and peak memory.\n"
-        "--compare runs the PyTorch peer (../shared/bench/torch_ref.py) too, alternating, each run\n"
+        "--compare runs the PyTorch peer (../shared/bench/torch_ref.py) too, alternating, each "
+        "run\n"
         "in a process of its own, and prints dfrun/peer ratios.\n",
         specs, sizeof specs / sizeof specs[0]};
     int a = args_parse(&c, argc, argv);
@@ -103,10 +106,10 @@ int cmd_bench(int argc, char **argv) {
            "\"train_img_per_s\": %.1f, \"train_gflop_per_s\": %.1f, \"eval_batch\": %lld, "
            "\"eval_s\": %.4f, \"eval_img_per_s\": %.1f, \"fwd_gflop_per_img\": %.4f, "
            "\"train_planned_mib\": %.1f, \"train_no_reuse_mib\": %.1f, "
-           "\"eval_planned_mib\": %.1f, \"peak_rss_mib\": %.0f}\n",
+           "\"eval_planned_mib\": %.1f, \"peak_rss_mib\": %.0f, \"cpu\": \"%s\"}\n",
            (long long)r.params, (long long)r.batch, r.threads, r.train_step_s, r.train_img_per_s,
            r.train_gflop_per_s, (long long)r.eval_batch, r.eval_s, r.eval_img_per_s,
            r.fwd_gflop_per_img, r.train_planned_mib, r.train_no_reuse_mib, r.eval_planned_mib,
-           r.peak_rss_mib);
+           r.peak_rss_mib, df_cpu_summary());
     return 0;
 }

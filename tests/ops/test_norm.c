@@ -73,6 +73,21 @@ static void test_forward_and_grad(void **state) {
     dft_mark_forward(DF_OP_GROUPNORM_SILU);
 }
 
+/* one-pass statistics: a large mean over a small spread still normalises right */
+static void test_offset_inputs(void **state) {
+    (void)state;
+    df_shape s = df_shape4(2, 4, 6, 6);
+    int64_t n = df_shape_numel(&s);
+    float *x = malloc(n * 4), *ref = malloc(n * 4);
+    dft_fill_uniform(x, n, 1000, 1001, 3);
+    gctx c = {2, 0, 0};
+    dft_input in = {"x", DF_F32, s, 1, 1000, 1001, 0, 0};
+    float *y = dft_forward(build, &c, &in, 1, (void *[]){x}, NULL);
+    naive(&s, x, NULL, NULL, 2, 0, ref);
+    assert_int_equal(dft_close(y, ref, n, 1e-4f, 1e-4f, "groupnorm, mean 1000"), 0);
+    free(x), free(ref), free(y);
+}
+
 /* The fused pair against the two ops: silu(groupnorm(x)) and the gradient
  * reaching the groupnorm (silu_bwd of its output) are bitwise equal */
 static df_node *build_pair(df_graph *g, df_node **in, void *vc) {
@@ -120,8 +135,8 @@ static void test_errors(void **state) {
 }
 
 int dft_run_norm(void) {
-    const struct CMUnitTest t[] = {cmocka_unit_test(test_forward_and_grad),
-                                   cmocka_unit_test(test_fused_equals_pair),
-                                   cmocka_unit_test(test_errors)};
+    const struct CMUnitTest t[] = {
+        cmocka_unit_test(test_forward_and_grad), cmocka_unit_test(test_fused_equals_pair),
+        cmocka_unit_test(test_offset_inputs), cmocka_unit_test(test_errors)};
     return cmocka_run_group_tests_name("norm", t, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <unistd.h>
 
 static void test_philox_known_answers(void **state) {
@@ -393,6 +394,24 @@ static void test_pool(void **state) {
     df_parallel_for(64, 1, probe_piece, &slow);
     assert_true(slow.max_worker < 2);
     df_parallel_for(0, 1, probe_piece, NULL); /* empty: nothing runs */
+    /* GEMMs inside pieces stay single-threaded: OpenBLAS must not start
+     * OpenMP threads of its own from the pool's threads */
+    df_params *ps = df_params_new();
+    df_graph *g = df_graph_new(ps);
+    df_node *x = df_input(g, "x", DF_F32, df_shape2(512, 256));
+    df_node *wt = df_param(g, "w", df_shape2(256, 256), (df_init){DF_INIT_KAIMING, 0});
+    df_node *y = df_linear(g, x, wt, NULL);
+    df_keep(g, y);
+    assert_int_equal(df_compile(g, NULL), DF_OK);
+    assert_int_equal(df_params_init(ps, 1), DF_OK);
+    for (int r = 0; r < 20; r++) assert_int_equal(df_run(g), DF_OK);
+    int tasks = 0;
+    DIR *d = opendir("/proc/self/task");
+    for (struct dirent *e; d && (e = readdir(d));) tasks += e->d_name[0] != '.';
+    if (d) closedir(d);
+    assert_true(tasks <= 4); /* main + at most 3 pool threads (started for 4 above) */
+    df_graph_free(g);
+    df_params_free(ps);
     free(seen);
     df_set_threads(0);
 }

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <immintrin.h>
 #include <linux/futex.h>
+#include <omp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -41,8 +42,19 @@ static struct {
     int started;          /* pool threads running (workers 1 .. started) */
 } P = {.grow = PTHREAD_MUTEX_INITIALIZER};
 
-static _Thread_local int tls_worker;  /* 0: the poster or a foreign thread */
-static _Thread_local int tls_in_loop; /* inside a piece: nested loops run inline */
+static _Thread_local int tls_worker;   /* 0: the poster or a foreign thread */
+static _Thread_local int tls_in_loop;  /* inside a piece: nested loops run inline */
+static _Thread_local int tls_blas_one; /* this thread's OpenMP thread count is set to 1 */
+
+/* OpenBLAS (OpenMP flavour) sizes its own parallelism from the calling
+ * thread's omp_get_max_threads(), and a thread that is not an OpenMP thread
+ * gets the default (all cores): its GEMMs would start an OpenMP team of their
+ * own inside our pieces. Every thread that runs pieces asks for 1 first. */
+static inline void blas_single(void) {
+    if (tls_blas_one) return;
+    omp_set_num_threads(1);
+    tls_blas_one = 1;
+}
 
 int df_worker(void) {
     return tls_worker;
@@ -88,6 +100,7 @@ static void take_pieces(uint32_t tag, int worker) {
 
 static void *worker_main(void *arg) {
     tls_worker = (int)(intptr_t)arg;
+    blas_single();
     uint32_t seen = atomic_load_explicit(&P.posted, memory_order_acquire);
     for (;;) {
         uint32_t now = seen;
@@ -137,6 +150,7 @@ static void run_inline(int64_t n, int64_t piece, df_loop_fn fn, void *ctx) {
 
 void df_parallel_for(int64_t n, int64_t piece, df_loop_fn fn, void *ctx) {
     if (n <= 0) return;
+    blas_single();
     if (piece < 1) piece = 1;
     int64_t cnt = (n + piece - 1) / piece;
     if (cnt > MAX_PIECES) { /* bigger pieces: the claim word holds 2^20 - 1 */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <dirent.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void test_philox_known_answers(void **state) {
@@ -412,6 +413,21 @@ static void test_pool(void **state) {
     assert_true(tasks <= 4); /* main + at most 3 pool threads (started for 4 above) */
     df_graph_free(g);
     df_params_free(ps);
+    /* a fork()ed child (df_bench_compare runs dfrun's side in one) gets a
+     * pool of its own: its loops use every thread again */
+    df_set_threads(2);
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (int64_t i = 0; i < 64; i++) seen[i] = 0;
+        pool_probe cp = {seen, 0, 0, 0, 300};
+        df_parallel_for(64, 1, probe_piece, &cp);
+        int ok = cp.max_worker == 1;
+        for (int64_t i = 0; i < 64; i++) ok &= seen[i] == 1;
+        _exit(ok ? 0 : 1);
+    }
+    int ws = -1;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
     free(seen);
     df_set_threads(0);
 }

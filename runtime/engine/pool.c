@@ -98,10 +98,12 @@ static void take_pieces(uint32_t tag, int worker) {
     }
 }
 
+/* arg: the worker index in the low 32 bits, the loop count posted when it
+ * was started in the high ones (a loop posted since is one to join) */
 static void *worker_main(void *arg) {
-    tls_worker = (int)(intptr_t)arg;
+    tls_worker = (int)((uintptr_t)arg & 0xffffffffu);
     blas_single();
-    uint32_t seen = atomic_load_explicit(&P.posted, memory_order_acquire);
+    uint32_t seen = (uint32_t)((uintptr_t)arg >> 32);
     for (;;) {
         uint32_t now = seen;
         for (uint64_t t0 = __rdtsc(); __rdtsc() - t0 < SPIN_CYCLES;) {
@@ -122,9 +124,22 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
+/* A child of fork() has only the thread that forked: it starts its own pool. */
+static void forked_child(void) {
+    pthread_mutex_init(&P.grow, NULL);
+    P.started = 0;
+    atomic_store(&P.sleepers, 0);
+    tls_in_loop = 0;
+}
+static void register_fork_handler(void) {
+    pthread_atfork(NULL, NULL, forked_child);
+}
+
 /* Start pool threads up to want - 1 (they live as long as the process). */
 static void ensure_threads(int want) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     if (want > MAX_WORKERS) want = MAX_WORKERS;
+    pthread_once(&once, register_fork_handler);
     if (want - 1 <= P.started) return;
     pthread_mutex_lock(&P.grow);
     while (P.started < want - 1) {
@@ -132,7 +147,9 @@ static void ensure_threads(int want) {
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&th, &at, worker_main, (void *)(intptr_t)(P.started + 1));
+        uintptr_t arg = (uintptr_t)(P.started + 1) | (uintptr_t)atomic_load(&P.posted)
+                                                         << 32; /* before this loop's post */
+        int rc = pthread_create(&th, &at, worker_main, (void *)arg);
         pthread_attr_destroy(&at);
         if (rc) break; /* fewer threads: the work still gets done by those there are */
         P.started++;

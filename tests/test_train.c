@@ -40,10 +40,11 @@ static df_status train(const char *graph, const char *name, const char *const *s
 }
 
 /* n samples from a run's checkpoint (EMA weights), caller frees */
-static float *sample(const char *name, const char *graph, int64_t n, uint64_t seed) {
+static float *sample_hint(const char *name, const char *graph, int64_t n, uint64_t seed,
+                          int64_t hint) {
     char ck[600];
     path(ck, sizeof ck, name);
-    df_gen_opts o = {.ckpt = ck, .graph = graph};
+    df_gen_opts o = {.ckpt = ck, .graph = graph, .count = hint};
     df_generator *g = df_generator_open(&o);
     if (!g) return NULL;
     float *x = malloc((size_t)(n * df_generator_model(g)->dim) * 4);
@@ -52,6 +53,9 @@ static float *sample(const char *name, const char *graph, int64_t n, uint64_t se
     df_generator_free(g);
     return x;
 }
+static float *sample(const char *name, const char *graph, int64_t n, uint64_t seed) {
+    return sample_hint(name, graph, n, seed, 0);
+}
 
 static void test_ring_end_to_end(void **state) {
     (void)state;
@@ -59,6 +63,11 @@ static void test_ring_end_to_end(void **state) {
     assert_int_equal(train(DFRUN_SOURCE_DIR "/graphs/toy_ring.yaml", "ring", half, 1, 0), 0);
     float *x = sample("ring", NULL, 4000, 1);
     assert_non_null(x);
+    /* the forward batch sized to the request (60 instead of 200) changes no sample */
+    float *s200 = sample("ring", NULL, 30, 9), *s60 = sample_hint("ring", NULL, 30, 9, 30);
+    assert_non_null(s200), assert_non_null(s60);
+    assert_memory_equal(s200, s60, 30 * 2 * 4);
+    free(s200), free(s60);
     int hit[8] = {0}, near = 0;
     for (int64_t i = 0; i < 4000; i++) {
         double best = 1e9;

@@ -15,7 +15,8 @@ typedef struct {
     const char *const *sets; /* overrides of the stored config (sampler.*) */
     int nsets;
     df_weights weights; /* EMA (default) or raw */
-    int64_t batch;      /* forward batch; 0: 200 */
+    int64_t batch;      /* forward batch; 0: 200, or 2 x count when that is smaller */
+    int64_t count;      /* samples the caller will draw, if known (0: not known) */
 } df_gen_opts;
 
 typedef struct df_generator df_generator;

@@ -72,7 +72,9 @@ df_generator *df_generator_open(const df_gen_opts *o) {
         return NULL;
     }
     g->cfg = *df_gfile_config(g->f);
-    g = finish(g, o->batch);
+    /* no larger than one forward of the guided pairs of every sample needs */
+    int64_t batch = o->batch ? o->batch : o->count > 0 && 2 * o->count < 200 ? 2 * o->count : 200;
+    g = finish(g, batch);
     if (g && df_ckpt_load_params(&c, g->ps, o->weights)) {
         df_generator_free(g);
         g = NULL;

@@ -37,7 +37,8 @@ int cmd_sample(int argc, char **argv) {
         {"--weights", A_STR, &weights, "ema|raw", "EMA weights (default) or the raw ones", 0, 0, 0},
         {"--trajectory", A_STR, &traj, "FILE.png", "the reverse process at several times", 0, 0, 0},
         {"--seed", A_INT, &seed, "S", "seed of the initial noise (default 0)", 0, 9e15, 0},
-        {"--batch", A_INT, &batch, "B", "forward batch (default 200)", 1, 65536, 0},
+        {"--batch", A_INT, &batch, "B", "forward batch (default 200, or 2 x the samples if fewer)",
+         1, 65536, 0},
         {"--threads", A_INT, &threads, "T", "threads", 1, 1024, 0},
         {"--set", A_MULTI, &sets, "PATH=VALUE", "override a stored setting (repeatable)", 0, 0, 0},
     };
@@ -76,12 +77,14 @@ int cmd_sample(int argc, char **argv) {
     if (steps) snprintf(fs[nf++], 96, "sampler.steps=%lld", steps);
     for (int i = 0; i < nf && sets.n < ARGS_MAX_MULTI; i++) sets.v[sets.n++] = fs[i];
     if (threads) df_set_threads((int)threads);
+    int64_t count = per_class ? 10 * per_class : n ? n : 64;
     df_gen_opts go = {run ? run : ckpt,
                       graph,
                       sets.v,
                       sets.n,
                       strcmp(weights, "raw") ? DF_WEIGHTS_EMA : DF_WEIGHTS_RAW,
-                      batch};
+                      batch,
+                      count};
     df_generator *g = df_generator_open(&go);
     if (!g) {
         fprintf(stderr, "dfrun: %s\n", df_errmsg());
@@ -90,7 +93,6 @@ int cmd_sample(int argc, char **argv) {
     if (df_generator_notice(g)[0]) fprintf(stderr, "dfrun: %s\n", df_generator_notice(g));
     const df_model *m = df_generator_model(g);
     const df_config *cfg = df_generator_config(g);
-    int64_t count = per_class ? 10 * per_class : n ? n : 64;
     int32_t *lab = NULL;
     float *x = malloc((size_t)(count * m->dim) * 4);
     int rc = 1;

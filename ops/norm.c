@@ -127,21 +127,28 @@ static void gn_bwd_x_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
     for (int64_t bg = i0; bg < i1; bg++) {
         int64_t b = bg / d.G, grp = bg % d.G, off = (b * d.C + grp * d.cg) * d.S;
         int64_t cnt = d.cg * d.S;
-        double m, r, sg = 0, sgx = 0;
-        group_stats(x + off, cnt, eps, &m, &r);
+        /* one pass: the group's statistics and, per channel, sum g and sum g x
+         * (sum g (x - m) = sum g x - m sum g, in double) */
+        double sx = 0, sxx = 0, sg = 0, sgxr = 0;
         for (int64_t cc = 0; cc < d.cg; cc++) {
             double ga = gam ? gam[grp * d.cg + cc] : 1.0;
             const float *xs = x + off + cc * d.S, *gs = gy + off + cc * d.S;
-            double a = 0, bsum = 0;
-#pragma omp simd reduction(+ : a, bsum)
+            double a = 0, gx = 0, s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : a, gx, s1, s2)
             for (int64_t s = 0; s < d.S; s++) {
-                a += gs[s];
-                bsum += gs[s] * (xs[s] - m);
+                double xv = xs[s], gv = gs[s];
+                s1 += xv;
+                s2 += xv * xv;
+                a += gv;
+                gx += gv * xv;
             }
+            sx += s1, sxx += s2;
             sg += ga * a;
-            sgx += ga * bsum * r;
+            sgxr += ga * gx;
         }
-        double mg = sg / cnt, mgx = sgx / cnt;
+        double m = sx / cnt, var = sxx / cnt - m * m;
+        double r = 1.0 / sqrt((var > 0 ? var : 0) + eps);
+        double mg = sg / cnt, mgx = (sgxr - m * sg) * r / cnt;
         for (int64_t cc = 0; cc < d.cg; cc++) {
             float ga = gam ? gam[grp * d.cg + cc] : 1.0f;
             const float *xs = x + off + cc * d.S, *gs = gy + off + cc * d.S;
@@ -178,18 +185,29 @@ static void gn_bwd_gamma_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
     for (int64_t grp = i0; grp < i1; grp++) {
         double a[4096]; /* cg <= 4096: checked by the caller */
         int64_t cg = d.cg;
+        double sgx[4096], sgs[4096]; /* per channel of one image: sum g x, sum g */
         for (int64_t cc = 0; cc < cg; cc++) a[cc] = 0;
         for (int64_t b = 0; b < d.B; b++) {
+            /* one pass: the group's statistics and the channels' sums;
+             * sum g (x - m) = sum g x - m sum g, in double */
             int64_t off = (b * d.C + grp * cg) * d.S;
-            double m, r;
-            group_stats(x + off, cg * d.S, eps, &m, &r);
+            double sx = 0, sxx = 0;
             for (int64_t cc = 0; cc < cg; cc++) {
                 const float *xs = x + off + cc * d.S, *gs = gy + off + cc * d.S;
-                double s = 0;
-#pragma omp simd reduction(+ : s)
-                for (int64_t k = 0; k < d.S; k++) s += gs[k] * (xs[k] - m);
-                a[cc] += s * r;
+                double s1 = 0, s2 = 0, gx = 0, g1 = 0;
+#pragma omp simd reduction(+ : s1, s2, gx, g1)
+                for (int64_t k = 0; k < d.S; k++) {
+                    double xv = xs[k], gv = gs[k];
+                    s1 += xv;
+                    s2 += xv * xv;
+                    gx += gv * xv;
+                    g1 += gv;
+                }
+                sx += s1, sxx += s2, sgx[cc] = gx, sgs[cc] = g1;
             }
+            double cnt = (double)(cg * d.S), m = sx / cnt, var = sxx / cnt - m * m;
+            double r = 1.0 / sqrt((var > 0 ? var : 0) + eps);
+            for (int64_t cc = 0; cc < cg; cc++) a[cc] += (sgx[cc] - m * sgs[cc]) * r;
         }
         for (int64_t cc = 0; cc < cg; cc++) dg[grp * cg + cc] = (float)a[cc];
     }

@@ -93,7 +93,8 @@ int cmd_train(int argc, char **argv) {
     for (int i = 0; i < nf && sets.n < ARGS_MAX_MULTI; i++) sets.v[sets.n++] = fs[i];
     if (threads) df_set_threads((int)threads);
     int tty = isatty(2);
-    df_train_opts o = {graph, sets.v, sets.n, out, NULL, data, resume, 0, &g_stop, on_event, &tty};
+    df_train_opts o = {graph,  sets.v, sets.n,  out,      NULL, data,
+                       resume, 0,      &g_stop, on_event, &tty, NULL};
     df_trainer *t = df_trainer_new(&o);
     if (!t) {
         fprintf(stderr, "dfrun: %s\n", df_errmsg());

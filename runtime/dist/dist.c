@@ -3,7 +3,6 @@
 #include <stdlib.h>
 
 static df_dist g_world = {.size = 1, .local = 1}, g_self = {.size = 1, .local = 1};
-static int g_inited; /* MPI_Init_thread called here (so finalize here) */
 
 int df_dist_built(void) {
 #ifdef DFRUN_HAVE_MPI
@@ -14,6 +13,8 @@ int df_dist_built(void) {
 }
 
 #ifdef DFRUN_HAVE_MPI
+static int g_inited; /* MPI_Init_thread called here (so finalize here) */
+
 static void setup(df_dist *d, MPI_Comm comm) {
     MPI_Comm sh;
     d->comm = comm;

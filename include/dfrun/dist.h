@@ -46,13 +46,17 @@ typedef struct {
     int64_t steps, buckets;
     double bytes;    /* per step */
     double wait_s;   /* total time blocked in df_gradsync_finish */
+    double skew_s;   /* DF_SYNC_PROBE: of which waiting for the slowest rank */
     double window_s; /* total time from the first bucket's start to the end of finish */
 } df_gradsync_stats;
 
-/* overlap 0: start every bucket only in finish (for measuring). NULL and
- * df_errmsg() on error. */
+enum {
+    DF_SYNC_OVERLAP = 1, /* start buckets during the backward pass (else all in finish) */
+    DF_SYNC_PROBE = 2    /* finish first waits at a barrier, timed apart (rank skew) */
+};
+/* flags: DF_SYNC_*. NULL and df_errmsg() on error. */
 df_gradsync *df_gradsync_new(const df_dist *d, df_params *ps, df_graph *g, size_t bucket_bytes,
-                             int overlap);
+                             int flags);
 void df_gradsync_free(df_gradsync *s);
 /* Before df_run(g): every gradient is pending; gradients will be scaled by scale. */
 void df_gradsync_begin(df_gradsync *s, float scale);

@@ -9,11 +9,11 @@ struct df_gradsync {
     const df_dist *d;
     df_params *ps;
     df_graph *g;
-    int np, nb, next, overlap, active; /* active: between begin and finish */
-    size_t *lo, *hi;                   /* [nb] element range of each bucket in the gradient block */
-    int *npar, *pending;               /* [nb] parameters with a gradient node; not yet produced */
-    int *bucket_of;                    /* [np] */
-    MPI_Request *req;                  /* [nb] */
+    int np, nb, next, flags, active; /* active: between begin and finish */
+    size_t *lo, *hi;                 /* [nb] element range of each bucket in the gradient block */
+    int *npar, *pending;             /* [nb] parameters with a gradient node; not yet produced */
+    int *bucket_of;                  /* [np] */
+    MPI_Request *req;                /* [nb] */
     float scale;
     double t_first;
     df_gradsync_stats st;
@@ -34,7 +34,8 @@ static void on_node(void *ctx, df_node *n) {
     if (!s->active) return; /* another run of the graph (validation) */
     if (n->storage == DF_STORE_GRAD && n->param >= 0 && n->param < s->np) {
         s->pending[s->bucket_of[n->param]]--;
-        while (s->overlap && s->next < s->nb && s->pending[s->next] <= 0) start(s, s->next++);
+        while ((s->flags & DF_SYNC_OVERLAP) && s->next < s->nb && s->pending[s->next] <= 0)
+            start(s, s->next++);
     }
     if (s->next) { /* Open MPI advances non-blocking collectives inside MPI calls */
         int done;
@@ -43,11 +44,11 @@ static void on_node(void *ctx, df_node *n) {
 }
 
 df_gradsync *df_gradsync_new(const df_dist *d, df_params *ps, df_graph *g, size_t bucket_bytes,
-                             int overlap) {
+                             int flags) {
     df_gradsync *s = calloc(1, sizeof *s);
     int np = df_params_count(ps);
     if (!s || np < 1) return free(s), df_seterr(DF_EINVAL, "gradient sync: no parameters"), NULL;
-    *s = (df_gradsync){.d = d, .ps = ps, .g = g, .np = np, .overlap = overlap, .scale = 1};
+    *s = (df_gradsync){.d = d, .ps = ps, .g = g, .np = np, .flags = flags, .scale = 1};
     s->lo = calloc(np, sizeof *s->lo), s->hi = calloc(np, sizeof *s->hi);
     s->npar = calloc(np, sizeof(int)), s->pending = calloc(np, sizeof(int));
     s->bucket_of = calloc(np, sizeof(int)), s->req = calloc(np, sizeof *s->req);
@@ -96,6 +97,12 @@ df_status df_gradsync_finish(df_gradsync *s) {
     if (!s) return DF_OK;
     double t0 = df_seconds();
     s->active = 0;
+    if (s->flags & DF_SYNC_PROBE) {
+        MPI_Barrier(s->d->comm);
+        double tb = df_seconds();
+        s->st.skew_s += tb - t0;
+        t0 = tb;
+    }
     while (s->next < s->nb) start(s, s->next++);
     int rc = MPI_Waitall(s->nb, s->req, MPI_STATUSES_IGNORE);
     double t1 = df_seconds();
@@ -110,8 +117,8 @@ df_gradsync_stats df_gradsync_get_stats(const df_gradsync *s) {
 }
 #else
 df_gradsync *df_gradsync_new(const df_dist *d, df_params *ps, df_graph *g, size_t bucket_bytes,
-                             int overlap) {
-    (void)d, (void)ps, (void)g, (void)bucket_bytes, (void)overlap;
+                             int flags) {
+    (void)d, (void)ps, (void)g, (void)bucket_bytes, (void)flags;
     return df_seterr(DF_ESTATE, "dfrun was built without MPI"), NULL;
 }
 void df_gradsync_free(df_gradsync *s) {

@@ -282,10 +282,13 @@ static df_status split_batch(df_trainer *t) {
 /* more than one rank: the gradient allreduce, and a word on oversubscription */
 static df_status start_dist(df_trainer *t) {
     if (t->nranks < 2) return DF_OK;
+    /* for measuring (README): the bucket size; DFRUN_OVERLAP 0: no overlap, 2: rank
+     * skew timed apart, 3: both */
     const char *mb = getenv("DFRUN_BUCKET_MB"), *ov = getenv("DFRUN_OVERLAP");
-    double bucket = mb && atof(mb) > 0 ? atof(mb) : 4;
-    t->sync = df_gradsync_new(t->dist, t->ps, t->m.g, (size_t)(bucket * (1 << 20)),
-                              !(ov && !strcmp(ov, "0")));
+    double bucket = mb && atof(mb) > 0 ? atof(mb) : 1;
+    int k = ov ? atoi(ov) : 1;
+    int flags = (k == 1 || k == 2 ? DF_SYNC_OVERLAP : 0) | (k >= 2 ? DF_SYNC_PROBE : 0);
+    t->sync = df_gradsync_new(t->dist, t->ps, t->m.g, (size_t)(bucket * (1 << 20)), flags);
     if (!t->sync) return DF_EINVAL;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int local = df_dist_local_size(t->dist), nt = df_get_threads();
@@ -552,12 +555,16 @@ df_status df_trainer_run(df_trainer *t) {
     if ((st = df_trainer_save(t))) return st;
     if ((st = write_outputs(t))) return st;
     df_gradsync_stats g = df_gradsync_get_stats(t->sync);
+    char skew[96] = "";
+    if (g.skew_s > 0)
+        snprintf(skew, sizeof skew, "; before that, %.2f ms waiting for the slowest rank",
+                 1e3 * g.skew_s / fmax(1, (double)g.steps));
     if (g.steps)
         notice(t,
                "gradient allreduce: %.2f MB per step in %lld buckets; blocked %.2f ms per step "
-               "after the backward pass (%.2f ms from the first bucket's start)",
+               "after the backward pass (%.2f ms from the first bucket's start%s)",
                g.bytes / 1e6, (long long)g.buckets, 1e3 * g.wait_s / g.steps,
-               1e3 * g.window_s / g.steps);
+               1e3 * g.window_s / g.steps, skew);
     int stopped = t->nranks > 1 ? t->stop_all : t->o.stop && *t->o.stop;
     emit(t, DF_EV_DONE, stopped ? "stopped" : "done", NAN);
     return DF_OK;

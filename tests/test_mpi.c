@@ -2,7 +2,8 @@
  * ranks train one model on MPI_COMM_WORLD, and rank 0 also trains alone (a
  * one-rank context) with the same seed and global batch; the losses of every
  * step and the final parameters must agree to float tolerance. Also: a run
- * trained on 2 ranks resumes on 1 and says so. Without MPI (or mpirun) the
+ * trained on 2 ranks resumes on 1 and says so; a stop asked on one rank
+ * stops all after the same step. Without MPI (or mpirun) the
  * tests are skipped with a message. */
 #include "harness.h"
 #include <math.h>
@@ -157,6 +158,34 @@ static void test_resume_other_n(void **state) {
     free(a->params), free(b->params), free(a), free(b);
 }
 
+/* a stop asked on one rank only (Ctrl-C reaching it first) stops every rank
+ * after the same step: none is left waiting in a collective */
+static void test_stop_agreed(void **state) {
+    (void)state;
+    skip_without_mpi();
+    char out[600];
+    snprintf(out, sizeof out, "%s/stop", dir);
+    volatile int stop = 0;
+    const char *sets[] = {"train.steps=1000"};
+    df_train_opts o = {.graph = DFRUN_SOURCE_DIR "/graphs/toy_ring.yaml",
+                       .sets = sets,
+                       .nsets = 1,
+                       .out_dir = out,
+                       .no_outputs = 1,
+                       .stop = &stop};
+    df_trainer *t = df_trainer_new(&o);
+    assert_non_null(t);
+    while (!df_trainer_done(t)) {
+        if (df_dist_rank(world) == 1 && df_trainer_step_count(t) == 5) stop = 1;
+        assert_int_equal(df_trainer_step(t), DF_OK);
+    }
+    double steps[2] = {(double)df_trainer_step_count(t), 0};
+    steps[1] = steps[0] * steps[0];
+    df_dist_sum(world, steps, 2); /* every rank the same count: sum^2 = N * sum of squares */
+    assert_true(steps[0] == 2 * 6 && steps[1] == 2 * 36);
+    df_trainer_free(t);
+}
+
 int main(void) {
     if (df_dist_init()) return fprintf(stderr, "test_mpi: %s\n", df_errmsg()), 1;
     world = df_dist_world();
@@ -166,6 +195,7 @@ int main(void) {
         cmocka_unit_test(test_ring_equal),
         cmocka_unit_test(test_unet_equal),
         cmocka_unit_test(test_resume_other_n),
+        cmocka_unit_test(test_stop_agreed),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     df_dist_finalize();

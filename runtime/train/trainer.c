@@ -364,8 +364,8 @@ df_trainer *df_trainer_new(const df_train_opts *o) {
              (long long)t->B, (long long)df_params_numel(t->ps), t->dir);
     if (t->nranks > 1)
         snprintf(what + strlen(what), sizeof what - strlen(what),
-                 " on %d ranks (%lld examples each, %d threads per rank)", t->nranks,
-                 (long long)t->Bl, df_get_threads());
+                 " on %d ranks (%lld examples each, %d thread%s per rank)", t->nranks,
+                 (long long)t->Bl, df_get_threads(), df_get_threads() > 1 ? "s" : "");
     emit(t, DF_EV_START, what, NAN);
     return t;
 }

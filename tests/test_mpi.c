@@ -158,7 +158,7 @@ static void test_resume_other_n(void **state) {
     free(a->params), free(b->params), free(a), free(b);
 }
 
-/* a stop asked on one rank only (Ctrl-C reaching it first) stops every rank
+/* a stop asked on one rank only (a signal reaching it first) stops every rank
  * after the same step: none is left waiting in a collective */
 static void test_stop_agreed(void **state) {
     (void)state;

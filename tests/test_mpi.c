@@ -3,8 +3,8 @@
  * one-rank context) with the same seed and global batch; the losses of every
  * step and the final parameters must agree to float tolerance. Also: a run
  * trained on 2 ranks resumes on 1 and says so; a stop asked on one rank
- * stops all after the same step. Without MPI (or mpirun) the
- * tests are skipped with a message. */
+ * stops all after the same step, and a step failing on one fails on all.
+ * Without MPI (or mpirun) the tests are skipped with a message. */
 #include "harness.h"
 #include <math.h>
 #include <stdio.h>
@@ -186,16 +186,41 @@ static void test_stop_agreed(void **state) {
     df_trainer_free(t);
 }
 
+/* a step failing on one rank (a NaN weight there: its loss check stops its
+ * forward pass before any gradient) fails on every rank, each with a
+ * message, and none waits for it */
+static void test_failure_agreed(void **state) {
+    (void)state;
+    skip_without_mpi();
+    char out[600];
+    snprintf(out, sizeof out, "%s/fail", dir);
+    df_train_opts o = {
+        .graph = DFRUN_SOURCE_DIR "/graphs/toy_ring.yaml", .out_dir = out, .no_outputs = 1};
+    df_trainer *t = df_trainer_new(&o);
+    assert_non_null(t);
+    assert_int_equal(df_trainer_step(t), DF_OK);
+    if (df_dist_rank(world) == 1) df_params_data(df_trainer_params(t))[0] = NAN;
+    df_status st = df_trainer_step(t);
+    assert_int_not_equal(st, DF_OK);
+    const char *want = df_dist_rank(world) == 1 ? "rank 1: " : "1 other rank(s) failed";
+    if (!strstr(df_errmsg(), want)) fprintf(stderr, "unexpected: %s\n", df_errmsg());
+    assert_non_null(strstr(df_errmsg(), want));
+    assert_true(df_trainer_done(t));
+    double one = 1;
+    df_dist_sum(world, &one, 1); /* both ranks are still here */
+    assert_true(one == 2);
+    df_trainer_free(t);
+}
+
 int main(void) {
     if (df_dist_init()) return fprintf(stderr, "test_mpi: %s\n", df_errmsg()), 1;
     world = df_dist_world();
     if (df_dist_rank(world) == 0 && !mkdtemp(dir)) return perror("mkdtemp"), 1;
     df_dist_bcast(world, dir, sizeof dir, 0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ring_equal),
-        cmocka_unit_test(test_unet_equal),
-        cmocka_unit_test(test_resume_other_n),
-        cmocka_unit_test(test_stop_agreed),
+        cmocka_unit_test(test_ring_equal),     cmocka_unit_test(test_unet_equal),
+        cmocka_unit_test(test_resume_other_n), cmocka_unit_test(test_stop_agreed),
+        cmocka_unit_test(test_failure_agreed),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     df_dist_finalize();

@@ -46,7 +46,7 @@ typedef struct {
     int64_t steps, buckets;
     double bytes;    /* per step */
     double wait_s;   /* total time blocked in df_gradsync_finish */
-    double skew_s;   /* DF_SYNC_PROBE: of which waiting for the slowest rank */
+    double skew_s;   /* DF_SYNC_PROBE: at the barrier before (not in wait_s) */
     double window_s; /* total time from the first bucket's start to the end of finish */
 } df_gradsync_stats;
 
@@ -54,15 +54,18 @@ enum {
     DF_SYNC_OVERLAP = 1, /* start buckets during the backward pass (else all in finish) */
     DF_SYNC_PROBE = 2    /* finish first waits at a barrier, timed apart (rank skew) */
 };
-/* flags: DF_SYNC_*. NULL and df_errmsg() on error. */
+/* flags: DF_SYNC_*. Takes g's df_on_node hook (until freed). NULL and
+ * df_errmsg() on error. */
 df_gradsync *df_gradsync_new(const df_dist *d, df_params *ps, df_graph *g, size_t bucket_bytes,
                              int flags);
+/* Free, releasing the graph's hook. */
 void df_gradsync_free(df_gradsync *s);
 /* Before df_run(g): every gradient is pending; gradients will be scaled by scale. */
 void df_gradsync_begin(df_gradsync *s, float scale);
 /* After df_run(g) (also after a failed one): start the buckets not started
  * yet, wait for all. */
 df_status df_gradsync_finish(df_gradsync *s);
+/* Timings so far (zeros for NULL). */
 df_gradsync_stats df_gradsync_get_stats(const df_gradsync *s);
 
 #endif

@@ -197,6 +197,37 @@ static df_status eps_wrong(void *ctx, const float *x, int64_t n, int64_t dim, do
     return DF_OK;
 }
 
+/* DSM batches split into shards (each drawn from the stream advanced to its
+ * first row, as data-parallel ranks do) equal the whole batch bit for bit */
+static void test_dsm_shards(void **state) {
+    (void)state;
+    enum { B = 13, D = 5, S = 6 }; /* shards [0, 6) and [6, 13) */
+    df_schedule vp;
+    df_schedule_init(&vp, DF_SCHED_VP, 0.1, 20, 0, 0);
+    df_dsm_cfg c = {1e-3, 0, 0.5, 10};
+    float x0[B * D], xt[2][B * D], tg[2][B * D], w[2][B], t[2][B];
+    int32_t y0[B], y[2][B];
+    dft_fill_uniform(x0, B * D, -1, 1, 1);
+    dft_fill_int(y0, B, 0, 10, 2);
+    df_rng r = df_rng_new(7), r1 = r;
+    df_dsm_batch(&vp, &c, x0, y0, B, D, 1, &r, xt[0], tg[0], w[0], t[0], y[0]);
+    const int lo[3] = {0, S, B};
+    for (int k = 0; k < 2; k++) {
+        int a = lo[k], n = lo[k + 1] - a;
+        df_rng rs = {r1.key, r1.counter + (uint64_t)a * DF_DSM_DRAWS(D)};
+        df_dsm_batch(&vp, &c, x0 + a * D, y0 + a, n, D, 1, &rs, xt[1] + a * D, tg[1] + a * D,
+                     w[1] + a, t[1] + a, y[1] + a);
+    }
+    assert_true(r.counter == r1.counter + B * DF_DSM_DRAWS(D)); /* the whole batch's draws */
+    assert_memory_equal(xt[0], xt[1], sizeof xt[0]);
+    assert_memory_equal(tg[0], tg[1], sizeof tg[0]);
+    assert_memory_equal(t[0], t[1], sizeof t[0]);
+    assert_memory_equal(y[0], y[1], sizeof y[0]);
+    int dropped = 0;
+    for (int i = 0; i < B; i++) dropped += y[0][i] == 10;
+    assert_true(dropped > 0 && dropped < B); /* label dropout at 0.5 happened, not always */
+}
+
 static void test_wrong_sign_is_caught(void **state) {
     (void)state;
     df_schedule vp;
@@ -220,7 +251,7 @@ int main(void) {
     const struct CMUnitTest t[] = {
         cmocka_unit_test(test_schedules),        cmocka_unit_test(test_samplers_gaussian),
         cmocka_unit_test(test_samplers_mixture), cmocka_unit_test(test_wrong_sign_is_caught),
-        cmocka_unit_test(test_clip_x0),
+        cmocka_unit_test(test_clip_x0),          cmocka_unit_test(test_dsm_shards),
     };
     return cmocka_run_group_tests_name("diffusion", t, NULL, NULL);
 }

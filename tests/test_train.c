@@ -212,7 +212,8 @@ static void test_old_checkpoint(void **state) {
     assert_non_null(f);
     assert_int_equal(df_model_params(f, ps), 0);
     assert_int_equal(df_ckpt_load_params(&c, ps, DF_WEIGHTS_EMA), 0);
-    df_ckpt_state s = {ps, NULL, NULL, 0, {0, 0}, NULL, DFRUN_SOURCE_DIR "/graphs/toy_ring.yaml"};
+    df_ckpt_state s = {ps, NULL, NULL, 0, {0, 0}, NULL, DFRUN_SOURCE_DIR "/graphs/toy_ring.yaml",
+                       1};
     assert_int_equal(df_ckpt_save(old, &s), 0);
     char bad[700]; /* a NaN weight is refused when loading, not sampled from */
     path(bad, sizeof bad, "nan.safetensors");

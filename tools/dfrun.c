@@ -2,6 +2,8 @@
  * tools/cli/, each a thin shell over the library). Only the CLI exits; the
  * library returns errors. */
 #include "commands.h"
+#include "dfrun/dist.h"
+#include "dfrun/error.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -32,7 +34,7 @@ static const char *usage_main =
     "\n"
     "dfrun COMMAND --help describes a command.\n";
 
-int main(int argc, char **argv) {
+static int dispatch(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "help")) {
         fputs(usage_main, argc < 2 ? stderr : stdout);
@@ -48,4 +50,21 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2);
     fprintf(stderr, "dfrun: unknown command '%s'\n\n%s", argv[1], usage_main);
     return 2;
+}
+
+/* Under mpirun every rank runs the command (train shares its batches); a
+ * failing rank stops the whole job rather than leave the others waiting. */
+int main(int argc, char **argv) {
+    if (df_dist_init()) {
+        fprintf(stderr, "dfrun: %s\n", df_errmsg());
+        return 1;
+    }
+    int r = dispatch(argc, argv);
+    const df_dist *w = df_dist_world();
+    if (r && df_dist_size(w) > 1) {
+        fprintf(stderr, "dfrun: rank %d failed: stopping every rank\n", df_dist_rank(w));
+        df_dist_abort(r);
+    }
+    df_dist_finalize();
+    return r;
 }

@@ -3,7 +3,8 @@
 # Usage: tools/setup.sh [--with-bench]   (--with-bench adds python3-torch for the PyTorch peer)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libyaml-dev libopenblas-openmp-dev libcmocka-dev
-      zlib1g-dev libpng-dev libcairo2-dev graphviz clang libclang-rt-14-dev)
+      zlib1g-dev libpng-dev libcairo2-dev graphviz clang libclang-rt-14-dev
+      libopenmpi-dev openmpi-bin)
 [[ "${1:-}" == "--with-bench" ]] && pkgs+=(python3-torch)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -25,6 +25,7 @@ typedef struct {
     df_rng rng;
     const char *graph_doc;  /* the resolved graph document */
     const char *graph_path; /* the original file (informational) */
+    int ranks;              /* processes that trained it (0: not recorded) */
 } df_ckpt_state;
 
 df_status df_ckpt_save(const char *path, const df_ckpt_state *s);
@@ -39,6 +40,7 @@ typedef struct {
     int format;             /* 1 or 2 */
     int has_train_state;    /* step, RNG, optimizer state present */
     int64_t step, opt_steps, ema_updates;
+    int64_t ranks; /* processes that trained it; 1 when not recorded */
     df_rng rng;
 } df_ckpt;
 

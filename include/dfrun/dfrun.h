@@ -24,4 +24,5 @@
 #include "dfrun/sample.h"
 #include "dfrun/eval.h"
 #include "dfrun/bench.h"
+#include "dfrun/dist.h"
 #endif

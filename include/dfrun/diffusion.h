@@ -84,8 +84,12 @@ typedef struct {
 /* Noise B clean examples x0 [B, dim] (labels y0 [B] or NULL) into a training
  * batch: t [B] (i/T for discrete schedules), xt = sqrt(ab) x0 + sqrt(1-ab) eps
  * [B, dim], target [B, dim] (eps, or -eps for score targets), weight [B]
- * (1, or sigma), labels y [B] with dropout if dropout != 0. Draws, in order,
- * 2B uniforms and B*dim normals from r. */
+ * (1, or sigma), labels y [B] with dropout if dropout != 0. Row i draws from
+ * its own stretch of r's stream, DF_DSM_DRAWS(dim) values at r->counter +
+ * i * DF_DSM_DRAWS(dim) (2 uniforms: time, dropout; then dim normals), so a
+ * batch split into shards (r advanced to each shard's first row) draws what
+ * the whole batch does. Advances r by B * DF_DSM_DRAWS(dim). */
+#define DF_DSM_DRAWS(dim) (2 + (uint64_t)(dim))
 void df_dsm_batch(const df_schedule *s, const df_dsm_cfg *c, const float *x0, const int32_t *y0,
                   int64_t B, int64_t dim, int dropout, df_rng *r, float *xt, float *target,
                   float *weight, float *t, int32_t *y);

@@ -186,6 +186,9 @@ df_status df_run(df_graph *g);
 /* Per-node timing: when on, df_run adds each node's wall time to
  * df_node_seconds(node) (reset by df_profile(g, 1)). */
 void df_profile(df_graph *g, int on);
+/* Call fn(ctx, node) on the calling thread after each node df_run executes
+ * (e.g. to start communicating a gradient once its node has run); NULL: none. */
+void df_on_node(df_graph *g, void (*fn)(void *ctx, df_node *n), void *ctx);
 double df_node_seconds(const df_graph *g, const df_node *n);
 
 /* Forward FLOPs (multiply-adds count 2) of the non-backward nodes. */

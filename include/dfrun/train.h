@@ -39,6 +39,12 @@ typedef struct {
     volatile int *stop;      /* set non-zero to stop after the current step */
     void (*on_event)(void *ctx, const df_train_event *e);
     void *ctx;
+    /* Data parallelism: the ranks that share each batch (see dist.h). NULL:
+     * df_dist_world(), all ranks of an mpirun job once df_dist_init() ran
+     * (else one). Each rank takes a contiguous shard of the global batch
+     * train.batch; gradients are summed before clipping, the optimizer and
+     * the EMA; rank 0 alone writes the run directory and reports events. */
+    const struct df_dist *dist;
 } df_train_opts;
 
 typedef struct df_trainer df_trainer;
@@ -57,7 +63,8 @@ df_status df_trainer_step(df_trainer *t);
 int df_trainer_done(const df_trainer *t);
 /* Steps until done, then a final checkpoint, sample grid and loss plot. */
 df_status df_trainer_run(df_trainer *t);
-/* Loss on the fixed validation batch (the training loss's objective). */
+/* Loss on the fixed validation batch (the training loss's objective); with
+ * several ranks, a collective call (each rank computes its shard). */
 df_status df_trainer_validate(df_trainer *t, double *loss);
 /* Write the checkpoint now. */
 df_status df_trainer_save(df_trainer *t);

@@ -24,6 +24,12 @@ double df_node_seconds(const df_graph *g, const df_node *n) {
     return (g && n && g->node_sec && n->id < g->n) ? g->node_sec[n->id] : 0.0;
 }
 
+void df_on_node(df_graph *g, void (*fn)(void *ctx, df_node *n), void *ctx) {
+    if (!g) return;
+    g->on_node = fn;
+    g->on_node_ctx = ctx;
+}
+
 void df_exec_bind(df_graph *g) {
     for (int i = 0; i < g->n; i++) {
         df_node *n = g->nodes[i];
@@ -87,6 +93,7 @@ df_status df_run(df_graph *g) {
                                      "learning rate",
                                      n->name, d->name, isnan(y[j]) ? "NaN" : "infinite");
         }
+        if (g->on_node) g->on_node(g->on_node_ctx, n);
     }
     return DF_OK;
 }

@@ -31,11 +31,12 @@ df_status df_ckpt_save(const char *path, const df_ckpt_state *s) {
         t[n++] = (df_st_tensor){names[i], DF_F32, p->shape, df_ema_data(s->ema) + p->offset};
     }
     if (state) t[n++] = (df_st_tensor){"optimizer.state", DF_F32, df_shape1(nstate), state};
-    char step[32], key[32], ctr[32], osteps[32], eupd[32];
+    char step[32], key[32], ctr[32], osteps[32], eupd[32], ranks[16];
     snprintf(step, sizeof step, "%lld", (long long)s->step);
     snprintf(key, sizeof key, "%llu", (unsigned long long)s->rng.key);
     snprintf(ctr, sizeof ctr, "%llu", (unsigned long long)s->rng.counter);
     snprintf(osteps, sizeof osteps, "%lld", (long long)(s->opt ? df_optim_steps(s->opt) : 0));
+    snprintf(ranks, sizeof ranks, "%d", s->ranks > 0 ? s->ranks : 1);
     snprintf(eupd, sizeof eupd, "%lld", (long long)(s->ema ? df_ema_updates(s->ema) : 0));
     const char *meta[] = {"format",
                           DF_CKPT_FORMAT,
@@ -51,11 +52,13 @@ df_status df_ckpt_save(const char *path, const df_ckpt_state *s) {
                           osteps,
                           "ema.updates",
                           eupd,
+                          "ranks",
+                          ranks,
                           "graph",
                           absg ? absg : (s->graph_path ? s->graph_path : ""),
                           "graph.resolved",
                           s->graph_doc ? s->graph_doc : ""};
-    st = df_st_save(path, t, n, meta, 9);
+    st = df_st_save(path, t, n, meta, 10);
 out:
     if (st == DF_ENOMEM && !t) df_seterr(DF_ENOMEM, "df_ckpt_save: out of memory");
     for (int i = 0; names && i < np; i++) free(names[i]);
@@ -115,12 +118,13 @@ df_status df_ckpt_open(const char *path, df_ckpt *c) {
         (meta_int(c, "step", &c->step, 1) || meta_num(c, "rng.key", UINT64_MAX, &key, 1) ||
          meta_num(c, "rng.counter", UINT64_MAX, &ctr, 1) ||
          meta_int(c, "optimizer.steps", &c->opt_steps, 1) ||
-         meta_int(c, "ema.updates", &c->ema_updates, 0))) {
+         meta_int(c, "ema.updates", &c->ema_updates, 0) || meta_int(c, "ranks", &c->ranks, 0))) {
         df_status st = DF_EINVAL;
         df_ckpt_close(c);
         return st;
     }
     if (c->format == 1) c->ema_updates = c->step;
+    if (c->ranks < 1) c->ranks = 1;
     c->rng.key = key;
     c->rng.counter = ctr;
     return DF_OK;

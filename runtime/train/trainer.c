@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "atomic.h"
 #include "dfrun/data.h"
+#include "dfrun/dist.h"
 #include "dfrun/model.h"
 #include "dfrun/runtime.h"
 #include "dfrun/sample.h"
@@ -44,11 +45,16 @@ struct df_trainer {
     FILE *log;
     df_history hist;
     int failed;
+    const df_dist *dist; /* data parallelism: the ranks sharing each batch */
+    int rank, nranks, ckpt_ranks;
+    int64_t lo, Bl;           /* this rank's rows [lo, lo + Bl) of the global batch B */
+    df_gradsync *sync;        /* gradient allreduce (more than one rank) */
+    int stop_all, timeup_all; /* a stop or the time budget, agreed by every rank */
 };
 
 static void emit_loss(df_trainer *t, df_train_event_kind k, const char *text, double loss,
                       double val) {
-    if (!t->o.on_event) return;
+    if (!t->o.on_event || t->rank) return; /* rank 0 alone reports */
     double el = df_seconds() - t->t0,
            ips = (t->step - t->start_step) * (double)t->B / (el > 0 ? el : 1);
     double eta = t->total ? (t->total - t->step) * (el / fmax(1, (double)(t->step - t->start_step)))
@@ -91,7 +97,7 @@ static void stem_of(const char *graph, char *out, int n) {
 }
 
 /* the run directory: given, the latest (resume), or runs/<stem>/<time> */
-static df_status pick_dir(df_trainer *t) {
+static df_status pick_dir_here(df_trainer *t) {
     const df_train_opts *o = &t->o;
     const char *root = o->runs_root ? o->runs_root : "runs";
     if (o->out_dir) {
@@ -129,6 +135,21 @@ static df_status pick_dir(df_trainer *t) {
     return DF_OK;
 }
 
+/* rank 0 picks (and creates) the run directory; every rank gets its name */
+static df_status pick_dir(df_trainer *t) {
+    struct {
+        int st;
+        char dir[1024], msg[1024];
+    } m = {0};
+    if (t->rank == 0 && (m.st = pick_dir_here(t))) snprintf(m.msg, sizeof m.msg, "%s", df_errmsg());
+    snprintf(m.dir, sizeof m.dir, "%s", t->dir);
+    df_status st = df_dist_bcast(t->dist, &m, sizeof m, 0);
+    if (st || m.st) return st ? st : df_seterr(m.st, "%s", m.msg);
+    snprintf(t->dir, sizeof t->dir, "%s", m.dir);
+    snprintf(t->ckpt, sizeof t->ckpt, "%s/checkpoint.safetensors", t->dir);
+    return DF_OK;
+}
+
 /* temporary files of checkpoint writes that were killed */
 static void clean_stale(const char *dir) {
     DIR *d = opendir(dir);
@@ -155,6 +176,7 @@ static df_status load_graph(df_trainer *t, df_ckpt *c) {
     if (!o->graph && !o->out_dir) return df_seterr(DF_EINVAL, "resume: give the run directory");
     df_status st = pick_dir(t);
     if (st || (st = df_ckpt_open(t->ckpt, c))) return st;
+    t->ckpt_ranks = (int)c->ranks;
     char note[1400];
     t->f = df_ckpt_graph(c, NULL, o->sets, o->nsets, note, sizeof note);
     if (!t->f) return DF_EINVAL;
@@ -212,6 +234,7 @@ static df_status load_data(df_trainer *t) {
 }
 
 static df_status write_config(df_trainer *t) {
+    if (t->rank) return DF_OK;
     char p[1200];
     snprintf(p, sizeof p, "%s/config.yaml", t->dir);
     df_atomic a;
@@ -246,24 +269,61 @@ static df_status alloc_state(df_trainer *t) {
     return df_config_schedule(c, &t->sched);
 }
 
+/* this rank's contiguous shard of the global batch */
+static df_status split_batch(df_trainer *t) {
+    if (t->B < t->nranks)
+        return df_seterr(DF_EINVAL, "the batch (%lld) is smaller than the number of ranks (%d)",
+                         (long long)t->B, t->nranks);
+    t->lo = t->B * t->rank / t->nranks;
+    t->Bl = t->B * (t->rank + 1) / t->nranks - t->lo;
+    return DF_OK;
+}
+
+/* more than one rank: the gradient allreduce, and a word on oversubscription */
+static df_status start_dist(df_trainer *t) {
+    if (t->nranks < 2) return DF_OK;
+    /* for measuring (README): the bucket size; DFRUN_OVERLAP 0: no overlap, 2: rank
+     * skew timed apart, 3: both */
+    const char *mb = getenv("DFRUN_BUCKET_MB"), *ov = getenv("DFRUN_OVERLAP");
+    double bucket = mb && atof(mb) > 0 ? atof(mb) : 1;
+    int k = ov ? atoi(ov) : 1;
+    int flags = (k == 1 || k == 2 ? DF_SYNC_OVERLAP : 0) | (k >= 2 ? DF_SYNC_PROBE : 0);
+    t->sync = df_gradsync_new(t->dist, t->ps, t->m.g, (size_t)(bucket * (1 << 20)), flags);
+    if (!t->sync) return DF_EINVAL;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int local = df_dist_local_size(t->dist), nt = df_get_threads();
+    if (cores > 0 && (long)local * nt > cores)
+        notice(t,
+               "%d ranks on this host x %d threads = %d threads for %ld cores: give each rank "
+               "fewer (--threads %ld, or mpirun -x DFRUN_THREADS=%ld)",
+               local, nt, local * nt, cores, cores / local > 0 ? cores / local : 1,
+               cores / local > 0 ? cores / local : 1);
+    return DF_OK;
+}
+
 df_trainer *df_trainer_new(const df_train_opts *o) {
     if (!o) return df_seterr(DF_EINVAL, "df_trainer_new: no options"), NULL;
     df_trainer *t = calloc(1, sizeof *t);
     if (!t) return df_seterr(DF_ENOMEM, "out of memory"), NULL;
     t->o = *o;
+    t->dist = o->dist ? o->dist : df_dist_world();
+    t->rank = df_dist_rank(t->dist);
+    t->nranks = df_dist_size(t->dist);
     t->t0 = df_seconds();
     t->ps = df_params_new();
     df_ckpt c = {0};
     df_status st = load_graph(t, &c);
     if (!st) {
         t->B = t->cfg.train.batch;
-        st = df_model_build(&t->m, t->f, t->ps, t->B, DF_MODEL_TRAIN);
+        st = split_batch(t);
+        if (!st) st = df_model_build(&t->m, t->f, t->ps, t->Bl, DF_MODEL_TRAIN);
     }
     if (!st) {
         t->dim = t->m.dim;
         st = load_data(t);
     }
     if (!st) st = alloc_state(t);
+    if (!st) st = start_dist(t);
     if (!st) st = df_params_init(t->ps, (uint64_t)t->cfg.train.seed);
     t->rng = df_rng_new((uint64_t)t->cfg.train.seed);
     if (!st && o->resume) {
@@ -272,12 +332,19 @@ df_trainer *df_trainer_new(const df_train_opts *o) {
             t->step = t->start_step = c.step;
             t->rng = c.rng;
             notice(t, "resuming %s at step %lld", t->dir, (long long)t->step);
+            if (t->ckpt_ranks != t->nranks)
+                notice(t,
+                       "resuming a run trained on %d rank%s with %d rank%s (the batch of %lld is "
+                       "global and its draws do not depend on the ranks: the run goes on as it "
+                       "would have)",
+                       t->ckpt_ranks, t->ckpt_ranks > 1 ? "s" : "", t->nranks,
+                       t->nranks > 1 ? "s" : "", (long long)t->B);
         }
     }
     df_ckpt_close(&c);
     if (!st && !(t->doc = df_gfile_resolved(t->f, &t->cfg))) st = DF_ENOMEM;
     if (!st) st = write_config(t);
-    if (!st) {
+    if (!st && t->rank == 0) {
         clean_stale(t->dir);
         st = df_runlog_open(t->dir, o->resume, t->step, &t->log, &t->hist);
     }
@@ -295,6 +362,10 @@ df_trainer *df_trainer_new(const df_train_opts *o) {
              "training %s on %s (%lld train, %lld validation), batch %lld, %lld parameters -> %s",
              o->graph ? o->graph : t->stem, t->ds.source, (long long)t->ntrain, (long long)t->nval,
              (long long)t->B, (long long)df_params_numel(t->ps), t->dir);
+    if (t->nranks > 1)
+        snprintf(what + strlen(what), sizeof what - strlen(what),
+                 " on %d ranks (%lld examples each, %d thread%s per rank)", t->nranks,
+                 (long long)t->Bl, df_get_threads(), df_get_threads() > 1 ? "s" : "");
     emit(t, DF_EV_START, what, NAN);
     return t;
 }
@@ -302,6 +373,7 @@ df_trainer *df_trainer_new(const df_train_opts *o) {
 void df_trainer_free(df_trainer *t) {
     if (!t) return;
     if (t->log) fclose(t->log);
+    df_gradsync_free(t->sync);
     df_history_free(&t->hist);
     df_generator_free(t->gen);
     df_model_free(&t->m);
@@ -320,24 +392,46 @@ void df_trainer_free(df_trainer *t) {
 /* a batch from rows [off, off + nrows) drawn with r, fed to the graph */
 static void feed_batch(df_trainer *t, int64_t off, int64_t nrows, df_rng *r, int dropout) {
     df_model *m = &t->m;
-    int64_t B = t->B, dim = t->dim;
-    df_rng_randint(r, t->idx, B, (int32_t)nrows);
+    int64_t B = t->Bl, dim = t->dim;
+    df_rng_randint(r, t->idx, t->B, (int32_t)nrows); /* the global batch; ours from lo */
     for (int64_t i = 0; i < B; i++) {
-        memcpy(t->x0 + i * dim, t->ds.x + (off + t->idx[i]) * dim, (size_t)dim * 4);
-        t->y0[i] = t->ds.y[off + t->idx[i]];
+        int64_t k = off + t->idx[t->lo + i];
+        memcpy(t->x0 + i * dim, t->ds.x + k * dim, (size_t)dim * 4);
+        t->y0[i] = t->ds.y[k];
     }
     if (m->classifier) {
         df_set_input(m->g, m->x, t->x0, B * dim);
         df_set_input(m->g, m->labels, t->y0, B);
         return;
     }
-    df_dsm_batch(&t->sched, &t->dsm, t->x0, t->y0, B, dim, dropout, r, t->xt, t->tgt, t->w, t->t,
+    df_rng rs = {r->key, r->counter + (uint64_t)t->lo * DF_DSM_DRAWS(dim)}; /* global rows */
+    df_dsm_batch(&t->sched, &t->dsm, t->x0, t->y0, B, dim, dropout, &rs, t->xt, t->tgt, t->w, t->t,
                  t->y);
+    r->counter += (uint64_t)t->B * DF_DSM_DRAWS(dim);
     df_set_input(m->g, m->x, t->xt, B * dim);
     df_set_input(m->g, m->t, t->t, B);
     if (m->y) df_set_input(m->g, m->y, t->y, B);
     df_set_input(m->g, m->weight, t->w, B);
     df_set_input(m->g, m->target, t->tgt, B * dim);
+}
+
+/* More than one rank: sum the ranks' shares of the loss (each the mean over
+ * its rows) and flags, and agree on failure: a rank whose step failed still
+ * joins, so that none waits for it. st: this rank's status. */
+static df_status reduce_loss(df_trainer *t, df_status st, double *loss, double *flags, int nf) {
+    if (t->nranks < 2) return st;
+    char m[1200];
+    snprintf(m, sizeof m, "%s", df_errmsg());
+    double v[4] = {st ? 0 : *loss * (double)t->Bl / (double)t->B, st != 0, 0, 0};
+    for (int i = 0; i < nf && i < 2; i++) v[2 + i] = flags[i];
+    df_status s2 = df_dist_sum(t->dist, v, 2 + nf);
+    if (st) return df_seterr(st, "rank %d: %s", t->rank, m);
+    if (s2) return s2;
+    if (v[1] > 0)
+        return df_seterr(DF_ESTATE, "%.0f other rank(s) failed (see their message)", v[1]);
+    *loss = v[0];
+    for (int i = 0; i < nf && i < 2; i++) flags[i] = v[2 + i];
+    return DF_OK;
 }
 
 df_status df_trainer_validate(df_trainer *t, double *loss) {
@@ -347,20 +441,22 @@ df_status df_trainer_validate(df_trainer *t, double *loss) {
     df_rng vr = df_rng_new((uint64_t)t->cfg.train.seed ^ 0x5eedull); /* a fixed batch */
     feed_batch(t, t->ntrain, t->nval, &vr, 0);
     df_status st = df_run(t->m.g);
-    if (!st) *loss = *(const float *)df_data(t->m.loss);
+    double l = st ? NAN : *(const float *)df_data(t->m.loss);
+    if (!(st = reduce_loss(t, st, &l, NULL, 0))) *loss = l;
     df_params_zero_grad(t->ps);
     return st;
 }
 
 df_status df_trainer_save(df_trainer *t) {
-    df_ckpt_state s = {t->ps, t->ema, t->opt, t->step, t->rng, t->doc, t->o.graph};
+    if (t->rank) return DF_OK; /* rank 0 writes; the state is the same on every rank */
+    df_ckpt_state s = {t->ps, t->ema, t->opt, t->step, t->rng, t->doc, t->o.graph, t->nranks};
     return df_ckpt_save(t->ckpt, &s);
 }
 
 static df_status write_outputs(df_trainer *t) {
     char p[1200];
     df_status st = DF_OK;
-    if (t->o.no_outputs) return DF_OK;
+    if (t->o.no_outputs || t->rank) return DF_OK;
     snprintf(p, sizeof p, "%s/loss.png", t->dir);
     if (t->hist.n && (st = df_history_plot(&t->hist, p, t->stem))) return st;
     if (t->m.classifier) return DF_OK;
@@ -390,9 +486,21 @@ static df_status write_outputs(df_trainer *t) {
 df_status df_trainer_step(df_trainer *t) {
     if (!t || t->failed) return df_seterr(DF_ESTATE, "the trainer stopped after an error");
     feed_batch(t, 0, t->ntrain, &t->rng, 1);
+    df_gradsync_begin(t->sync, (float)((double)t->Bl / (double)t->B));
     df_status st = df_run(t->m.g);
     double loss = st ? NAN : *(const float *)df_data(t->m.loss);
     if (!st && !isfinite(loss)) st = df_seterr(DF_ENONFINITE, "the loss is %g", loss);
+    if (t->sync) { /* gradients summed, loss and stop agreed: every rank steps alike */
+        char m[1200];
+        snprintf(m, sizeof m, "%s", df_errmsg());
+        df_status s2 = df_gradsync_finish(t->sync);
+        st = st ? df_seterr(st, "%s", m) : s2;
+        double el = df_seconds() - t->t0,
+               fl[2] = {t->o.stop && *t->o.stop,
+                        t->cfg.train.minutes > 0 && el >= 60 * t->cfg.train.minutes};
+        st = reduce_loss(t, st, &loss, fl, 2);
+        t->stop_all = fl[0] > 0, t->timeup_all = fl[1] > 0;
+    }
     if (!st) {
         const df_config *c = &t->cfg;
         t->grad_norm = df_clip_grad_norm(t->ps, c->train.clip);
@@ -418,7 +526,7 @@ df_status df_trainer_step(df_trainer *t) {
         if (ck && (st = df_trainer_validate(t, &val))) return st;
         double el = df_seconds() - t->t0;
         double ips = (t->step - t->start_step) * (double)t->B / (el > 0 ? el : 1);
-        df_runlog_write(t->log, &t->hist, t->step, mean, t->lr, t->grad_norm, ips, val);
+        if (t->log) df_runlog_write(t->log, &t->hist, t->step, mean, t->lr, t->grad_norm, ips, val);
         emit_loss(t, DF_EV_LOG, NULL, mean, val);
         t->loss_acc = 0;
         t->nacc = 0;
@@ -432,8 +540,10 @@ df_status df_trainer_step(df_trainer *t) {
 }
 
 int df_trainer_done(const df_trainer *t) {
-    if (!t || t->failed || (t->o.stop && *t->o.stop)) return 1;
+    if (!t || t->failed) return 1;
     if (t->total && t->step >= t->total) return 1;
+    if (t->nranks > 1) return t->stop_all || t->timeup_all; /* agreed at each step */
+    if (t->o.stop && *t->o.stop) return 1;
     return t->cfg.train.minutes > 0 && df_seconds() - t->t0 >= 60 * t->cfg.train.minutes;
 }
 
@@ -444,7 +554,19 @@ df_status df_trainer_run(df_trainer *t) {
     if (st) return st;
     if ((st = df_trainer_save(t))) return st;
     if ((st = write_outputs(t))) return st;
-    emit(t, DF_EV_DONE, t->o.stop && *t->o.stop ? "stopped" : "done", NAN);
+    df_gradsync_stats g = df_gradsync_get_stats(t->sync);
+    char skew[96] = "";
+    if (g.skew_s > 0)
+        snprintf(skew, sizeof skew, "; before that, %.2f ms waiting for the slowest rank",
+                 1e3 * g.skew_s / fmax(1, (double)g.steps));
+    if (g.steps)
+        notice(t,
+               "gradient allreduce: %.2f MB per step in %lld buckets; blocked %.2f ms per step "
+               "after the backward pass (%.2f ms from the first bucket's start%s)",
+               g.bytes / 1e6, (long long)g.buckets, 1e3 * g.wait_s / g.steps,
+               1e3 * g.window_s / g.steps, skew);
+    int stopped = t->nranks > 1 ? t->stop_all : t->o.stop && *t->o.stop;
+    emit(t, DF_EV_DONE, stopped ? "stopped" : "done", NAN);
     return DF_OK;
 }
 

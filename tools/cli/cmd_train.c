@@ -75,7 +75,8 @@ int cmd_train(int argc, char **argv) {
                   "cross-entropy) with the file's data, diffusion and train sections. The run\n"
                   "directory gets config.yaml (the resolved graph), checkpoint.safetensors,\n"
                   "log.jsonl, loss.png and samples_<step>.png. Ctrl-C stops after the current\n"
-                  "step and saves a checkpoint.",
+                  "step and saves a checkpoint, as does SIGUSR1 (under mpirun, which kills\n"
+                  "the ranks on Ctrl-C: kill -USR1 on mpirun's pid).",
                   sp, (int)(sizeof sp / sizeof sp[0])};
     int r = args_parse(&c, argc, argv);
     if (r) return r == 1 ? 0 : r;
@@ -93,13 +94,15 @@ int cmd_train(int argc, char **argv) {
     for (int i = 0; i < nf && sets.n < ARGS_MAX_MULTI; i++) sets.v[sets.n++] = fs[i];
     if (threads) df_set_threads((int)threads);
     int tty = isatty(2);
-    df_train_opts o = {graph, sets.v, sets.n, out, NULL, data, resume, 0, &g_stop, on_event, &tty};
+    df_train_opts o = {graph,  sets.v, sets.n,  out,      NULL, data,
+                       resume, 0,      &g_stop, on_event, &tty, NULL};
     df_trainer *t = df_trainer_new(&o);
     if (!t) {
         fprintf(stderr, "dfrun: %s\n", df_errmsg());
         return 1;
     }
     signal(SIGINT, on_sigint);
+    signal(SIGUSR1, on_sigint); /* mpirun forwards SIGUSR1 to every rank (Ctrl-C kills them) */
     df_status st = df_trainer_run(t);
     if (st)
         fprintf(stderr, "%sdfrun: %s\n", tty ? "\n" : "", df_errmsg());

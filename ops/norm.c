@@ -96,6 +96,24 @@ static void gn_fwd_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
         }
     }
 }
+/* One channel's sums for the gradients, in double: sum x, sum x^2 (the
+ * group's statistics), sum g x and sum g. */
+typedef struct {
+    double x, xx, gx, g;
+} chan_sums;
+static chan_sums channel_sums(const float *xs, const float *gs, int64_t S) {
+    double s1 = 0, s2 = 0, gx = 0, g1 = 0;
+#pragma omp simd reduction(+ : s1, s2, gx, g1)
+    for (int64_t k = 0; k < S; k++) {
+        double xv = xs[k], gv = gs[k];
+        s1 += xv;
+        s2 += xv * xv;
+        gx += gv * xv;
+        g1 += gv;
+    }
+    return (chan_sums){s1, s2, gx, g1};
+}
+
 static df_status gn_fwd(const df_node *n, df_exec_ctx *c) {
     (void)c;
     gn_dims d = dims_of(n->in[0], n->ia[0]);
@@ -132,19 +150,10 @@ static void gn_bwd_x_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
         double sx = 0, sxx = 0, sg = 0, sgxr = 0;
         for (int64_t cc = 0; cc < d.cg; cc++) {
             double ga = gam ? gam[grp * d.cg + cc] : 1.0;
-            const float *xs = x + off + cc * d.S, *gs = gy + off + cc * d.S;
-            double a = 0, gx = 0, s1 = 0, s2 = 0;
-#pragma omp simd reduction(+ : a, gx, s1, s2)
-            for (int64_t s = 0; s < d.S; s++) {
-                double xv = xs[s], gv = gs[s];
-                s1 += xv;
-                s2 += xv * xv;
-                a += gv;
-                gx += gv * xv;
-            }
-            sx += s1, sxx += s2;
-            sg += ga * a;
-            sgxr += ga * gx;
+            chan_sums cs = channel_sums(x + off + cc * d.S, gy + off + cc * d.S, d.S);
+            sx += cs.x, sxx += cs.xx;
+            sg += ga * cs.g;
+            sgxr += ga * cs.gx;
         }
         double m = sx / cnt, var = sxx / cnt - m * m;
         double r = 1.0 / sqrt((var > 0 ? var : 0) + eps);
@@ -193,17 +202,8 @@ static void gn_bwd_gamma_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
             int64_t off = (b * d.C + grp * cg) * d.S;
             double sx = 0, sxx = 0;
             for (int64_t cc = 0; cc < cg; cc++) {
-                const float *xs = x + off + cc * d.S, *gs = gy + off + cc * d.S;
-                double s1 = 0, s2 = 0, gx = 0, g1 = 0;
-#pragma omp simd reduction(+ : s1, s2, gx, g1)
-                for (int64_t k = 0; k < d.S; k++) {
-                    double xv = xs[k], gv = gs[k];
-                    s1 += xv;
-                    s2 += xv * xv;
-                    gx += gv * xv;
-                    g1 += gv;
-                }
-                sx += s1, sxx += s2, sgx[cc] = gx, sgs[cc] = g1;
+                chan_sums cs = channel_sums(x + off + cc * d.S, gy + off + cc * d.S, d.S);
+                sx += cs.x, sxx += cs.xx, sgx[cc] = cs.gx, sgs[cc] = cs.g;
             }
             double cnt = (double)(cg * d.S), m = sx / cnt, var = sxx / cnt - m * m;
             double r = 1.0 / sqrt((var > 0 ? var : 0) + eps);

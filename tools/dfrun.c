@@ -30,7 +30,7 @@ static const char *usage_main =
     "options of every command that reads a graph:\n"
     "  --set PATH=VALUE   override a setting, e.g. --set vars.ch=[64,128,256]\n"
     "  --batch B          batch size the graph is built for (default 128)\n"
-    "  --threads T        threads (default: DFRUN_THREADS or all cores)\n"
+    "  --threads T        threads (default: DFRUN_THREADS or the cores it may use)\n"
     "\n"
     "dfrun COMMAND --help describes a command.\n";
 
@@ -59,8 +59,18 @@ int main(int argc, char **argv) {
         fprintf(stderr, "dfrun: %s\n", df_errmsg());
         return 1;
     }
-    int r = dispatch(argc, argv);
     const df_dist *w = df_dist_world();
+    if (df_dist_size(w) > 1 && argc > 1 && strcmp(argv[1], "train")) {
+        /* every rank stops here alike: no abort needed */
+        if (!df_dist_rank(w))
+            fprintf(stderr,
+                    "dfrun: only 'train' runs across ranks; run 'dfrun %s' as one process "
+                    "(without mpirun)\n",
+                    argv[1]);
+        df_dist_finalize();
+        return 2;
+    }
+    int r = dispatch(argc, argv);
     if (r && df_dist_size(w) > 1) {
         fprintf(stderr, "dfrun: rank %d failed: stopping every rank\n", df_dist_rank(w));
         df_dist_abort(r);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A rank that dies (SIGKILL) in the middle of `mpirun -np 2 dfrun train`:
 # the job must stop by itself within 30 s (no hang), with a non-zero exit and
-# a message, and the last checkpoint must still load.
+# a message, and the last checkpoint must still load. Also: commands other
+# than train refuse to run on several ranks, with a message.
 # usage: dead_rank.sh MPIEXEC DFRUN SOURCE_DIR
 set -u
 mpiexec=$1 dfrun=$2 src=$3
@@ -30,4 +31,7 @@ wait "$job" && fail "the job exited 0 after a rank died"
 grep -qi "signal 9\|killed" "$out/log" || fail "no message about the dead rank"
 "$dfrun" sample --run "$out/run" --n 8 --out "$out/s.npy" >>"$out/log" 2>&1 ||
   fail "the last checkpoint does not load"
-echo "ok: the job stopped after rank 1 died, and the last checkpoint loads"
+"$mpiexec" -np 2 --oversubscribe "$dfrun" check "$src/graphs/toy_ring.yaml" >"$out/log" 2>&1 &&
+  fail "dfrun check ran on 2 ranks"
+grep -q "only 'train' runs across ranks" "$out/log" || fail "no message for check on 2 ranks"
+echo "ok: the job stopped after rank 1 died, the last checkpoint loads, check refuses 2 ranks"

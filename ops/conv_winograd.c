@@ -1,0 +1,314 @@
+/* Winograd F(4x4, 3x3) convolution (see conv_winograd.h), points 0, +-1,
+ * +-2, infinity (Lavin & Gray 2015):
+ *   BT = [4  0 -5  0 1 0]   G = [ 1/4     0    0 ]   AT = [1 1  1 1  1 0]
+ *        [0 -4 -4  1 1 0]       [-1/6 -1/6  -1/6]        [0 1 -1 2 -2 0]
+ *        [0  4 -4 -1 1 0]       [-1/6  1/6  -1/6]        [0 1  1 4  4 0]
+ *        [0 -2 -1  2 1 0]       [1/24 1/12  1/6 ]        [0 1 -1 8 -8 1]
+ *        [0  2 -1 -2 1 0]       [1/24 -1/12 1/6 ]
+ *        [0  4  0 -5 0 1]       [ 0     0    1  ]
+ * Sixteen tiles share a vector (lane = tile). A piece of T tiles (tiles
+ * numbered image by image, row by row) is transformed into V, then for each
+ * block of 8 output channels the 36 products go to M and are transformed
+ * back straight into y. V and M of a piece stay in L2. */
+#include "conv_winograd.h"
+#include <stdlib.h>
+#include <string.h>
+
+static int wino_on = -1; /* -1: not read from the environment yet */
+
+void df_conv_set_winograd(int on) {
+    wino_on = on != 0;
+}
+int df_conv_winograd(void) {
+    if (wino_on < 0) {
+        const char *e = getenv("DFRUN_WINOGRAD");
+        wino_on = !(e && !strcmp(e, "0"));
+    }
+    return wino_on;
+}
+
+#if defined(__AVX512F__)
+#include "simd16.h"
+#include <omp.h>
+
+#define NT 16               /* tiles per vector */
+#define RB 8                /* output channels per block of the products */
+#define NVMAX 3             /* tile vectors per product kernel call */
+#define PIECE_FLOATS 163840 /* V and M of a piece: 640 KiB */
+#define MIN_CH 16           /* fewer input or output channels: the direct kernel */
+#define MAX_GROUPS (PIECE_FLOATS / (36 * (MIN_CH + RB)) / NT + 1)
+
+typedef struct {
+    int64_t ntw, ntile; /* tiles per row, per image */
+    int64_t tiles;      /* all tiles of the batch */
+    int64_t T;          /* tiles per piece (a multiple of NT) */
+    int64_t pieces, Coutp;
+} wgeom;
+
+static void wgeom_of(const dconv_shape *c, wgeom *g) {
+    g->ntw = (c->Wo + 3) / 4;
+    g->ntile = g->ntw * ((c->Ho + 3) / 4);
+    g->tiles = c->B * g->ntile;
+    int64_t T = PIECE_FLOATS / (36 * (c->Cin + RB)) / NT * NT;
+    int64_t need = (g->tiles + NT - 1) / NT * NT;
+    if (T < NT) T = NT;
+    if (T > need) T = need;
+    g->T = T;
+    g->pieces = (g->tiles + T - 1) / T;
+    g->Coutp = (c->Cout + RB - 1) / RB * RB;
+}
+
+int wino_applies(const dconv_shape *c) {
+    return c->KH == 3 && c->KW == 3 && c->s == 1 && c->p == 1 && c->Ho == c->H && c->Wo == c->W &&
+           c->Cin >= MIN_CH && c->Cout >= MIN_CH && c->B * c->Cin * c->H * c->W < INT32_MAX &&
+           c->B * c->Cout * c->H * c->W < INT32_MAX;
+}
+int wino_available(const dconv_shape *c) {
+    return wino_applies(c) && df_conv_winograd();
+}
+
+static size_t per_thread(const dconv_shape *c, const wgeom *g) {
+    return ((size_t)(36 * g->T * (c->Cin + RB)) + 15) & ~(size_t)15;
+}
+size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
+    wgeom g;
+    wgeom_of(c, &g);
+    return (((size_t)(36 * g.Coutp * c->Cin) + 15) & ~(size_t)15) +
+           (size_t)nthreads * per_thread(c, &g) + 16;
+}
+
+/* u[6] = G g[3] */
+static inline void g_col(const float g[3], float u[6]) {
+    u[0] = g[0] * 0.25f;
+    u[1] = -(g[0] + g[1] + g[2]) * (1.0f / 6);
+    u[2] = -(g[0] - g[1] + g[2]) * (1.0f / 6);
+    u[3] = g[0] * (1.0f / 24) + g[1] * (1.0f / 12) + g[2] * (1.0f / 6);
+    u[4] = g[0] * (1.0f / 24) - g[1] * (1.0f / 12) + g[2] * (1.0f / 6);
+    u[5] = g[2];
+}
+
+/* U [36][Coutp / RB][Cin][RB] = G g GT per (co, ci), zeros for co >= Cout.
+ * g = w[co][ci] (flip = 0) or w[ci][co] rotated 180 degrees (flip = 1). */
+static void transform_weights(const dconv_shape *c, const float *w, int flip, int64_t Coutp,
+                              float *U, int nt) {
+    int64_t Cin = c->Cin, Cout = c->Cout, nblk = Coutp / RB;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int64_t co = 0; co < Coutp; co++)
+        for (int64_t ci = 0; ci < Cin; ci++) {
+            float g[3][3], t[6][3], u[6][6];
+            for (int kh = 0; kh < 3; kh++)
+                for (int kw = 0; kw < 3; kw++)
+                    g[kh][kw] = co >= Cout ? 0.0f
+                                : flip     ? w[((ci * Cout + co) * 3 + 2 - kh) * 3 + 2 - kw]
+                                           : w[((co * Cin + ci) * 3 + kh) * 3 + kw];
+            for (int j = 0; j < 3; j++) {
+                float col[3] = {g[0][j], g[1][j], g[2][j]}, r[6];
+                g_col(col, r);
+                for (int a = 0; a < 6; a++) t[a][j] = r[a];
+            }
+            for (int a = 0; a < 6; a++) g_col(t[a], u[a]);
+            for (int k = 0; k < 36; k++)
+                U[((k * nblk + co / RB) * Cin + ci) * RB + co % RB] = u[k / 6][k % 6];
+        }
+}
+
+/* r = BT d (6 values) */
+static inline void bt6(const __m512 d[6], __m512 r[6]) {
+    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), five = _mm512_set1_ps(5);
+    __m512 a = _mm512_fnmadd_ps(four, d[2], d[4]); /* d4 - 4 d2 */
+    __m512 b = _mm512_fnmadd_ps(four, d[1], d[3]); /* d3 - 4 d1 */
+    __m512 e = _mm512_sub_ps(d[4], d[2]), f = _mm512_sub_ps(d[3], d[1]);
+    r[0] = _mm512_fnmadd_ps(five, d[2], _mm512_fmadd_ps(four, d[0], d[4]));
+    r[1] = _mm512_add_ps(a, b);
+    r[2] = _mm512_sub_ps(a, b);
+    r[3] = _mm512_fmadd_ps(two, f, e);
+    r[4] = _mm512_fnmadd_ps(two, f, e);
+    r[5] = _mm512_fnmadd_ps(five, d[3], _mm512_fmadd_ps(four, d[1], d[5]));
+}
+/* r = AT m (6 -> 4 values) */
+static inline void at6(const __m512 m[6], __m512 r[4]) {
+    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), eight = _mm512_set1_ps(8);
+    __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+    __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+    r[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+    r[1] = _mm512_fmadd_ps(two, d34, d12);
+    r[2] = _mm512_fmadd_ps(four, s34, s12);
+    r[3] = _mm512_add_ps(_mm512_fmadd_ps(eight, d34, d12), m[5]);
+}
+
+/* Where the 16 tiles t0 .. t0 + 15 of a group are: per lane the offset of
+ * its patch's top-left corner (one row up, one column left) in channel 0 of
+ * x, of its first output in channel 0 of y, and its top output row and left
+ * column; lanes beyond the last tile get row -64 (all masked). */
+typedef struct {
+    int32_t in[NT], out[NT], row[NT], col[NT];
+} tile_group;
+
+static void group_of(const dconv_shape *c, const wgeom *g, int64_t t0, tile_group *tg) {
+    for (int l = 0; l < NT; l++) {
+        int64_t t = t0 + l, b = t / g->ntile, r = t % g->ntile;
+        int64_t oh = r / g->ntw * 4, ow = r % g->ntw * 4;
+        int ok = t < g->tiles;
+        tg->row[l] = ok ? (int32_t)oh : -64;
+        tg->col[l] = (int32_t)ow;
+        tg->in[l] = ok ? (int32_t)(b * c->Cin * c->H * c->W + (oh - 1) * c->W + ow - 1) : 0;
+        tg->out[l] = ok ? (int32_t)(b * c->Cout * c->Ho * c->Wo + oh * c->Wo + ow) : 0;
+    }
+}
+
+/* V[k][ci][v0 .. v0 + 15] for every ci: the transformed patches of a group;
+ * V is [36][Cin][T]. Patch pixels outside x are zeros (masked gathers). */
+static void input_group(const dconv_shape *c, const float *x, const tile_group *tg, int64_t T,
+                        float *V) {
+    __m512i vr = _mm512_loadu_si512(tg->row), vc = _mm512_loadu_si512(tg->col);
+    __m512i base = _mm512_loadu_si512(tg->in);
+    __mmask16 rm[6], cm[6];
+    for (int i = 0; i < 6; i++) {
+        __m512i r = _mm512_add_epi32(vr, _mm512_set1_epi32(i - 1));
+        __m512i q = _mm512_add_epi32(vc, _mm512_set1_epi32(i - 1));
+        rm[i] = _mm512_cmpge_epi32_mask(r, _mm512_setzero_si512()) &
+                _mm512_cmplt_epi32_mask(r, _mm512_set1_epi32((int32_t)c->H));
+        cm[i] = _mm512_cmpge_epi32_mask(q, _mm512_setzero_si512()) &
+                _mm512_cmplt_epi32_mask(q, _mm512_set1_epi32((int32_t)c->W));
+    }
+    int64_t HW = c->H * c->W, plane = c->Cin * T;
+    for (int64_t ci = 0; ci < c->Cin; ci++) {
+        __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32((int32_t)(ci * HW)));
+        __m512 t[6][6]; /* [row of BT d][patch column] */
+        for (int j = 0; j < 6; j++) {
+            __m512 d[6], r[6];
+            for (int i = 0; i < 6; i++) {
+                __m512i at = _mm512_add_epi32(idx, _mm512_set1_epi32((int32_t)(i * c->W + j)));
+                d[i] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rm[i] & cm[j], at, x, 4);
+            }
+            bt6(d, r);
+            for (int k = 0; k < 6; k++) t[k][j] = r[k];
+        }
+        for (int k = 0; k < 6; k++) {
+            __m512 r[6];
+            bt6(t[k], r);
+            for (int l = 0; l < 6; l++) _mm512_storeu_ps(V + (k * 6 + l) * plane + ci * T, r[l]);
+        }
+    }
+}
+
+/* M [RB][T] columns v0 .. v0 + 16 nv = sum over ci of Ub[ci][RB] V[ci][T] */
+static inline __attribute__((always_inline)) void
+products(const float *Ub, const float *V, int64_t Cin, int64_t T, float *M, const int nv) {
+    __m512 acc[RB][NVMAX];
+    for (int r = 0; r < RB; r++)
+        for (int q = 0; q < nv; q++) acc[r][q] = _mm512_setzero_ps();
+    for (int64_t ci = 0; ci < Cin; ci++) {
+        __m512 v[NVMAX];
+        for (int q = 0; q < nv; q++) v[q] = _mm512_loadu_ps(V + ci * T + q * NT);
+        for (int r = 0; r < RB; r++) {
+            __m512 u = _mm512_set1_ps(Ub[ci * RB + r]);
+            for (int q = 0; q < nv; q++) acc[r][q] = _mm512_fmadd_ps(u, v[q], acc[r][q]);
+        }
+    }
+    for (int r = 0; r < RB; r++)
+        for (int q = 0; q < nv; q++) _mm512_storeu_ps(M + r * T + q * NT, acc[r][q]);
+}
+static void products1(const float *U, const float *V, int64_t Cin, int64_t T, float *M) {
+    products(U, V, Cin, T, M, 1);
+}
+static void products2(const float *U, const float *V, int64_t Cin, int64_t T, float *M) {
+    products(U, V, Cin, T, M, 2);
+}
+static void products3(const float *U, const float *V, int64_t Cin, int64_t T, float *M) {
+    products(U, V, Cin, T, M, 3);
+}
+
+/* y of channel co for a group from its 36 products m[k] = M[k][r][v0 ..]
+ * (M is [36][RB][T]): AT m A, plus bias, stored row by row per tile. */
+static void output_group(const dconv_shape *c, const float *M, int64_t T, const tile_group *tg,
+                         int64_t co, float bias, float *y) {
+    __m512 o[6][4], v[16];
+    for (int k = 0; k < 6; k++) {
+        __m512 m[6];
+        for (int l = 0; l < 6; l++) m[l] = _mm512_loadu_ps(M + (k * 6 + l) * RB * T);
+        at6(m, o[k]);
+    }
+    __m512 bv = _mm512_set1_ps(bias);
+    for (int q = 0; q < 4; q++) {
+        __m512 col[6], r[4];
+        for (int k = 0; k < 6; k++) col[k] = o[k][q];
+        at6(col, r);
+        for (int p = 0; p < 4; p++) v[p * 4 + q] = _mm512_add_ps(r[p], bv);
+    }
+    transpose16(v); /* v[lane] = that tile's 4 x 4 outputs, row-major */
+    float out[NT][16] __attribute__((aligned(64)));
+    for (int l = 0; l < NT; l++) _mm512_store_ps(out[l], v[l]);
+    float *yc = y + co * c->Ho * c->Wo;
+    for (int l = 0; l < NT; l++) {
+        if (tg->row[l] < 0) break;
+        int64_t nr = c->Ho - tg->row[l], nc = c->Wo - tg->col[l];
+        __mmask8 m = (__mmask8)((1u << (nc < 4 ? nc : 4)) - 1);
+        for (int p = 0; p < 4 && p < nr; p++)
+            _mm_mask_storeu_ps(yc + tg->out[l] + p * c->Wo, m, _mm_load_ps(out[l] + p * 4));
+    }
+}
+
+/* One piece: tiles p T .. p T + T - 1. V [36][Cin][T], M [36][RB][T]. */
+static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, const float *U,
+                      const float *bias, float *y, int64_t p, float *V, float *M) {
+    int64_t t0 = p * g->T, n = g->tiles - t0 < g->T ? g->tiles - t0 : g->T;
+    int64_t ng = (n + NT - 1) / NT, nblk = g->Coutp / RB;
+    tile_group tg[MAX_GROUPS];
+    for (int64_t q = 0; q < ng; q++) {
+        group_of(c, g, t0 + q * NT, &tg[q]);
+        input_group(c, x, &tg[q], g->T, V + q * NT);
+    }
+    for (int64_t cb = 0; cb < nblk; cb++) {
+        for (int64_t k = 0; k < 36; k++) {
+            const float *Ub = U + (k * nblk + cb) * c->Cin * RB, *Vk = V + k * c->Cin * g->T;
+            float *Mk = M + k * RB * g->T;
+            int64_t q = 0;
+            for (; q + NVMAX <= ng; q += NVMAX)
+                products3(Ub, Vk + q * NT, c->Cin, g->T, Mk + q * NT);
+            if (ng - q == 2) products2(Ub, Vk + q * NT, c->Cin, g->T, Mk + q * NT);
+            if (ng - q == 1) products1(Ub, Vk + q * NT, c->Cin, g->T, Mk + q * NT);
+        }
+        for (int64_t r = 0; r < RB && cb * RB + r < c->Cout; r++) {
+            int64_t co = cb * RB + r;
+            for (int64_t q = 0; q < ng; q++)
+                output_group(c, M + r * g->T + q * NT, g->T, &tg[q], co, bias ? bias[co] : 0.0f, y);
+        }
+    }
+}
+
+void wino_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
+              float *y, float *scratch, int nt) {
+    wgeom g;
+    wgeom_of(c, &g);
+    float *U = scratch; // [36][Coutp / RB][Cin][RB]
+    transform_weights(c, w, flip, g.Coutp, U, nt);
+    float *base = U + (((size_t)(36 * g.Coutp * c->Cin) + 15) & ~(size_t)15);
+    size_t per = per_thread(c, &g);
+#pragma omp parallel num_threads(nt)
+    {
+        float *V = base + per * (size_t)omp_get_thread_num(); // [36][Cin][T]
+        float *M = V + 36 * c->Cin * g.T;                     // [36][RB][T]
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t p = 0; p < g.pieces; p++) run_piece(c, &g, x, U, bias, y, p, V, M);
+    }
+}
+
+#else /* no AVX-512: the direct kernel's fallback (im2col + GEMM) is used */
+int wino_applies(const dconv_shape *c) {
+    (void)c;
+    return 0;
+}
+int wino_available(const dconv_shape *c) {
+    (void)c;
+    return 0;
+}
+size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
+    (void)c, (void)nthreads;
+    return 0;
+}
+void wino_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
+              float *y, float *scratch, int nt) {
+    (void)c, (void)x, (void)w, (void)flip, (void)bias, (void)y, (void)scratch, (void)nt;
+}
+#endif

@@ -27,7 +27,7 @@ int df_conv_winograd(void) {
     return wino_on;
 }
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512VL__)
 #include "simd16.h"
 #include <omp.h>
 
@@ -43,6 +43,8 @@ typedef struct {
     int64_t tiles;      /* all tiles of the batch */
     int64_t T;          /* tiles per piece (a multiple of NT) */
     int64_t pieces, Coutp;
+    int64_t vk, mk; /* floats per position k of V and M: one cache line more than
+                       Cin T and RB T, so the 36 streams don't share L1 sets */
 } wgeom;
 
 static void wgeom_of(const dconv_shape *c, wgeom *g) {
@@ -56,25 +58,27 @@ static void wgeom_of(const dconv_shape *c, wgeom *g) {
     g->T = T;
     g->pieces = (g->tiles + T - 1) / T;
     g->Coutp = (c->Cout + RB - 1) / RB * RB;
+    g->vk = c->Cin * T + 16;
+    g->mk = RB * T + 16;
 }
 
 int wino_applies(const dconv_shape *c) {
     return c->KH == 3 && c->KW == 3 && c->s == 1 && c->p == 1 && c->Ho == c->H && c->Wo == c->W &&
-           c->Cin >= MIN_CH && c->Cout >= MIN_CH && c->B * c->Cin * c->H * c->W < INT32_MAX &&
+           c->Cin >= MIN_CH && c->Cout >= 1 && c->B * c->Cin * c->H * c->W < INT32_MAX &&
            c->B * c->Cout * c->H * c->W < INT32_MAX;
 }
 int wino_available(const dconv_shape *c) {
     return wino_applies(c) && df_conv_winograd();
 }
 
-static size_t per_thread(const dconv_shape *c, const wgeom *g) {
-    return ((size_t)(36 * g->T * (c->Cin + RB)) + 15) & ~(size_t)15;
+static size_t per_thread(const wgeom *g) {
+    return (size_t)(36 * (g->vk + g->mk));
 }
 size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
     wgeom g;
     wgeom_of(c, &g);
     return (((size_t)(36 * g.Coutp * c->Cin) + 15) & ~(size_t)15) +
-           (size_t)nthreads * per_thread(c, &g) + 16;
+           (size_t)nthreads * per_thread(&g) + 16;
 }
 
 /* u[6] = G g[3] */
@@ -138,10 +142,13 @@ static inline void at6(const __m512 m[6], __m512 r[4]) {
 
 /* Where the 16 tiles t0 .. t0 + 15 of a group are: per lane the offset of
  * its patch's top-left corner (one row up, one column left) in channel 0 of
- * x, of its first output in channel 0 of y, and its top output row and left
- * column; lanes beyond the last tile get row -64 (all masked). */
+ * x, of its first output in channel 0 of y, its top output row and left
+ * column, which of its 6 patch rows lie inside x (bits) and which of the 8
+ * columns from its left edge do; lanes beyond the last tile: no rows. */
 typedef struct {
     int32_t in[NT], out[NT], row[NT], col[NT];
+    uint8_t rows[NT];
+    __mmask8 cols[NT];
 } tile_group;
 
 static void group_of(const dconv_shape *c, const wgeom *g, int64_t t0, tile_group *tg) {
@@ -153,35 +160,46 @@ static void group_of(const dconv_shape *c, const wgeom *g, int64_t t0, tile_grou
         tg->col[l] = (int32_t)ow;
         tg->in[l] = ok ? (int32_t)(b * c->Cin * c->H * c->W + (oh - 1) * c->W + ow - 1) : 0;
         tg->out[l] = ok ? (int32_t)(b * c->Cout * c->Ho * c->Wo + oh * c->Wo + ow) : 0;
+        tg->rows[l] = 0;
+        tg->cols[l] = 0;
+        for (int i = 0; i < 8; i++) {
+            if (ok && i < 6 && oh - 1 + i >= 0 && oh - 1 + i < c->H) tg->rows[l] |= 1 << i;
+            if (ow - 1 + i >= 0 && ow - 1 + i < c->W) tg->cols[l] |= 1 << i;
+        }
     }
 }
 
-/* V[k][ci][v0 .. v0 + 15] for every ci: the transformed patches of a group;
- * V is [36][Cin][T]. Patch pixels outside x are zeros (masked gathers). */
+/* Patch rows i and i + 1 of tile l in channel plane xc, as the low and high
+ * halves of a vector (8 columns each, zeros outside x). */
+static inline __m512 row_pair(const float *xc, const tile_group *tg, int l, int i, int64_t W) {
+    const float *p = xc + tg->in[l] + i * W;
+    __m256 lo = tg->rows[l] >> i & 1 ? _mm256_maskz_loadu_ps(tg->cols[l], p) : _mm256_setzero_ps();
+    __m256 hi = tg->rows[l] >> (i + 1) & 1 ? _mm256_maskz_loadu_ps(tg->cols[l], p + W)
+                                           : _mm256_setzero_ps();
+    return _mm512_castpd_ps(
+        _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+}
+
+/* V[k][ci][v0 .. v0 + 15] for every ci: the transformed patches of a group
+ * (V is [36][Cin][T], plane floats per k). The patches are loaded row pair
+ * by row pair per tile and turned tile-per-lane by 16 x 16 transposes. */
 static void input_group(const dconv_shape *c, const float *x, const tile_group *tg, int64_t T,
-                        float *V) {
-    __m512i vr = _mm512_loadu_si512(tg->row), vc = _mm512_loadu_si512(tg->col);
-    __m512i base = _mm512_loadu_si512(tg->in);
-    __mmask16 rm[6], cm[6];
-    for (int i = 0; i < 6; i++) {
-        __m512i r = _mm512_add_epi32(vr, _mm512_set1_epi32(i - 1));
-        __m512i q = _mm512_add_epi32(vc, _mm512_set1_epi32(i - 1));
-        rm[i] = _mm512_cmpge_epi32_mask(r, _mm512_setzero_si512()) &
-                _mm512_cmplt_epi32_mask(r, _mm512_set1_epi32((int32_t)c->H));
-        cm[i] = _mm512_cmpge_epi32_mask(q, _mm512_setzero_si512()) &
-                _mm512_cmplt_epi32_mask(q, _mm512_set1_epi32((int32_t)c->W));
-    }
-    int64_t HW = c->H * c->W, plane = c->Cin * T;
+                        int64_t plane, float *V) {
+    int64_t HW = c->H * c->W, W = c->W;
     for (int64_t ci = 0; ci < c->Cin; ci++) {
-        __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32((int32_t)(ci * HW)));
+        const float *xc = x + ci * HW;
+        __m512 d[6][6]; /* [patch row][patch column], a tile per lane */
+        for (int i = 0; i < 6; i += 2) {
+            __m512 v[16];
+            for (int l = 0; l < NT; l++) v[l] = row_pair(xc, tg, l, i, W);
+            transpose16(v);
+            for (int j = 0; j < 6; j++) d[i][j] = v[j], d[i + 1][j] = v[8 + j];
+        }
         __m512 t[6][6]; /* [row of BT d][patch column] */
         for (int j = 0; j < 6; j++) {
-            __m512 d[6], r[6];
-            for (int i = 0; i < 6; i++) {
-                __m512i at = _mm512_add_epi32(idx, _mm512_set1_epi32((int32_t)(i * c->W + j)));
-                d[i] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rm[i] & cm[j], at, x, 4);
-            }
-            bt6(d, r);
+            __m512 col[6], r[6];
+            for (int i = 0; i < 6; i++) col[i] = d[i][j];
+            bt6(col, r);
             for (int k = 0; k < 6; k++) t[k][j] = r[k];
         }
         for (int k = 0; k < 6; k++) {
@@ -221,12 +239,12 @@ static void products3(const float *U, const float *V, int64_t Cin, int64_t T, fl
 
 /* y of channel co for a group from its 36 products m[k] = M[k][r][v0 ..]
  * (M is [36][RB][T]): AT m A, plus bias, stored row by row per tile. */
-static void output_group(const dconv_shape *c, const float *M, int64_t T, const tile_group *tg,
+static void output_group(const dconv_shape *c, const float *M, int64_t plane, const tile_group *tg,
                          int64_t co, float bias, float *y) {
     __m512 o[6][4], v[16];
     for (int k = 0; k < 6; k++) {
         __m512 m[6];
-        for (int l = 0; l < 6; l++) m[l] = _mm512_loadu_ps(M + (k * 6 + l) * RB * T);
+        for (int l = 0; l < 6; l++) m[l] = _mm512_loadu_ps(M + (k * 6 + l) * plane);
         at6(m, o[k]);
     }
     __m512 bv = _mm512_set1_ps(bias);
@@ -257,12 +275,12 @@ static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, cons
     tile_group tg[MAX_GROUPS];
     for (int64_t q = 0; q < ng; q++) {
         group_of(c, g, t0 + q * NT, &tg[q]);
-        input_group(c, x, &tg[q], g->T, V + q * NT);
+        input_group(c, x, &tg[q], g->T, g->vk, V + q * NT);
     }
     for (int64_t cb = 0; cb < nblk; cb++) {
         for (int64_t k = 0; k < 36; k++) {
-            const float *Ub = U + (k * nblk + cb) * c->Cin * RB, *Vk = V + k * c->Cin * g->T;
-            float *Mk = M + k * RB * g->T;
+            const float *Ub = U + (k * nblk + cb) * c->Cin * RB, *Vk = V + k * g->vk;
+            float *Mk = M + k * g->mk;
             int64_t q = 0;
             for (; q + NVMAX <= ng; q += NVMAX)
                 products3(Ub, Vk + q * NT, c->Cin, g->T, Mk + q * NT);
@@ -272,7 +290,8 @@ static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, cons
         for (int64_t r = 0; r < RB && cb * RB + r < c->Cout; r++) {
             int64_t co = cb * RB + r;
             for (int64_t q = 0; q < ng; q++)
-                output_group(c, M + r * g->T + q * NT, g->T, &tg[q], co, bias ? bias[co] : 0.0f, y);
+                output_group(c, M + r * g->T + q * NT, g->mk, &tg[q], co, bias ? bias[co] : 0.0f,
+                             y);
         }
     }
 }
@@ -284,17 +303,17 @@ void wino_run(const dconv_shape *c, const float *x, const float *w, int flip, co
     float *U = scratch; // [36][Coutp / RB][Cin][RB]
     transform_weights(c, w, flip, g.Coutp, U, nt);
     float *base = U + (((size_t)(36 * g.Coutp * c->Cin) + 15) & ~(size_t)15);
-    size_t per = per_thread(c, &g);
+    size_t per = per_thread(&g);
 #pragma omp parallel num_threads(nt)
     {
         float *V = base + per * (size_t)omp_get_thread_num(); // [36][Cin][T]
-        float *M = V + 36 * c->Cin * g.T;                     // [36][RB][T]
+        float *M = V + 36 * g.vk;                             // [36][RB][T]
 #pragma omp for schedule(dynamic, 1)
         for (int64_t p = 0; p < g.pieces; p++) run_piece(c, &g, x, U, bias, y, p, V, M);
     }
 }
 
-#else /* no AVX-512: the direct kernel's fallback (im2col + GEMM) is used */
+#else /* no AVX-512 (F and VL): the direct kernel's fallback (im2col + GEMM) is used */
 int wino_applies(const dconv_shape *c) {
     (void)c;
     return 0;

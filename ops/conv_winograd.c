@@ -31,11 +31,13 @@ int df_conv_winograd(void) {
 #include "simd16.h"
 #include <omp.h>
 
-#define NT 16               /* tiles per vector */
-#define RB 8                /* output channels per block of the products */
-#define NVMAX 3             /* tile vectors per product kernel call */
+#define NT 16   /* tiles per vector */
+#define RB 8    /* output channels per block of the products */
+#define NVMAX 3 /* tile vectors per product kernel call */
+#ifndef PIECE_FLOATS
 #define PIECE_FLOATS 163840 /* V and M of a piece: 640 KiB */
-#define MIN_CH 16           /* fewer input or output channels: the direct kernel */
+#endif
+#define MIN_CH 16 /* fewer input or output channels: the direct kernel */
 #define MAX_GROUPS (PIECE_FLOATS / (36 * (MIN_CH + RB)) / NT + 1)
 
 typedef struct {
@@ -81,38 +83,41 @@ size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
            (size_t)nthreads * per_thread(&g) + 16;
 }
 
-/* u[6] = G g[3] */
-static inline void g_col(const float g[3], float u[6]) {
-    u[0] = g[0] * 0.25f;
-    u[1] = -(g[0] + g[1] + g[2]) * (1.0f / 6);
-    u[2] = -(g[0] - g[1] + g[2]) * (1.0f / 6);
-    u[3] = g[0] * (1.0f / 24) + g[1] * (1.0f / 12) + g[2] * (1.0f / 6);
-    u[4] = g[0] * (1.0f / 24) - g[1] * (1.0f / 12) + g[2] * (1.0f / 6);
-    u[5] = g[2];
+/* u[a][r] = (G g)[a] for RB lanes r, g = (g0, g1, g2) */
+static inline void g_cols(const float *g0, const float *g1, const float *g2, float u[6][RB]) {
+    for (int r = 0; r < RB; r++) {
+        u[0][r] = g0[r] * 0.25f;
+        u[1][r] = -(g0[r] + g1[r] + g2[r]) * (1.0f / 6);
+        u[2][r] = -(g0[r] - g1[r] + g2[r]) * (1.0f / 6);
+        u[3][r] = g0[r] * (1.0f / 24) + g1[r] * (1.0f / 12) + g2[r] * (1.0f / 6);
+        u[4][r] = g0[r] * (1.0f / 24) - g1[r] * (1.0f / 12) + g2[r] * (1.0f / 6);
+        u[5][r] = g2[r];
+    }
 }
 
 /* U [36][Coutp / RB][Cin][RB] = G g GT per (co, ci), zeros for co >= Cout.
- * g = w[co][ci] (flip = 0) or w[ci][co] rotated 180 degrees (flip = 1). */
+ * g = w[co][ci] (flip = 0) or w[ci][co] rotated 180 degrees (flip = 1).
+ * The RB output channels of a block are the vector lanes. */
 static void transform_weights(const dconv_shape *c, const float *w, int flip, int64_t Coutp,
                               float *U, int nt) {
     int64_t Cin = c->Cin, Cout = c->Cout, nblk = Coutp / RB;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (int64_t co = 0; co < Coutp; co++)
+    for (int64_t cb = 0; cb < nblk; cb++)
         for (int64_t ci = 0; ci < Cin; ci++) {
-            float g[3][3], t[6][3], u[6][6];
-            for (int kh = 0; kh < 3; kh++)
-                for (int kw = 0; kw < 3; kw++)
-                    g[kh][kw] = co >= Cout ? 0.0f
-                                : flip     ? w[((ci * Cout + co) * 3 + 2 - kh) * 3 + 2 - kw]
-                                           : w[((co * Cin + ci) * 3 + kh) * 3 + kw];
-            for (int j = 0; j < 3; j++) {
-                float col[3] = {g[0][j], g[1][j], g[2][j]}, r[6];
-                g_col(col, r);
-                for (int a = 0; a < 6; a++) t[a][j] = r[a];
+            float g[9][RB], t[3][6][RB], u[6][RB]; /* g[kh * 3 + kw][r], t[kw][a][r] */
+            for (int k = 0; k < 9; k++)
+                for (int r = 0; r < RB; r++) {
+                    int64_t co = cb * RB + r;
+                    g[k][r] = co >= Cout ? 0.0f
+                              : flip     ? w[(ci * Cout + co) * 9 + 8 - k]
+                                         : w[(co * Cin + ci) * 9 + k];
+                }
+            for (int j = 0; j < 3; j++) g_cols(g[j], g[3 + j], g[6 + j], t[j]);
+            for (int a = 0; a < 6; a++) {
+                g_cols(t[0][a], t[1][a], t[2][a], u);
+                for (int b = 0; b < 6; b++)
+                    memcpy(U + (((a * 6 + b) * nblk + cb) * Cin + ci) * RB, u[b], sizeof u[b]);
             }
-            for (int a = 0; a < 6; a++) g_col(t[a], u[a]);
-            for (int k = 0; k < 36; k++)
-                U[((k * nblk + co / RB) * Cin + ci) * RB + co % RB] = u[k / 6][k % 6];
         }
 }
 

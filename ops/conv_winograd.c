@@ -152,8 +152,7 @@ static inline void at6(const __m512 m[6], __m512 r[4]) {
  * columns from its left edge do; lanes beyond the last tile: no rows. */
 typedef struct {
     int32_t in[NT], out[NT], row[NT], col[NT];
-    uint8_t rows[NT];
-    __mmask8 cols[NT];
+    __mmask8 mask[6][NT]; /* patch row i of lane l: its columns inside x, or 0 */
 } tile_group;
 
 static void group_of(const dconv_shape *c, const wgeom *g, int64_t t0, tile_group *tg) {
@@ -165,53 +164,45 @@ static void group_of(const dconv_shape *c, const wgeom *g, int64_t t0, tile_grou
         tg->col[l] = (int32_t)ow;
         tg->in[l] = ok ? (int32_t)(b * c->Cin * c->H * c->W + (oh - 1) * c->W + ow - 1) : 0;
         tg->out[l] = ok ? (int32_t)(b * c->Cout * c->Ho * c->Wo + oh * c->Wo + ow) : 0;
-        tg->rows[l] = 0;
-        tg->cols[l] = 0;
-        for (int i = 0; i < 8; i++) {
-            if (ok && i < 6 && oh - 1 + i >= 0 && oh - 1 + i < c->H) tg->rows[l] |= 1 << i;
-            if (ow - 1 + i >= 0 && ow - 1 + i < c->W) tg->cols[l] |= 1 << i;
-        }
+        unsigned cols = 0;
+        for (int j = 0; j < 6; j++) cols |= (unsigned)(ow - 1 + j >= 0 && ow - 1 + j < c->W) << j;
+        for (int i = 0; i < 6; i++)
+            tg->mask[i][l] = ok && oh - 1 + i >= 0 && oh - 1 + i < c->H ? (__mmask8)cols : 0;
     }
 }
 
 /* Patch rows i and i + 1 of tile l in channel plane xc, as the low and high
- * halves of a vector (8 columns each, zeros outside x). */
+ * halves of a vector (columns 0 .. 5, zeros outside x). */
 static inline __m512 row_pair(const float *xc, const tile_group *tg, int l, int i, int64_t W) {
     const float *p = xc + tg->in[l] + i * W;
-    __m256 lo = tg->rows[l] >> i & 1 ? _mm256_maskz_loadu_ps(tg->cols[l], p) : _mm256_setzero_ps();
-    __m256 hi = tg->rows[l] >> (i + 1) & 1 ? _mm256_maskz_loadu_ps(tg->cols[l], p + W)
-                                           : _mm256_setzero_ps();
+    __m256 lo = _mm256_maskz_loadu_ps(tg->mask[i][l], p);
+    __m256 hi = _mm256_maskz_loadu_ps(tg->mask[i + 1][l], p + W);
     return _mm512_castpd_ps(
         _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
 }
 
-/* V[k][ci][v0 .. v0 + 15] for every ci: the transformed patches of a group
- * (V is [36][Cin][T], plane floats per k). The patches are loaded row pair
- * by row pair per tile and turned tile-per-lane by 16 x 16 transposes. */
-static void input_group(const dconv_shape *c, const float *x, const tile_group *tg, int64_t T,
-                        int64_t plane, float *V) {
-    int64_t HW = c->H * c->W, W = c->W;
-    for (int64_t ci = 0; ci < c->Cin; ci++) {
-        const float *xc = x + ci * HW;
-        __m512 d[6][6]; /* [patch row][patch column], a tile per lane */
-        for (int i = 0; i < 6; i += 2) {
-            __m512 v[16];
-            for (int l = 0; l < NT; l++) v[l] = row_pair(xc, tg, l, i, W);
-            transpose16(v);
-            for (int j = 0; j < 6; j++) d[i][j] = v[j], d[i + 1][j] = v[8 + j];
-        }
-        __m512 t[6][6]; /* [row of BT d][patch column] */
-        for (int j = 0; j < 6; j++) {
-            __m512 col[6], r[6];
-            for (int i = 0; i < 6; i++) col[i] = d[i][j];
-            bt6(col, r);
-            for (int k = 0; k < 6; k++) t[k][j] = r[k];
-        }
-        for (int k = 0; k < 6; k++) {
-            __m512 r[6];
-            bt6(t[k], r);
-            for (int l = 0; l < 6; l++) _mm512_storeu_ps(V + (k * 6 + l) * plane + ci * T, r[l]);
-        }
+/* V[k][v0 .. v0 + 15] (plane floats per k) = the transformed patches of a
+ * group in channel plane xc. The patches are loaded row pair by row pair
+ * per tile and turned tile-per-lane by 16 x 16 transposes. */
+static void input_group(const float *xc, int64_t W, const tile_group *tg, int64_t plane, float *V) {
+    __m512 d[6][6]; /* [patch row][patch column], a tile per lane */
+    for (int i = 0; i < 6; i += 2) {
+        __m512 v[16];
+        for (int l = 0; l < NT; l++) v[l] = row_pair(xc, tg, l, i, W);
+        transpose16(v);
+        for (int j = 0; j < 6; j++) d[i][j] = v[j], d[i + 1][j] = v[8 + j];
+    }
+    __m512 t[6][6]; /* [row of BT d][patch column] */
+    for (int j = 0; j < 6; j++) {
+        __m512 col[6], r[6];
+        for (int i = 0; i < 6; i++) col[i] = d[i][j];
+        bt6(col, r);
+        for (int k = 0; k < 6; k++) t[k][j] = r[k];
+    }
+    for (int k = 0; k < 6; k++) {
+        __m512 r[6];
+        bt6(t[k], r);
+        for (int l = 0; l < 6; l++) _mm512_storeu_ps(V + (k * 6 + l) * plane, r[l]);
     }
 }
 
@@ -278,10 +269,11 @@ static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, cons
     int64_t t0 = p * g->T, n = g->tiles - t0 < g->T ? g->tiles - t0 : g->T;
     int64_t ng = (n + NT - 1) / NT, nblk = g->Coutp / RB;
     tile_group tg[MAX_GROUPS];
-    for (int64_t q = 0; q < ng; q++) {
-        group_of(c, g, t0 + q * NT, &tg[q]);
-        input_group(c, x, &tg[q], g->T, g->vk, V + q * NT);
-    }
+    for (int64_t q = 0; q < ng; q++) group_of(c, g, t0 + q * NT, &tg[q]);
+    /* channel by channel: the piece's rows of x are read in order */
+    for (int64_t ci = 0; ci < c->Cin; ci++)
+        for (int64_t q = 0; q < ng; q++)
+            input_group(x + ci * c->H * c->W, c->W, &tg[q], g->vk, V + ci * g->T + q * NT);
     for (int64_t cb = 0; cb < nblk; cb++) {
         for (int64_t k = 0; k < 36; k++) {
             const float *Ub = U + (k * nblk + cb) * c->Cin * RB, *Vk = V + k * g->vk;

@@ -37,8 +37,8 @@ int df_conv_winograd(void) {
 #ifndef PIECE_FLOATS
 #define PIECE_FLOATS 163840 /* V and M of a piece: 640 KiB */
 #endif
-#define MIN_CH 16 /* fewer input or output channels: the direct kernel */
-#define MAX_GROUPS (PIECE_FLOATS / (36 * (MIN_CH + RB)) / NT + 1)
+#define MIN_CIN 4 /* fewer input channels: the direct kernel is faster */
+#define MAX_GROUPS (PIECE_FLOATS / (36 * (MIN_CIN + RB)) / NT + 1)
 
 typedef struct {
     int64_t ntw, ntile; /* tiles per row, per image */
@@ -66,7 +66,7 @@ static void wgeom_of(const dconv_shape *c, wgeom *g) {
 
 int wino_applies(const dconv_shape *c) {
     return c->KH == 3 && c->KW == 3 && c->s == 1 && c->p == 1 && c->Ho == c->H && c->Wo == c->W &&
-           c->Cin >= MIN_CH && c->Cout >= 1 && c->B * c->Cin * c->H * c->W < INT32_MAX &&
+           c->Cin >= MIN_CIN && c->B * c->Cin * c->H * c->W < INT32_MAX &&
            c->B * c->Cout * c->H * c->W < INT32_MAX;
 }
 int wino_available(const dconv_shape *c) {

@@ -11,8 +11,8 @@
 #include "conv_direct.h"
 
 /* 1 when this build has the kernel and the shape suits it (3x3, stride 1,
- * padding 1, enough channels to beat the direct kernel), whether or not the
- * switch is on: scratch is sized for it either way. */
+ * padding 1, at least 4 input channels: with 1 the direct kernel is faster),
+ * whether or not the switch is on: scratch is sized for it either way. */
 int wino_applies(const dconv_shape *c);
 /* wino_applies and the switch is on. */
 int wino_available(const dconv_shape *c);

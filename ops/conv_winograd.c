@@ -28,12 +28,9 @@ int df_conv_winograd(void) {
 }
 
 #if defined(__AVX512F__) && defined(__AVX512VL__)
-#include "simd16.h"
+#include "conv_winograd_impl.h"
 #include <omp.h>
 
-#define NT 16   /* tiles per vector */
-#define RB 8    /* output channels per block of the products */
-#define NVMAX 3 /* tile vectors per product kernel call */
 #ifndef PIECE_FLOATS
 #define PIECE_FLOATS 163840 /* V and M of a piece: 640 KiB */
 #endif
@@ -121,19 +118,6 @@ static void transform_weights(const dconv_shape *c, const float *w, int flip, in
         }
 }
 
-/* r = BT d (6 values) */
-static inline void bt6(const __m512 d[6], __m512 r[6]) {
-    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), five = _mm512_set1_ps(5);
-    __m512 a = _mm512_fnmadd_ps(four, d[2], d[4]); /* d4 - 4 d2 */
-    __m512 b = _mm512_fnmadd_ps(four, d[1], d[3]); /* d3 - 4 d1 */
-    __m512 e = _mm512_sub_ps(d[4], d[2]), f = _mm512_sub_ps(d[3], d[1]);
-    r[0] = _mm512_fnmadd_ps(five, d[2], _mm512_fmadd_ps(four, d[0], d[4]));
-    r[1] = _mm512_add_ps(a, b);
-    r[2] = _mm512_sub_ps(a, b);
-    r[3] = _mm512_fmadd_ps(two, f, e);
-    r[4] = _mm512_fnmadd_ps(two, f, e);
-    r[5] = _mm512_fnmadd_ps(five, d[3], _mm512_fmadd_ps(four, d[1], d[5]));
-}
 /* r = AT m (6 -> 4 values) */
 static inline void at6(const __m512 m[6], __m512 r[4]) {
     const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), eight = _mm512_set1_ps(8);
@@ -145,14 +129,13 @@ static inline void at6(const __m512 m[6], __m512 r[4]) {
     r[3] = _mm512_add_ps(_mm512_fmadd_ps(eight, d34, d12), m[5]);
 }
 
-/* Where the 16 tiles t0 .. t0 + 15 of a group are: per lane the offset of
- * its patch's top-left corner (one row up, one column left) in channel 0 of
- * x, of its first output in channel 0 of y, its top output row and left
- * column, which of its 6 patch rows lie inside x (bits) and which of the 8
- * columns from its left edge do; lanes beyond the last tile: no rows. */
+/* Where the 16 tiles t0 .. t0 + 15 of a group are: their patches (offsets
+ * from channel 0 of x: one row up, one column left of the first output),
+ * per lane the offset of its first output in channel 0 of y and its top
+ * output row (-64 for lanes beyond the last tile) and left column. */
 typedef struct {
-    int32_t in[NT], out[NT], row[NT], col[NT];
-    __mmask8 mask[6][NT]; /* patch row i of lane l: its columns inside x, or 0 */
+    patch16 in;
+    int32_t out[NT], row[NT], col[NT];
 } tile_group;
 
 static void group_of(const dconv_shape *c, const wgeom *g, int64_t t0, tile_group *tg) {
@@ -162,75 +145,13 @@ static void group_of(const dconv_shape *c, const wgeom *g, int64_t t0, tile_grou
         int ok = t < g->tiles;
         tg->row[l] = ok ? (int32_t)oh : -64;
         tg->col[l] = (int32_t)ow;
-        tg->in[l] = ok ? (int32_t)(b * c->Cin * c->H * c->W + (oh - 1) * c->W + ow - 1) : 0;
+        tg->in.off[l] = ok ? (int32_t)(b * c->Cin * c->H * c->W + (oh - 1) * c->W + ow - 1) : 0;
         tg->out[l] = ok ? (int32_t)(b * c->Cout * c->Ho * c->Wo + oh * c->Wo + ow) : 0;
         unsigned cols = 0;
         for (int j = 0; j < 6; j++) cols |= (unsigned)(ow - 1 + j >= 0 && ow - 1 + j < c->W) << j;
         for (int i = 0; i < 6; i++)
-            tg->mask[i][l] = ok && oh - 1 + i >= 0 && oh - 1 + i < c->H ? (__mmask8)cols : 0;
+            tg->in.mask[i][l] = ok && oh - 1 + i >= 0 && oh - 1 + i < c->H ? (__mmask8)cols : 0;
     }
-}
-
-/* Patch rows i and i + 1 of tile l in channel plane xc, as the low and high
- * halves of a vector (columns 0 .. 5, zeros outside x). */
-static inline __m512 row_pair(const float *xc, const tile_group *tg, int l, int i, int64_t W) {
-    const float *p = xc + tg->in[l] + i * W;
-    __m256 lo = _mm256_maskz_loadu_ps(tg->mask[i][l], p);
-    __m256 hi = _mm256_maskz_loadu_ps(tg->mask[i + 1][l], p + W);
-    return _mm512_castpd_ps(
-        _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
-}
-
-/* V[k][v0 .. v0 + 15] (plane floats per k) = the transformed patches of a
- * group in channel plane xc. The patches are loaded row pair by row pair
- * per tile and turned tile-per-lane by 16 x 16 transposes. */
-static void input_group(const float *xc, int64_t W, const tile_group *tg, int64_t plane, float *V) {
-    __m512 d[6][6]; /* [patch row][patch column], a tile per lane */
-    for (int i = 0; i < 6; i += 2) {
-        __m512 v[16];
-        for (int l = 0; l < NT; l++) v[l] = row_pair(xc, tg, l, i, W);
-        transpose16(v);
-        for (int j = 0; j < 6; j++) d[i][j] = v[j], d[i + 1][j] = v[8 + j];
-    }
-    __m512 t[6][6]; /* [row of BT d][patch column] */
-    for (int j = 0; j < 6; j++) {
-        __m512 col[6], r[6];
-        for (int i = 0; i < 6; i++) col[i] = d[i][j];
-        bt6(col, r);
-        for (int k = 0; k < 6; k++) t[k][j] = r[k];
-    }
-    for (int k = 0; k < 6; k++) {
-        __m512 r[6];
-        bt6(t[k], r);
-        for (int l = 0; l < 6; l++) _mm512_storeu_ps(V + (k * 6 + l) * plane, r[l]);
-    }
-}
-
-/* M [RB][T] columns v0 .. v0 + 16 nv = sum over ci of Ub[ci][RB] V[ci][T] */
-static inline __attribute__((always_inline)) void
-products(const float *Ub, const float *V, int64_t Cin, int64_t T, float *M, const int nv) {
-    __m512 acc[RB][NVMAX];
-    for (int r = 0; r < RB; r++)
-        for (int q = 0; q < nv; q++) acc[r][q] = _mm512_setzero_ps();
-    for (int64_t ci = 0; ci < Cin; ci++) {
-        __m512 v[NVMAX];
-        for (int q = 0; q < nv; q++) v[q] = _mm512_loadu_ps(V + ci * T + q * NT);
-        for (int r = 0; r < RB; r++) {
-            __m512 u = _mm512_set1_ps(Ub[ci * RB + r]);
-            for (int q = 0; q < nv; q++) acc[r][q] = _mm512_fmadd_ps(u, v[q], acc[r][q]);
-        }
-    }
-    for (int r = 0; r < RB; r++)
-        for (int q = 0; q < nv; q++) _mm512_storeu_ps(M + r * T + q * NT, acc[r][q]);
-}
-static void products1(const float *U, const float *V, int64_t Cin, int64_t T, float *M) {
-    products(U, V, Cin, T, M, 1);
-}
-static void products2(const float *U, const float *V, int64_t Cin, int64_t T, float *M) {
-    products(U, V, Cin, T, M, 2);
-}
-static void products3(const float *U, const float *V, int64_t Cin, int64_t T, float *M) {
-    products(U, V, Cin, T, M, 3);
 }
 
 /* y of channel co for a group from its 36 products m[k] = M[k][r][v0 ..]
@@ -273,17 +194,11 @@ static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, cons
     /* channel by channel: the piece's rows of x are read in order */
     for (int64_t ci = 0; ci < c->Cin; ci++)
         for (int64_t q = 0; q < ng; q++)
-            input_group(x + ci * c->H * c->W, c->W, &tg[q], g->vk, V + ci * g->T + q * NT);
+            transform_patches(x + ci * c->H * c->W, c->W, &tg[q].in, g->vk, V + ci * g->T + q * NT);
     for (int64_t cb = 0; cb < nblk; cb++) {
-        for (int64_t k = 0; k < 36; k++) {
-            const float *Ub = U + (k * nblk + cb) * c->Cin * RB, *Vk = V + k * g->vk;
-            float *Mk = M + k * g->mk;
-            int64_t q = 0;
-            for (; q + NVMAX <= ng; q += NVMAX)
-                products3(Ub, Vk + q * NT, c->Cin, g->T, Mk + q * NT);
-            if (ng - q == 2) products2(Ub, Vk + q * NT, c->Cin, g->T, Mk + q * NT);
-            if (ng - q == 1) products1(Ub, Vk + q * NT, c->Cin, g->T, Mk + q * NT);
-        }
+        for (int64_t k = 0; k < 36; k++)
+            products_cols(U + (k * nblk + cb) * c->Cin * RB, V + k * g->vk, c->Cin, g->T,
+                          M + k * g->mk, g->T, ng, 0);
         for (int64_t r = 0; r < RB && cb * RB + r < c->Cout; r++) {
             int64_t co = cb * RB + r;
             for (int64_t q = 0; q < ng; q++)

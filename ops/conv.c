@@ -244,6 +244,11 @@ static size_t direct_scratch(const dconv_shape *d, int nt) {
     size_t b = wino_applies(d) ? wino_scratch_floats(d, nt > 0 ? nt : 1) : 0;
     return a > b ? a : b;
 }
+static size_t direct_bw_scratch(const dconv_shape *d, int nt) {
+    size_t a = dconv_bw_scratch_floats(d, nt > 0 ? nt : 1);
+    size_t b = wino_bw_applies(d) ? wino_bw_scratch_floats(d, nt > 0 ? nt : 1) : 0;
+    return a > b ? a : b;
+}
 /* the direct kernel's view of a forward conv */
 static dconv_shape dshape_fwd(const conv_geom *g) {
     dconv_shape d = {g->B, g->Cin, g->H, g->W, g->Cout, g->KH, g->KW, g->s, g->p, g->Ho, g->Wo};
@@ -467,6 +472,10 @@ static df_status bwd_weight_fwd(const df_node *n, df_exec_ctx *ctx) {
     conv_geom g;
     geom_bwd_weight(&g, n);
     dconv_shape d = dshape_fwd(&g);
+    if (wino_bw_available(&d)) {
+        wino_bw_run(&d, df_inp(n, 0), df_inp(n, 1), df_out(n), ctx->scratch, ctx->nthreads);
+        return DF_OK;
+    }
     if (dconv_bw_available(&d)) {
         dconv_bw_run(&d, df_inp(n, 0), df_inp(n, 1), df_out(n), ctx->scratch, ctx->nthreads);
         return DF_OK;
@@ -495,7 +504,7 @@ static size_t bwd_weight_scratch(const df_node *n, int nt) {
     conv_geom g;
     geom_bwd_weight(&g, n);
     dconv_shape d = dshape_fwd(&g);
-    if (dconv_bw_available(&d)) return dconv_bw_scratch_floats(&d, nt > 0 ? nt : 1) * 4;
+    if (dconv_bw_available(&d)) return direct_bw_scratch(&d, nt) * 4;
     size_t parts = g.chunks > 1 ? (size_t)(g.chunks * g.Cout * g.CKK) : 0;
     return (bwd_weight_per_thread(&g) * (size_t)(nt > 0 ? nt : 1) + parts) * 4;
 }

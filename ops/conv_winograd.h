@@ -23,6 +23,14 @@ size_t wino_scratch_floats(const dconv_shape *c, int nthreads);
 void wino_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
               float *y, float *scratch, int nthreads);
 
+/* The weight gradient (conv_winograd_bw.c) of the forward conv c, where
+ * wino_applies; the same contract as dconv_bw_run. */
+int wino_bw_applies(const dconv_shape *c);
+int wino_bw_available(const dconv_shape *c);
+size_t wino_bw_scratch_floats(const dconv_shape *c, int nthreads);
+void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
+                 int nthreads);
+
 /* The switch: on by default, off when DFRUN_WINOGRAD=0 is in the environment
  * at the first convolution; df_conv_set_winograd overrides both (tests). */
 void df_conv_set_winograd(int on);

@@ -17,7 +17,8 @@
 #include "conv_winograd_impl.h"
 #include <omp.h>
 
-#define BW_TILES 64  /* tiles per piece */
+#define BW_TILES 128 /* tiles per piece at most; at least 32 */
+#define BW_PIECES 8  /* pieces wanted when that leaves 32 tiles or more */
 #define BW_CHUNKS 16 /* at most; a thread's work item */
 
 typedef struct {
@@ -32,7 +33,9 @@ static void bgeom_of(const dconv_shape *c, bgeom *g) {
     g->ntw = (c->Wo + 3) / 4;
     g->ntile = g->ntw * ((c->Ho + 3) / 4);
     g->tiles = c->B * g->ntile;
-    g->T = g->tiles < BW_TILES ? g->tiles : BW_TILES;
+    int64_t T = (g->tiles + BW_PIECES - 1) / BW_PIECES;
+    T = T < 32 ? 32 : T > BW_TILES ? BW_TILES : T;
+    g->T = g->tiles < T ? g->tiles : T;
     g->pieces = (g->tiles + g->T - 1) / g->T;
     int64_t want = g->pieces < BW_CHUNKS ? g->pieces : BW_CHUNKS;
     g->per_chunk = (g->pieces + want - 1) / want;

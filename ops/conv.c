@@ -9,6 +9,7 @@
  *   conv2d_bwd_weight (x, gy)      ia: stride, pad, KH, KW        -> dw */
 #include "util.h"
 #include "conv_direct.h"
+#include "conv_winograd.h"
 #include <cblas.h>
 #include <string.h>
 #include "parallel.h"
@@ -309,6 +310,18 @@ static const chunk_ops fwd_ops = {fwd_prep, fwd_gemm, fwd_fin};
 static size_t fwd_per_thread(const conv_geom *g) {
     return ((size_t)(g->CKK + g->Cout) * ws_cols(g) + 15) & ~(size_t)15;
 }
+/* Floats for the direct kernel's scratch, or Winograd's when the shape suits
+ * it and that is larger (the switch may be turned on after planning). */
+static size_t direct_scratch(const dconv_shape *d, int nt) {
+    size_t a = dconv_scratch_floats(d, nt > 0 ? nt : 1);
+    size_t b = wino_applies(d) ? wino_scratch_floats(d, nt > 0 ? nt : 1) : 0;
+    return a > b ? a : b;
+}
+static size_t direct_bw_scratch(const dconv_shape *d, int nt) {
+    size_t a = dconv_bw_scratch_floats(d, nt > 0 ? nt : 1);
+    size_t b = wino_bw_applies(d) ? wino_bw_scratch_floats(d, nt > 0 ? nt : 1) : 0;
+    return a > b ? a : b;
+}
 /* the direct kernel's view of a forward conv */
 static dconv_shape dshape_fwd(const conv_geom *g) {
     dconv_shape d = {g->B, g->Cin, g->H, g->W, g->Cout, g->KH, g->KW, g->s, g->p, g->Ho, g->Wo};
@@ -318,6 +331,11 @@ static df_status conv_fwd(const df_node *n, df_exec_ctx *ctx) {
     conv_geom g;
     geom_fwd(&g, n);
     dconv_shape d = dshape_fwd(&g);
+    if (wino_available(&d)) {
+        wino_run(&d, df_inp(n, 0), df_inp(n, 1), 0, n->n_in == 3 ? df_inp(n, 2) : NULL, df_out(n),
+                 ctx->scratch, ctx->nthreads);
+        return DF_OK;
+    }
     if (dconv_available(&d)) {
         dconv_run(&d, df_inp(n, 0), df_inp(n, 1), 0, n->n_in == 3 ? df_inp(n, 2) : NULL, df_out(n),
                   ctx->scratch, ctx->nthreads);
@@ -330,7 +348,7 @@ static size_t conv_scratch(const df_node *n, int nt) {
     conv_geom g;
     geom_fwd(&g, n);
     dconv_shape d = dshape_fwd(&g);
-    if (dconv_available(&d)) return dconv_scratch_floats(&d, nt > 0 ? nt : 1) * 4;
+    if (dconv_available(&d)) return direct_scratch(&d, nt) * 4;
     return fwd_per_thread(&g) * (size_t)(nt > 0 ? nt : 1) * 4;
 }
 
@@ -448,7 +466,12 @@ static df_status bwd_data_fwd(const df_node *n, df_exec_ctx *ctx) {
     geom_bwd_data(&g, n);
     dconv_shape d, f = dshape_fwd(&g);
     if (dshape_bwd_data(&g, &d)) {
-        dconv_run(&d, df_inp(n, 0), df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch, ctx->nthreads);
+        if (wino_available(&d))
+            wino_run(&d, df_inp(n, 0), df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch,
+                     ctx->nthreads);
+        else
+            dconv_run(&d, df_inp(n, 0), df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch,
+                      ctx->nthreads);
         return DF_OK;
     }
     if (dconv_bd_available(&f)) {
@@ -462,7 +485,7 @@ static size_t bwd_data_scratch(const df_node *n, int nt) {
     conv_geom g;
     geom_bwd_data(&g, n);
     dconv_shape d, f = dshape_fwd(&g);
-    if (dshape_bwd_data(&g, &d)) return dconv_scratch_floats(&d, nt > 0 ? nt : 1) * 4;
+    if (dshape_bwd_data(&g, &d)) return direct_scratch(&d, nt) * 4;
     if (dconv_bd_available(&f)) return dconv_bd_scratch_floats(&f, nt > 0 ? nt : 1) * 4;
     return fwd_per_thread(&g) * (size_t)(nt > 0 ? nt : 1) * 4;
 }
@@ -541,6 +564,10 @@ static df_status bwd_weight_fwd(const df_node *n, df_exec_ctx *ctx) {
     conv_geom g;
     geom_bwd_weight(&g, n);
     dconv_shape d = dshape_fwd(&g);
+    if (wino_bw_available(&d)) {
+        wino_bw_run(&d, df_inp(n, 0), df_inp(n, 1), df_out(n), ctx->scratch, ctx->nthreads);
+        return DF_OK;
+    }
     if (dconv_bw_available(&d)) {
         dconv_bw_run(&d, df_inp(n, 0), df_inp(n, 1), df_out(n), ctx->scratch, ctx->nthreads);
         return DF_OK;
@@ -558,7 +585,7 @@ static size_t bwd_weight_scratch(const df_node *n, int nt) {
     conv_geom g;
     geom_bwd_weight(&g, n);
     dconv_shape d = dshape_fwd(&g);
-    if (dconv_bw_available(&d)) return dconv_bw_scratch_floats(&d, nt > 0 ? nt : 1) * 4;
+    if (dconv_bw_available(&d)) return direct_bw_scratch(&d, nt) * 4;
     size_t parts = g.chunks > 1 ? (size_t)(g.chunks * g.Cout * g.CKK) : 0;
     return (bwd_weight_per_thread(&g) * (size_t)(nt > 0 ? nt : 1) + parts) * 4;
 }

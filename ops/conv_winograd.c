@@ -1,0 +1,269 @@
+/* Winograd F(4x4, 3x3) convolution (see conv_winograd.h), points 0, +-1,
+ * +-2, infinity (Lavin & Gray 2015):
+ *   BT = [4  0 -5  0 1 0]   G = [ 1/4     0    0 ]   AT = [1 1  1 1  1 0]
+ *        [0 -4 -4  1 1 0]       [-1/6 -1/6  -1/6]        [0 1 -1 2 -2 0]
+ *        [0  4 -4 -1 1 0]       [-1/6  1/6  -1/6]        [0 1  1 4  4 0]
+ *        [0 -2 -1  2 1 0]       [1/24 1/12  1/6 ]        [0 1 -1 8 -8 1]
+ *        [0  2 -1 -2 1 0]       [1/24 -1/12 1/6 ]
+ *        [0  4  0 -5 0 1]       [ 0     0    1  ]
+ * Sixteen tiles share a vector (lane = tile). A piece of T tiles (tiles
+ * numbered image by image, row by row) is transformed into V, then for each
+ * block of 8 output channels the 36 products go to M and are transformed
+ * back straight into y. V and M of a piece stay in L2. */
+#include "conv_winograd.h"
+#include <stdlib.h>
+#include <string.h>
+
+static int wino_on = -1; /* -1: not read from the environment yet */
+
+void df_conv_set_winograd(int on) {
+    wino_on = on != 0;
+}
+int df_conv_winograd(void) {
+    if (wino_on < 0) {
+        const char *e = getenv("DFRUN_WINOGRAD");
+        wino_on = !(e && !strcmp(e, "0"));
+    }
+    return wino_on;
+}
+
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+#include "conv_winograd_impl.h"
+#include "parallel.h"
+
+#ifndef PIECE_FLOATS
+#define PIECE_FLOATS 163840 /* V and M of a piece: 640 KiB */
+#endif
+#define MIN_CIN 4 /* fewer input channels: the direct kernel is faster */
+#define MAX_GROUPS (PIECE_FLOATS / (36 * (MIN_CIN + RB)) / NT + 1)
+
+typedef struct {
+    int64_t ntw, ntile; /* tiles per row, per image */
+    int64_t tiles;      /* all tiles of the batch */
+    int64_t T;          /* tiles per piece (a multiple of NT) */
+    int64_t pieces, Coutp;
+    int64_t vk, mk; /* floats per position k of V and M: one cache line more than
+                       Cin T and RB T, so the 36 streams don't share L1 sets */
+} wgeom;
+
+static void wgeom_of(const dconv_shape *c, wgeom *g) {
+    g->ntw = (c->Wo + 3) / 4;
+    g->ntile = g->ntw * ((c->Ho + 3) / 4);
+    g->tiles = c->B * g->ntile;
+    int64_t T = PIECE_FLOATS / (36 * (c->Cin + RB)) / NT * NT;
+    int64_t need = (g->tiles + NT - 1) / NT * NT;
+    if (T < NT) T = NT;
+    if (T > need) T = need;
+    g->T = T;
+    g->pieces = (g->tiles + T - 1) / T;
+    g->Coutp = (c->Cout + RB - 1) / RB * RB;
+    g->vk = c->Cin * T + 16;
+    g->mk = RB * T + 16;
+}
+
+int wino_applies(const dconv_shape *c) {
+    return c->KH == 3 && c->KW == 3 && c->s == 1 && c->p == 1 && c->Ho == c->H && c->Wo == c->W &&
+           c->Cin >= MIN_CIN && c->B * c->Cin * c->H * c->W < INT32_MAX &&
+           c->B * c->Cout * c->H * c->W < INT32_MAX;
+}
+int wino_available(const dconv_shape *c) {
+    return wino_applies(c) && df_conv_winograd();
+}
+
+static size_t per_thread(const wgeom *g) {
+    return (size_t)(36 * (g->vk + g->mk));
+}
+size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
+    wgeom g;
+    wgeom_of(c, &g);
+    return (((size_t)(36 * g.Coutp * c->Cin) + 15) & ~(size_t)15) +
+           (size_t)nthreads * per_thread(&g) + 16;
+}
+
+/* u[a][r] = (G g)[a] for RB lanes r, g = (g0, g1, g2) */
+static inline void g_cols(const float *g0, const float *g1, const float *g2, float u[6][RB]) {
+    for (int r = 0; r < RB; r++) {
+        u[0][r] = g0[r] * 0.25f;
+        u[1][r] = -(g0[r] + g1[r] + g2[r]) * (1.0f / 6);
+        u[2][r] = -(g0[r] - g1[r] + g2[r]) * (1.0f / 6);
+        u[3][r] = g0[r] * (1.0f / 24) + g1[r] * (1.0f / 12) + g2[r] * (1.0f / 6);
+        u[4][r] = g0[r] * (1.0f / 24) - g1[r] * (1.0f / 12) + g2[r] * (1.0f / 6);
+        u[5][r] = g2[r];
+    }
+}
+
+/* U [36][Coutp / RB][Cin][RB] = G g GT per (co, ci), zeros for co >= Cout.
+ * g = w[co][ci] (flip = 0) or w[ci][co] rotated 180 degrees (flip = 1).
+ * The RB output channels of a block are the vector lanes. */
+typedef struct {
+    const dconv_shape *c;
+    const float *w;
+    float *U;
+    int64_t Coutp;
+    int flip;
+} wt_job;
+/* blocks [b0, b1) of RB output channels */
+static void transform_weight_blocks(void *ctx, int64_t b0, int64_t b1, int worker) {
+    const wt_job *j = ctx;
+    const float *w = j->w;
+    float *U = j->U;
+    int flip = j->flip;
+    int64_t Cin = j->c->Cin, Cout = j->c->Cout, nblk = j->Coutp / RB;
+    (void)worker;
+    for (int64_t cb = b0; cb < b1; cb++)
+        for (int64_t ci = 0; ci < Cin; ci++) {
+            float g[9][RB], t[3][6][RB], u[6][RB]; /* g[kh * 3 + kw][r], t[kw][a][r] */
+            for (int k = 0; k < 9; k++)
+                for (int r = 0; r < RB; r++) {
+                    int64_t co = cb * RB + r;
+                    g[k][r] = co >= Cout ? 0.0f
+                              : flip     ? w[(ci * Cout + co) * 9 + 8 - k]
+                                         : w[(co * Cin + ci) * 9 + k];
+                }
+            for (int j = 0; j < 3; j++) g_cols(g[j], g[3 + j], g[6 + j], t[j]);
+            for (int a = 0; a < 6; a++) {
+                g_cols(t[0][a], t[1][a], t[2][a], u);
+                for (int b = 0; b < 6; b++)
+                    memcpy(U + (((a * 6 + b) * nblk + cb) * Cin + ci) * RB, u[b], sizeof u[b]);
+            }
+        }
+}
+static void transform_weights(const dconv_shape *c, const float *w, int flip, int64_t Coutp,
+                              float *U) {
+    df_parallel_for(Coutp / RB, 1, transform_weight_blocks, &(wt_job){c, w, U, Coutp, flip});
+}
+
+/* r = AT m (6 -> 4 values) */
+static inline void at6(const __m512 m[6], __m512 r[4]) {
+    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), eight = _mm512_set1_ps(8);
+    __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+    __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+    r[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+    r[1] = _mm512_fmadd_ps(two, d34, d12);
+    r[2] = _mm512_fmadd_ps(four, s34, s12);
+    r[3] = _mm512_add_ps(_mm512_fmadd_ps(eight, d34, d12), m[5]);
+}
+
+/* Where the 16 tiles t0 .. t0 + 15 of a group are: their patches (offsets
+ * from channel 0 of x: one row up, one column left of the first output),
+ * per lane the offset of its first output in channel 0 of y and its top
+ * output row (-64 for lanes beyond the last tile) and left column. */
+typedef struct {
+    patch16 in;
+    int32_t out[NT], row[NT], col[NT];
+} tile_group;
+
+static void group_of(const dconv_shape *c, const wgeom *g, int64_t t0, tile_group *tg) {
+    for (int l = 0; l < NT; l++) {
+        int64_t t = t0 + l, b = t / g->ntile, r = t % g->ntile;
+        int64_t oh = r / g->ntw * 4, ow = r % g->ntw * 4;
+        int ok = t < g->tiles;
+        tg->row[l] = ok ? (int32_t)oh : -64;
+        tg->col[l] = (int32_t)ow;
+        tg->in.off[l] = ok ? (int32_t)(b * c->Cin * c->H * c->W + (oh - 1) * c->W + ow - 1) : 0;
+        tg->out[l] = ok ? (int32_t)(b * c->Cout * c->Ho * c->Wo + oh * c->Wo + ow) : 0;
+        unsigned cols = 0;
+        for (int j = 0; j < 6; j++) cols |= (unsigned)(ow - 1 + j >= 0 && ow - 1 + j < c->W) << j;
+        for (int i = 0; i < 6; i++)
+            tg->in.mask[i][l] = ok && oh - 1 + i >= 0 && oh - 1 + i < c->H ? (__mmask8)cols : 0;
+    }
+}
+
+/* y of channel co for a group from its 36 products m[k] = M[k][r][v0 ..]
+ * (M is [36][RB][T]): AT m A, plus bias, stored row by row per tile. */
+static void output_group(const dconv_shape *c, const float *M, int64_t plane, const tile_group *tg,
+                         int64_t co, float bias, float *y) {
+    __m512 o[6][4], v[16];
+    for (int k = 0; k < 6; k++) {
+        __m512 m[6];
+        for (int l = 0; l < 6; l++) m[l] = _mm512_loadu_ps(M + (k * 6 + l) * plane);
+        at6(m, o[k]);
+    }
+    __m512 bv = _mm512_set1_ps(bias);
+    for (int q = 0; q < 4; q++) {
+        __m512 col[6], r[4];
+        for (int k = 0; k < 6; k++) col[k] = o[k][q];
+        at6(col, r);
+        for (int p = 0; p < 4; p++) v[p * 4 + q] = _mm512_add_ps(r[p], bv);
+    }
+    transpose16(v); /* v[lane] = that tile's 4 x 4 outputs, row-major */
+    float out[NT][16] __attribute__((aligned(64)));
+    for (int l = 0; l < NT; l++) _mm512_store_ps(out[l], v[l]);
+    float *yc = y + co * c->Ho * c->Wo;
+    for (int l = 0; l < NT; l++) {
+        if (tg->row[l] < 0) break;
+        int64_t nr = c->Ho - tg->row[l], nc = c->Wo - tg->col[l];
+        __mmask8 m = (__mmask8)((1u << (nc < 4 ? nc : 4)) - 1);
+        for (int p = 0; p < 4 && p < nr; p++)
+            _mm_mask_storeu_ps(yc + tg->out[l] + p * c->Wo, m, _mm_load_ps(out[l] + p * 4));
+    }
+}
+
+/* One piece: tiles p T .. p T + T - 1. V [36][Cin][T], M [36][RB][T]. */
+static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, const float *U,
+                      const float *bias, float *y, int64_t p, float *V, float *M) {
+    int64_t t0 = p * g->T, n = g->tiles - t0 < g->T ? g->tiles - t0 : g->T;
+    int64_t ng = (n + NT - 1) / NT, nblk = g->Coutp / RB;
+    tile_group tg[MAX_GROUPS];
+    for (int64_t q = 0; q < ng; q++) group_of(c, g, t0 + q * NT, &tg[q]);
+    /* channel by channel: the piece's rows of x are read in order */
+    for (int64_t ci = 0; ci < c->Cin; ci++)
+        for (int64_t q = 0; q < ng; q++)
+            transform_patches(x + ci * c->H * c->W, c->W, &tg[q].in, g->vk, V + ci * g->T + q * NT);
+    for (int64_t cb = 0; cb < nblk; cb++) {
+        for (int64_t k = 0; k < 36; k++)
+            products_cols(U + (k * nblk + cb) * c->Cin * RB, V + k * g->vk, c->Cin, g->T,
+                          M + k * g->mk, g->T, ng, 0);
+        for (int64_t r = 0; r < RB && cb * RB + r < c->Cout; r++) {
+            int64_t co = cb * RB + r;
+            for (int64_t q = 0; q < ng; q++)
+                output_group(c, M + r * g->T + q * NT, g->mk, &tg[q], co, bias ? bias[co] : 0.0f,
+                             y);
+        }
+    }
+}
+
+typedef struct {
+    const dconv_shape *c;
+    const wgeom *g;
+    const float *x, *U, *bias;
+    float *y, *base;
+    size_t per;
+} wino_job;
+static void wino_pieces(void *ctx, int64_t p0, int64_t p1, int worker) {
+    const wino_job *j = ctx;
+    float *V = j->base + j->per * (size_t)worker; // [36][Cin][T]
+    float *M = V + 36 * j->g->vk;                 // [36][RB][T]
+    for (int64_t p = p0; p < p1; p++) run_piece(j->c, j->g, j->x, j->U, j->bias, j->y, p, V, M);
+}
+
+void wino_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
+              float *y, float *scratch, int nt) {
+    (void)nt; /* the scratch holds a piece's buffers per worker */
+    wgeom g;
+    wgeom_of(c, &g);
+    float *U = scratch; // [36][Coutp / RB][Cin][RB]
+    transform_weights(c, w, flip, g.Coutp, U);
+    float *base = U + (((size_t)(36 * g.Coutp * c->Cin) + 15) & ~(size_t)15);
+    wino_job j = {c, &g, x, U, bias, y, base, per_thread(&g)};
+    df_parallel_for(g.pieces, 1, wino_pieces, &j);
+}
+
+#else /* no AVX-512 (F and VL): the direct kernel's fallback (im2col + GEMM) is used */
+int wino_applies(const dconv_shape *c) {
+    (void)c;
+    return 0;
+}
+int wino_available(const dconv_shape *c) {
+    (void)c;
+    return 0;
+}
+size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
+    (void)c, (void)nthreads;
+    return 0;
+}
+void wino_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
+              float *y, float *scratch, int nt) {
+    (void)c, (void)x, (void)w, (void)flip, (void)bias, (void)y, (void)scratch, (void)nt;
+}
+#endif

@@ -1,0 +1,39 @@
+/* Winograd F(4x4, 3x3) convolution for 3x3 kernels, stride 1, padding 1
+ * (internal to ops/conv.c). Each 4 x 4 block of outputs ("tile") of one
+ * image and channel comes from a 6 x 6 input patch: V = BT d B, then for
+ * each of the 36 positions a product M = U V over the input channels
+ * (U = G g GT, the transformed weights), then y = AT M A: 36 multiplications
+ * per 16 outputs instead of 144. Pieces are fixed runs of tiles (chosen from
+ * the shape alone) handed out dynamically; every output is computed by one
+ * thread in a fixed order, so results don't depend on the thread count. */
+#ifndef DFRUN_CONV_WINOGRAD_H
+#define DFRUN_CONV_WINOGRAD_H
+#include "conv_direct.h"
+
+/* 1 when this build has the kernel and the shape suits it (3x3, stride 1,
+ * padding 1, at least 4 input channels: with 1 the direct kernel is faster),
+ * whether or not the switch is on: scratch is sized for it either way. */
+int wino_applies(const dconv_shape *c);
+/* wino_applies and the switch is on. */
+int wino_available(const dconv_shape *c);
+/* Scratch floats needed. */
+size_t wino_scratch_floats(const dconv_shape *c, int nthreads);
+/* The same contract as dconv_run (flip = 1: w is [Cin, Cout, 3, 3] used
+ * transposed and rotated, the data gradient of a stride-1 conv). */
+void wino_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
+              float *y, float *scratch, int nthreads);
+
+/* The weight gradient (conv_winograd_bw.c) of the forward conv c, where
+ * wino_applies; the same contract as dconv_bw_run. */
+int wino_bw_applies(const dconv_shape *c);
+int wino_bw_available(const dconv_shape *c);
+size_t wino_bw_scratch_floats(const dconv_shape *c, int nthreads);
+void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
+                 int nthreads);
+
+/* The switch: on by default, off when DFRUN_WINOGRAD=0 is in the environment
+ * at the first convolution; df_conv_set_winograd overrides both (tests). */
+void df_conv_set_winograd(int on);
+int df_conv_winograd(void);
+
+#endif

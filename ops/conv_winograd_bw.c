@@ -1,0 +1,249 @@
+/* Winograd weight gradient of a 3x3, stride-1, padding-1 conv (see
+ * conv_winograd.h). The forward computes a 4 x 4 output tile as
+ * y = AT [(G g GT) . (BT d B)] A, so the gradient of sum(gy y) over that
+ * tile is GT [(AT^T gy AT) . (BT d B)] G: F(3x3, 4x4) by transposition.
+ * Summed over tiles, the 36 positions k are products over the tiles:
+ *   P[k][co][ci] = sum over tiles of Z[k][co][t] V[k][ci][t],
+ *   Z = AT^T gy AT (4x4 -> 6x6), V = BT d B (the forward's input transform),
+ * and dw[co][ci] = GT P[.][co][ci] G (6x6 -> 3x3).
+ * Here the vector lanes are 16 channels of one tile (the sums run over the
+ * tiles). Pieces of tiles are grouped into chunks fixed by the shape; a
+ * thread sums a chunk's pieces in order into its P, transforms it into the
+ * chunk's part of dw, and the parts are added in chunk order: the result
+ * doesn't depend on the thread count. */
+#include "conv_winograd.h"
+
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+#include "conv_winograd_impl.h"
+#include "parallel.h"
+
+#define BW_TILES 128 /* tiles per piece at most; at least 32 */
+#define BW_PIECES 8  /* pieces wanted when that leaves 32 tiles or more */
+#define BW_CHUNKS 16 /* at most; a thread's work item */
+
+typedef struct {
+    int64_t ntw, ntile, tiles; /* tiles per row, per image, in all */
+    int64_t T, pieces;         /* tiles per piece */
+    int64_t per_chunk, chunks; /* pieces per chunk */
+    int64_t Cinp, Coutp;       /* channels rounded up to 16 */
+    int64_t vk, zk;            /* floats per position k of V and Z (+ a cache line) */
+} bgeom;
+
+static void bgeom_of(const dconv_shape *c, bgeom *g) {
+    g->ntw = (c->Wo + 3) / 4;
+    g->ntile = g->ntw * ((c->Ho + 3) / 4);
+    g->tiles = c->B * g->ntile;
+    int64_t T = (g->tiles + BW_PIECES - 1) / BW_PIECES;
+    T = T < 32 ? 32 : T > BW_TILES ? BW_TILES : T;
+    g->T = g->tiles < T ? g->tiles : T;
+    g->pieces = (g->tiles + g->T - 1) / g->T;
+    int64_t want = g->pieces < BW_CHUNKS ? g->pieces : BW_CHUNKS;
+    g->per_chunk = (g->pieces + want - 1) / want;
+    g->chunks = (g->pieces + g->per_chunk - 1) / g->per_chunk;
+    g->Cinp = (c->Cin + NT - 1) / NT * NT;
+    g->Coutp = (c->Cout + NT - 1) / NT * NT;
+    g->vk = g->T * g->Cinp + 16;
+    g->zk = g->T * g->Coutp + 16;
+}
+
+int wino_bw_applies(const dconv_shape *c) {
+    return wino_applies(c);
+}
+int wino_bw_available(const dconv_shape *c) {
+    return wino_bw_applies(c) && df_conv_winograd();
+}
+
+/* per thread: P [36][Coutp][Cinp], V [36][T][Cinp], Z [36][Coutp / RB][T][RB] */
+static size_t bw_per_thread(const bgeom *g) {
+    return (size_t)(36 * (g->Coutp * g->Cinp + g->vk + g->zk));
+}
+size_t wino_bw_scratch_floats(const dconv_shape *c, int nthreads) {
+    bgeom g;
+    bgeom_of(c, &g);
+    return (size_t)nthreads * bw_per_thread(&g) + (size_t)(g.chunks * c->Cout * 9 * g.Cinp) + 16;
+}
+
+/* r = AT^T f (4 -> 6 values) */
+static inline void a_t4(const __m512 f[4], __m512 r[6]) {
+    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), eight = _mm512_set1_ps(8);
+    __m512 e = _mm512_add_ps(f[0], f[2]), o = _mm512_add_ps(f[1], f[3]);
+    __m512 e2 = _mm512_fmadd_ps(four, f[2], f[0]),
+           o2 = _mm512_fmadd_ps(eight, f[3], _mm512_mul_ps(two, f[1]));
+    r[0] = f[0];
+    r[1] = _mm512_add_ps(e, o);
+    r[2] = _mm512_sub_ps(e, o);
+    r[3] = _mm512_add_ps(e2, o2);
+    r[4] = _mm512_sub_ps(e2, o2);
+    r[5] = f[3];
+}
+/* r = GT p (6 -> 3 values) */
+static inline void g_t6(const __m512 p[6], __m512 r[3]) {
+    const __m512 q = _mm512_set1_ps(0.25f), s = _mm512_set1_ps(1.0f / 6),
+                 t = _mm512_set1_ps(1.0f / 12), u = _mm512_set1_ps(1.0f / 24);
+    __m512 s12 = _mm512_add_ps(p[1], p[2]), d21 = _mm512_sub_ps(p[2], p[1]);
+    __m512 s34 = _mm512_add_ps(p[3], p[4]), d34 = _mm512_sub_ps(p[3], p[4]);
+    r[0] = _mm512_fmadd_ps(u, s34, _mm512_fnmadd_ps(s, s12, _mm512_mul_ps(q, p[0])));
+    r[1] = _mm512_fmadd_ps(t, d34, _mm512_mul_ps(s, d21));
+    r[2] = _mm512_add_ps(_mm512_mul_ps(s, _mm512_sub_ps(s34, s12)), p[5]);
+}
+
+/* Z[k][co0 / RB + h][t][RB] (h = 0, 1; zk floats per k) = AT^T gy AT of
+ * the 4 x 4 tile of gy at output (oh, ow) of image b, channels co0 .. co0 + 15
+ * (a channel per lane; zeros outside gy). */
+static void transform_gy(const dconv_shape *c, const float *gy, int64_t b, int64_t oh, int64_t ow,
+                         int64_t co0, int64_t T, int64_t zk, int64_t t, float *Z) {
+    int64_t nr = c->Ho - oh < 4 ? c->Ho - oh : 4, nc = c->Wo - ow < 4 ? c->Wo - ow : 4;
+    __mmask8 cm = (__mmask8)((1u << nc) - 1);
+    __m512 v[16];
+    for (int l = 0; l < NT; l++) {
+        v[l] = _mm512_setzero_ps();
+        if (co0 + l >= c->Cout) continue;
+        const float *p = gy + ((b * c->Cout + co0 + l) * c->Ho + oh) * c->Wo + ow;
+        for (int i = 0; i < nr; i++)
+            v[l] = _mm512_insertf32x4(v[l], _mm_maskz_loadu_ps(cm, p + i * c->Wo), i);
+    }
+    transpose16(v); /* v[i * 4 + j] = gy[i][j], a channel per lane */
+    __m512 a[4][6];
+    for (int i = 0; i < 4; i++) a_t4(&v[i * 4], a[i]);
+    for (int s = 0; s < 6; s++) {
+        __m512 col[4] = {a[0][s], a[1][s], a[2][s], a[3][s]}, r[6];
+        a_t4(col, r);
+        for (int m = 0; m < 6; m++) {
+            float *z = Z + (m * 6 + s) * zk + (co0 / RB * T + t) * RB;
+            _mm256_storeu_ps(z, _mm512_castps512_ps256(r[m]));
+            _mm256_storeu_ps(z + T * RB,
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(r[m]), 1)));
+        }
+    }
+}
+
+/* The patches of tile (b, oh, ow) in channels ci0 .. ci0 + 15, a channel per lane */
+static void channel_patches(const dconv_shape *c, int64_t b, int64_t oh, int64_t ow, int64_t ci0,
+                            patch16 *p) {
+    unsigned cols = 0;
+    for (int j = 0; j < 6; j++) cols |= (unsigned)(ow - 1 + j >= 0 && ow - 1 + j < c->W) << j;
+    for (int l = 0; l < NT; l++) {
+        int ok = ci0 + l < c->Cin;
+        p->off[l] = ok ? (int32_t)(((b * c->Cin + ci0 + l) * c->H + oh - 1) * c->W + ow - 1) : 0;
+        for (int i = 0; i < 6; i++)
+            p->mask[i][l] = ok && oh - 1 + i >= 0 && oh - 1 + i < c->H ? (__mmask8)cols : 0;
+    }
+}
+
+/* One piece: P (+)= its tiles' products (add = 0: the chunk's first piece). */
+static void bw_piece(const dconv_shape *c, const bgeom *g, const float *x, const float *gy,
+                     int64_t p, int add, float *P, float *V, float *Z) {
+    int64_t t0 = p * g->T, n = g->tiles - t0 < g->T ? g->tiles - t0 : g->T;
+    for (int64_t t = 0; t < n; t++) {
+        int64_t b = (t0 + t) / g->ntile, r = (t0 + t) % g->ntile;
+        int64_t oh = r / g->ntw * 4, ow = r % g->ntw * 4;
+        for (int64_t ci0 = 0; ci0 < g->Cinp; ci0 += NT) {
+            patch16 pt;
+            channel_patches(c, b, oh, ow, ci0, &pt);
+            transform_patches(x, c->W, &pt, g->vk, V + t * g->Cinp + ci0);
+        }
+        for (int64_t co0 = 0; co0 < g->Coutp; co0 += NT)
+            transform_gy(c, gy, b, oh, ow, co0, g->T, g->zk, t, Z);
+    }
+    for (int64_t k = 0; k < 36; k++)
+        for (int64_t cb = 0; cb < g->Coutp / RB; cb++)
+            products_cols(Z + k * g->zk + cb * g->T * RB, V + k * g->vk, n, g->Cinp,
+                          P + (k * g->Coutp + cb * RB) * g->Cinp, g->Cinp, g->Cinp / NT, add);
+}
+
+/* part [Cout][9][Cinp] = GT P G per (co, ci) */
+static void bw_output(const dconv_shape *c, const bgeom *g, const float *P, float *part) {
+    int64_t plane = g->Coutp * g->Cinp;
+    for (int64_t co = 0; co < c->Cout; co++)
+        for (int64_t q = 0; q < g->Cinp; q += NT) {
+            __m512 h[6][3];
+            for (int s = 0; s < 6; s++) {
+                __m512 row[6];
+                for (int t = 0; t < 6; t++)
+                    row[t] = _mm512_loadu_ps(P + (s * 6 + t) * plane + co * g->Cinp + q);
+                g_t6(row, h[s]);
+            }
+            for (int kw = 0; kw < 3; kw++) {
+                __m512 col[6], r[3];
+                for (int s = 0; s < 6; s++) col[s] = h[s][kw];
+                g_t6(col, r);
+                for (int kh = 0; kh < 3; kh++)
+                    _mm512_storeu_ps(part + (co * 9 + kh * 3 + kw) * g->Cinp + q, r[kh]);
+            }
+        }
+}
+
+typedef struct {
+    const dconv_shape *c;
+    const bgeom *g;
+    const float *x, *gy;
+    float *dw, *scratch, *parts;
+    size_t per;
+    int64_t psz;
+} wbw_job;
+
+/* chunks [c0, c1): each sums its pieces in order into its part */
+static void wbw_chunks(void *ctx, int64_t c0, int64_t c1, int worker) {
+    const wbw_job *j = ctx;
+    const bgeom *g = j->g;
+    float *P = j->scratch + j->per * (size_t)worker; // [36][Coutp][Cinp]
+    float *V = P + 36 * g->Coutp * g->Cinp;          // [36][T][Cinp]
+    float *Z = V + 36 * g->vk;                       // [36][Coutp / RB][T][RB]
+    for (int64_t ch = c0; ch < c1; ch++) {
+        int64_t p0 = ch * g->per_chunk,
+                p1 = p0 + g->per_chunk < g->pieces ? p0 + g->per_chunk : g->pieces;
+        for (int64_t p = p0; p < p1; p++) bw_piece(j->c, g, j->x, j->gy, p, p > p0, P, V, Z);
+        bw_output(j->c, g, P, j->parts + ch * j->psz);
+    }
+}
+/* dw[co][ci][kk] for co in [o0, o1) = the parts' sum in chunk order */
+static void wbw_sum(void *ctx, int64_t o0, int64_t o1, int worker) {
+    const wbw_job *j = ctx;
+    const dconv_shape *c = j->c;
+    (void)worker;
+    for (int64_t co = o0; co < o1; co++)
+        for (int64_t kk = 0; kk < 9; kk++)
+            for (int64_t ci = 0; ci < c->Cin; ci++) {
+                float s = 0;
+                for (int64_t ch = 0; ch < j->g->chunks; ch++)
+                    s += j->parts[ch * j->psz + (co * 9 + kk) * j->g->Cinp + ci];
+                j->dw[(co * c->Cin + ci) * 9 + kk] = s;
+            }
+}
+
+void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
+                 int nt) {
+    bgeom g;
+    bgeom_of(c, &g);
+    size_t per = bw_per_thread(&g);
+    wbw_job j = {c,
+                 &g,
+                 x,
+                 gy,
+                 dw,
+                 scratch,
+                 scratch + per * (size_t)nt, /* [chunks][Cout][9][Cinp] */
+                 per,
+                 c->Cout * 9 * g.Cinp};
+    df_parallel_for(g.chunks, 1, wbw_chunks, &j);
+    df_parallel_for(c->Cout, 1, wbw_sum, &j);
+}
+
+#else /* no AVX-512 (F and VL): the direct kernel's fallback is used */
+int wino_bw_applies(const dconv_shape *c) {
+    (void)c;
+    return 0;
+}
+int wino_bw_available(const dconv_shape *c) {
+    (void)c;
+    return 0;
+}
+size_t wino_bw_scratch_floats(const dconv_shape *c, int nthreads) {
+    (void)c, (void)nthreads;
+    return 0;
+}
+void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
+                 int nt) {
+    (void)c, (void)x, (void)gy, (void)dw, (void)scratch, (void)nt;
+}
+#endif

@@ -1,0 +1,119 @@
+/* The AVX-512 pieces shared by the Winograd forward (conv_winograd.c) and
+ * weight gradient (conv_winograd_bw.c): the input transform of sixteen 6 x 6
+ * patches at once and the register-tile product kernel. Internal to ops/. */
+#ifndef DFRUN_CONV_WINOGRAD_IMPL_H
+#define DFRUN_CONV_WINOGRAD_IMPL_H
+#include "simd16.h"
+#include <stdint.h>
+
+#define NT 16   /* lanes of a vector */
+#define RB 8    /* rows (channels) of the product kernel's register tile */
+#define NVMAX 3 /* column vectors of the product kernel's register tile */
+
+/* r = BT d (6 values) */
+static inline void bt6(const __m512 d[6], __m512 r[6]) {
+    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), five = _mm512_set1_ps(5);
+    __m512 a = _mm512_fnmadd_ps(four, d[2], d[4]); /* d4 - 4 d2 */
+    __m512 b = _mm512_fnmadd_ps(four, d[1], d[3]); /* d3 - 4 d1 */
+    __m512 e = _mm512_sub_ps(d[4], d[2]), f = _mm512_sub_ps(d[3], d[1]);
+    r[0] = _mm512_fnmadd_ps(five, d[2], _mm512_fmadd_ps(four, d[0], d[4]));
+    r[1] = _mm512_add_ps(a, b);
+    r[2] = _mm512_sub_ps(a, b);
+    r[3] = _mm512_fmadd_ps(two, f, e);
+    r[4] = _mm512_fnmadd_ps(two, f, e);
+    r[5] = _mm512_fnmadd_ps(five, d[3], _mm512_fmadd_ps(four, d[1], d[5]));
+}
+
+/* Sixteen 6 x 6 patches of planes with rows W floats apart, one per lane:
+ * each patch's top-left corner (an offset from a base pointer) and, per
+ * patch row, its columns inside the plane (0: the row is outside or the
+ * lane unused). Masked loads never touch what a mask leaves out. */
+typedef struct {
+    int32_t off[NT];
+    __mmask8 mask[6][NT];
+} patch16;
+
+/* Patch rows i and i + 1 of lane l as the low and high halves of a vector
+ * (columns 0 .. 5, zeros outside). */
+static inline __m512 row_pair(const float *base, const patch16 *p, int l, int i, int64_t W) {
+    const float *r = base + p->off[l] + i * W;
+    __m256 lo = _mm256_maskz_loadu_ps(p->mask[i][l], r);
+    __m256 hi = _mm256_maskz_loadu_ps(p->mask[i + 1][l], r + W);
+    return _mm512_castpd_ps(
+        _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+}
+
+/* V[k * plane .. + 15] for k < 36 = BT d B of the sixteen patches, a patch
+ * per lane: loaded row pair by row pair and turned patch-per-lane by 16 x 16
+ * transposes (gathers are much slower). */
+static inline void transform_patches(const float *base, int64_t W, const patch16 *p, int64_t plane,
+                                     float *V) {
+    __m512 d[6][6]; /* [patch row][patch column] */
+    for (int i = 0; i < 6; i += 2) {
+        __m512 v[16];
+        for (int l = 0; l < NT; l++) v[l] = row_pair(base, p, l, i, W);
+        transpose16(v);
+        for (int j = 0; j < 6; j++) d[i][j] = v[j], d[i + 1][j] = v[8 + j];
+    }
+    __m512 t[6][6]; /* [row of BT d][patch column] */
+    for (int j = 0; j < 6; j++) {
+        __m512 col[6], r[6];
+        for (int i = 0; i < 6; i++) col[i] = d[i][j];
+        bt6(col, r);
+        for (int k = 0; k < 6; k++) t[k][j] = r[k];
+    }
+    for (int k = 0; k < 6; k++) {
+        __m512 r[6];
+        bt6(t[k], r);
+        for (int l = 0; l < 6; l++) _mm512_storeu_ps(V + (k * 6 + l) * plane, r[l]);
+    }
+}
+
+/* C[r][16 nv columns] = (C +) sum over k < K of A[k][r] B[k][16 nv columns]
+ * for r < RB: A [K][RB] is broadcast, B's rows are ldb floats apart, C's
+ * ldc. The sum runs in k order. */
+static inline __attribute__((always_inline)) void products(const float *A, const float *B,
+                                                           int64_t K, int64_t ldb, float *C,
+                                                           int64_t ldc, const int nv,
+                                                           const int add) {
+    __m512 acc[RB][NVMAX];
+    for (int r = 0; r < RB; r++)
+        for (int q = 0; q < nv; q++) acc[r][q] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k++) {
+        __m512 v[NVMAX];
+        for (int q = 0; q < nv; q++) v[q] = _mm512_loadu_ps(B + k * ldb + q * NT);
+        for (int r = 0; r < RB; r++) {
+            __m512 u = _mm512_set1_ps(A[k * RB + r]);
+            for (int q = 0; q < nv; q++) acc[r][q] = _mm512_fmadd_ps(u, v[q], acc[r][q]);
+        }
+    }
+    for (int r = 0; r < RB; r++)
+        for (int q = 0; q < nv; q++) {
+            float *c = C + r * ldc + q * NT;
+            _mm512_storeu_ps(c, add ? _mm512_add_ps(_mm512_loadu_ps(c), acc[r][q]) : acc[r][q]);
+        }
+}
+#define WINO_PRODUCTS(NV, ADD)                                                                     \
+    static inline void products_##NV##_##ADD(const float *A, const float *B, int64_t K,            \
+                                             int64_t ldb, float *C, int64_t ldc) {                 \
+        products(A, B, K, ldb, C, ldc, NV, ADD);                                                   \
+    }
+WINO_PRODUCTS(1, 0)
+WINO_PRODUCTS(2, 0)
+WINO_PRODUCTS(3, 0)
+WINO_PRODUCTS(1, 1)
+WINO_PRODUCTS(2, 1)
+WINO_PRODUCTS(3, 1)
+#undef WINO_PRODUCTS
+
+/* products over nvec column vectors, NVMAX at a time */
+static inline void products_cols(const float *A, const float *B, int64_t K, int64_t ldb, float *C,
+                                 int64_t ldc, int64_t nvec, int add) {
+    int64_t q = 0;
+    for (; q + 3 <= nvec; q += 3)
+        (add ? products_3_1 : products_3_0)(A, B + q * NT, K, ldb, C + q * NT, ldc);
+    if (nvec - q == 2) (add ? products_2_1 : products_2_0)(A, B + q * NT, K, ldb, C + q * NT, ldc);
+    if (nvec - q == 1) (add ? products_1_1 : products_1_0)(A, B + q * NT, K, ldb, C + q * NT, ldc);
+}
+
+#endif

@@ -31,10 +31,8 @@ int df_conv_winograd(void) {
 #include "conv_winograd_impl.h"
 #include "parallel.h"
 
-#ifndef PIECE_FLOATS
-#define PIECE_FLOATS 163840 /* V and M of a piece: 640 KiB */
-#endif
-#define MIN_CIN 4 /* fewer input channels: the direct kernel is faster */
+#define PIECE_FLOATS 163840 /* V and M of a piece: 640 KiB (measured best of 384-1280) */
+#define MIN_CIN 4           /* fewer input channels: the direct kernel is faster */
 #define MAX_GROUPS (PIECE_FLOATS / (36 * (MIN_CIN + RB)) / NT + 1)
 
 typedef struct {

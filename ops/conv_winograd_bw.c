@@ -93,14 +93,18 @@ static inline void g_t6(const __m512 p[6], __m512 r[3]) {
 static void transform_gy(const dconv_shape *c, const float *gy, int64_t b, int64_t oh, int64_t ow,
                          int64_t co0, int64_t T, int64_t zk, int64_t t, float *Z) {
     int64_t nr = c->Ho - oh < 4 ? c->Ho - oh : 4, nc = c->Wo - ow < 4 ? c->Wo - ow : 4;
-    __mmask8 cm = (__mmask8)((1u << nc) - 1);
+    __mmask8 rm[4]; /* per tile row: its columns inside gy, or none */
+    for (int i = 0; i < 4; i++) rm[i] = i < nr ? (__mmask8)((1u << nc) - 1) : 0;
     __m512 v[16];
     for (int l = 0; l < NT; l++) {
         v[l] = _mm512_setzero_ps();
         if (co0 + l >= c->Cout) continue;
         const float *p = gy + ((b * c->Cout + co0 + l) * c->Ho + oh) * c->Wo + ow;
-        for (int i = 0; i < nr; i++)
-            v[l] = _mm512_insertf32x4(v[l], _mm_maskz_loadu_ps(cm, p + i * c->Wo), i);
+        int64_t W = c->Wo;
+        v[l] = _mm512_castps128_ps512(_mm_maskz_loadu_ps(rm[0], p));
+        v[l] = _mm512_insertf32x4(v[l], _mm_maskz_loadu_ps(rm[1], p + W), 1);
+        v[l] = _mm512_insertf32x4(v[l], _mm_maskz_loadu_ps(rm[2], p + 2 * W), 2);
+        v[l] = _mm512_insertf32x4(v[l], _mm_maskz_loadu_ps(rm[3], p + 3 * W), 3);
     }
     transpose16(v); /* v[i * 4 + j] = gy[i][j], a channel per lane */
     __m512 a[4][6];

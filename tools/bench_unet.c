@@ -68,6 +68,25 @@ static void feed(net *n, df_rng *r, int B) {
     free(lab);
 }
 
+/* one more run of g, timed per op, printed by op */
+static void profile_run(df_graph *g, const char *what) {
+    double sec[DF_OP_COUNT] = {0}, fl[DF_OP_COUNT] = {0}, tot = 0;
+    df_profile(g, 1);
+    df_run(g);
+    for (int k = 0; k < df_graph_size(g); k++) {
+        df_node *nd = df_graph_node(g, k);
+        sec[nd->op] += df_node_seconds(g, nd);
+        fl[nd->op] += df_node_flops(nd);
+        tot += df_node_seconds(g, nd);
+    }
+    df_profile(g, 0);
+    fprintf(stderr, "%s by op (%.3f s):\n", what, tot);
+    for (int op = 0; op < DF_OP_COUNT; op++)
+        if (sec[op] > 0.001 * tot)
+            fprintf(stderr, "  %-20s %7.1f ms %5.1f%% %7.1f GF/s\n", df_op_table[op]->name,
+                    1e3 * sec[op], 100 * sec[op] / tot, fl[op] / sec[op] / 1e9);
+}
+
 int main(int argc, char **argv) {
     int B = 128, T = 0, steps = 10, SB = 256, params_only = 0, profile = 0;
     unet_cfg c = unet_default();
@@ -142,23 +161,8 @@ int main(int argc, char **argv) {
         df_optim_step(opt, -1);
     }
     double tr_s = (df_seconds() - t0) / steps;
-    if (profile) { /* one more step, timed per op */
-        double sec[DF_OP_COUNT] = {0}, fl[DF_OP_COUNT] = {0}, tot = 0;
-        df_profile(tr.g, 1);
-        df_run(tr.g);
-        for (int k = 0; k < df_graph_size(tr.g); k++) {
-            df_node *nd = df_graph_node(tr.g, k);
-            sec[nd->op] += df_node_seconds(tr.g, nd);
-            fl[nd->op] += df_node_flops(nd);
-            tot += df_node_seconds(tr.g, nd);
-        }
-        df_profile(tr.g, 0);
-        fprintf(stderr, "train step by op (%.3f s):\n", tot);
-        for (int op = 0; op < DF_OP_COUNT; op++)
-            if (sec[op] > 0.001 * tot)
-                fprintf(stderr, "  %-20s %7.1f ms %5.1f%% %7.1f GF/s\n", df_op_table[op]->name,
-                        1e3 * sec[op], 100 * sec[op] / tot, fl[op] / sec[op] / 1e9);
-    }
+    if (profile) profile_run(tr.g, "train step");
+    if (profile) profile_run(ev.g, "sampling forward");
     df_run(ev.g);
     int evn = steps / 2 > 2 ? steps / 2 : 2;
     t0 = df_seconds();

@@ -279,31 +279,51 @@ static void fwd_gemm(const conv_geom *g, const df_node *n, int64_t c, float *ws,
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->Cout, (int)nc, (int)g->CKK, 1.0f,
                 w, (int)g->CKK, col + c0, (int)cols, 0.0f, dst + c0, (int)cols);
 }
+/* The forward's epilogue (dconv_epilogue) from its node: inputs x, w,
+ * [bias], [addend]; ia[2] = 1 when there is an addend (a fused add, see
+ * fuse.c), ia[3] = 1 when it is [B, Cout] (one value per image and channel). */
+static dconv_epilogue epilogue_of(const df_node *n) {
+    int has_add = n->ia[2] == 1;
+    dconv_epilogue e = {n->n_in - has_add == 3 ? df_inp(n, 2) : NULL,
+                        has_add ? df_inp(n, n->n_in - 1) : NULL, has_add && n->ia[3] == 1};
+    return e;
+}
 typedef struct {
     const conv_geom *g;
     float *y;
-    const float *src, *bias;
-    int64_t cols, ni;
+    const float *src;
+    dconv_epilogue ep;
+    int64_t cols, ni, img0; /* img0: the chunk's first image */
 } fin_job;
-/* planes [p0, p1) of y [ni, Cout, P] = src (y itself, or [Cout, cols]) + bias */
+/* planes [p0, p1) of y [ni, Cout, P] = src (y itself, or [Cout, cols]) + bias + addend */
 static void fin_planes(void *ctx, int64_t p0, int64_t p1, int worker) {
     const fin_job *j = ctx;
     const conv_geom *g = j->g;
+    const float *add = j->ep.add;
     (void)worker;
     for (int64_t p = p0; p < p1; p++) {
         int64_t im = p / g->Cout, co = p % g->Cout;
-        float *yo = j->y + p * g->P, bv = j->bias ? j->bias[co] : 0.0f;
+        float *yo = j->y + p * g->P, bv = j->ep.bias ? j->ep.bias[co] : 0.0f;
         const float *src = j->ni == 1 ? yo : j->src + co * j->cols + im * g->P;
         for (int64_t k = 0; k < g->P; k++) yo[k] = src[k] + bv;
+        if (!add) continue;
+        if (j->ep.per_channel) {
+            float a = add[(j->img0 + im) * g->Cout + co];
+            for (int64_t k = 0; k < g->P; k++) yo[k] += a;
+        } else {
+            const float *ao = add + (j->img0 * g->Cout + p) * g->P;
+            for (int64_t k = 0; k < g->P; k++) yo[k] += ao[k];
+        }
     }
 }
 static void fwd_fin(const conv_geom *g, const df_node *n, int64_t c, float *ws) {
     int64_t ni = chunk_imgs(g, c), cols = ni * g->P;
     float *y = df_out(n) + c * g->nb * g->Cout * g->P; // [ni, Cout, P]
-    const float *tmp = ws + g->CKK * ws_cols(g), *bias = n->n_in == 3 ? df_inp(n, 2) : NULL;
-    if (ni == 1 && !bias) return;
+    const float *tmp = ws + g->CKK * ws_cols(g);
+    dconv_epilogue ep = epilogue_of(n);
+    if (ni == 1 && !ep.bias && !ep.add) return;
     df_parallel_for(ni * g->Cout, DF_PIECE(ni * g->Cout), fin_planes,
-                    &(fin_job){g, y, ni == 1 ? y : tmp, bias, cols, ni});
+                    &(fin_job){g, y, ni == 1 ? y : tmp, ep, cols, ni, c * g->nb});
 }
 static const chunk_ops fwd_ops = {fwd_prep, fwd_gemm, fwd_fin};
 
@@ -332,13 +352,13 @@ static df_status conv_fwd(const df_node *n, df_exec_ctx *ctx) {
     geom_fwd(&g, n);
     dconv_shape d = dshape_fwd(&g);
     if (wino_available(&d)) {
-        wino_run(&d, df_inp(n, 0), df_inp(n, 1), 0, n->n_in == 3 ? df_inp(n, 2) : NULL, df_out(n),
-                 ctx->scratch, ctx->nthreads);
+        dconv_epilogue ep = epilogue_of(n);
+        wino_run(&d, df_inp(n, 0), df_inp(n, 1), 0, &ep, df_out(n), ctx->scratch, ctx->nthreads);
         return DF_OK;
     }
     if (dconv_available(&d)) {
-        dconv_run(&d, df_inp(n, 0), df_inp(n, 1), 0, n->n_in == 3 ? df_inp(n, 2) : NULL, df_out(n),
-                  ctx->scratch, ctx->nthreads);
+        dconv_epilogue ep = epilogue_of(n);
+        dconv_run(&d, df_inp(n, 0), df_inp(n, 1), 0, &ep, df_out(n), ctx->scratch, ctx->nthreads);
         return DF_OK;
     }
     run_chunks(&g, n, &fwd_ops, ctx->scratch, fwd_per_thread(&g), ctx->nthreads);
@@ -373,7 +393,10 @@ static df_status conv_shape(df_node *n) {
                          "kernel %lldx%lld is larger than the padded input %s (padding %d)",
                          (long long)w->shape.d[2], (long long)w->shape.d[3],
                          df_shape_str(&x->shape, a, sizeof a), p);
-    if (n->n_in == 3) {
+    int has_add = n->ia[2] == 1, has_bias = n->n_in - has_add == 3;
+    if (n->ia[2] < 0 || n->ia[2] > 1 || n->ia[3] < 0 || n->ia[3] > 1 || n->n_in - has_add < 2)
+        return df_seterr(DF_EINVAL, "conv2d: bad addend attributes (%d, %d)", n->ia[2], n->ia[3]);
+    if (has_bias) {
         const df_node *bi = n->in[2];
         if (bi->dtype != DF_F32 || bi->shape.nd != 1 || bi->shape.d[0] != w->shape.d[0])
             return df_seterr(DF_ESHAPE, "bias %s, expected [%lld] (the output channels)",
@@ -381,6 +404,15 @@ static df_status conv_shape(df_node *n) {
     }
     n->shape = df_shape4(x->shape.d[0], w->shape.d[0], Ho / s + 1, Wo / s + 1);
     n->dtype = DF_F32;
+    if (has_add) { /* [B, Cout, Ho, Wo], or [B, Cout] with ia[3] = 1 */
+        const df_node *r = n->in[n->n_in - 1];
+        int64_t want = n->ia[3] ? n->shape.d[0] * n->shape.d[1] : df_shape_numel(&n->shape);
+        if (r->dtype != DF_F32 || df_shape_numel(&r->shape) != want ||
+            (!n->ia[3] && !df_shape_eq(&r->shape, &n->shape)))
+            return df_seterr(DF_ESHAPE, "addend %s, expected %s",
+                             df_shape_str(&r->shape, a, sizeof a),
+                             n->ia[3] ? "[B, Cout] values" : "the output's shape");
+    }
     return DF_OK;
 }
 
@@ -399,7 +431,15 @@ static df_status conv_bwd(df_graph *gr, df_node *n, df_node *gy, df_node **gin) 
         int32_t ia[4] = {n->ia[0], n->ia[1], (int32_t)w->shape.d[2], (int32_t)w->shape.d[3]};
         gin[1] = df_node_new(gr, DF_OP_CONV2D_BWD_WEIGHT, (df_node *[]){x, gy}, 2, ia, 4, NULL, 0);
     }
-    if (n->n_in == 3 && n->in[2]->requires_grad) gin[2] = df_sum_to(gr, gy, n->in[2]->shape, 1);
+    int has_add = n->ia[2] == 1, nb = n->n_in - has_add; /* nb == 3: a bias */
+    if (nb == 3 && n->in[2]->requires_grad) gin[2] = df_sum_to(gr, gy, n->in[2]->shape, 1);
+    df_node *r = has_add ? n->in[n->n_in - 1] : NULL;
+    if (r && r->requires_grad) /* the addend's gradient: gy, or its sum over the pixels */
+        gin[n->n_in - 1] =
+            n->ia[3]
+                ? df_reshape(gr, df_sum_to(gr, gy, df_shape2(gy->shape.d[0], gy->shape.d[1]), 0),
+                             r->shape)
+                : gy;
     return df_graph_status(gr);
 }
 static double conv_flops(const df_node *n) {
@@ -409,7 +449,7 @@ static double conv_flops(const df_node *n) {
 
 const df_op_desc df_opdesc_conv2d = {.name = "conv2d",
                                      .min_in = 2,
-                                     .max_in = 3,
+                                     .max_in = 4,
                                      .shape = conv_shape,
                                      .forward = conv_fwd,
                                      .backward = conv_bwd,

@@ -165,9 +165,11 @@ static void fill_slab(const tile_src *src, int64_t b, int64_t r0, int64_t rows, 
 }
 
 /* tmp [n][nb * 16] (pixel-major) -> nco channel rows of n pixels, channel j
- * at y0 + j * plane, pixel r at r * ys; plus bias[j] when bias is given */
+ * at y0 + j * plane, pixel r at r * ys; plus bias[j] when bias is given,
+ * then add0[j * plane + r] (ys = 1) or, per_channel, add0[j] when add0 is */
 static inline void store_tile(const float *tmp, int nb, int64_t n, int64_t nco, const float *bias,
-                              float *y0, int64_t plane, int64_t ys) {
+                              const float *add0, int per_channel, float *y0, int64_t plane,
+                              int64_t ys) {
     __mmask16 mk = lanes(n);
     for (int g = 0; g < nb; g++) {
         __m512 v[16];
@@ -178,6 +180,10 @@ static inline void store_tile(const float *tmp, int nb, int64_t n, int64_t nco, 
         for (int j = 0; j < m; j++) {
             float *yo = y0 + (g * 16 + j) * plane;
             __m512 o = bias ? _mm512_add_ps(v[j], _mm512_set1_ps(bias[g * 16 + j])) : v[j];
+            if (add0)
+                o = _mm512_add_ps(o, per_channel
+                                         ? _mm512_set1_ps(add0[g * 16 + j])
+                                         : _mm512_maskz_loadu_ps(mk, add0 + (g * 16 + j) * plane));
             if (ys == 1) {
                 _mm512_mask_storeu_ps(yo, mk, o);
             } else {
@@ -191,7 +197,8 @@ static inline void store_tile(const float *tmp, int nb, int64_t n, int64_t nco, 
 
 typedef struct {
     const tile_src *src;
-    const float *wp, *bias;
+    const float *wp;
+    const dconv_epilogue *ep; /* NULL: none */
     float *y, *slabs;
     const placement *pl;
     const int32_t *off;
@@ -222,8 +229,12 @@ static void tiles_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
                           tmp);
                     float *y0 = j->y + (b * j->Cout + g * GROUP) * j->plane +
                                 (oh * pl->ys + pl->ya) * pl->YW + ow0 * pl->ys + pl->yb;
-                    store_tile(tmp, nb, n, nco, j->bias ? j->bias + g * GROUP : NULL, y0, j->plane,
-                               pl->ys);
+                    const dconv_epilogue *ep = j->ep;
+                    const float *a0 = !ep || !ep->add   ? NULL
+                                      : ep->per_channel ? ep->add + b * j->Cout + g * GROUP
+                                                        : ep->add + (y0 - j->y);
+                    store_tile(tmp, nb, n, nco, ep && ep->bias ? ep->bias + g * GROUP : NULL, a0,
+                               ep && ep->per_channel, y0, j->plane, pl->ys);
                 }
         }
     }
@@ -235,11 +246,11 @@ static void tiles_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
  * scratch for the tap table; slabs: per floats a worker, at least
  * Cin * KH * slab_width + 64. */
 static void run_tiles(const tile_src *src, const float *wp, int64_t Cout, int64_t KH, int64_t KW,
-                      int64_t s, int64_t Ho, int64_t Wo, const float *bias, float *y,
+                      int64_t s, int64_t Ho, int64_t Wo, const dconv_epilogue *ep, float *y,
                       const placement *pl, int32_t *off, float *slabs, size_t per) {
     tiles_job j = {.src = src,
                    .wp = wp,
-                   .bias = bias,
+                   .ep = ep,
                    .y = y,
                    .slabs = slabs,
                    .pl = pl,
@@ -294,8 +305,8 @@ static void pack_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
     }
 }
 
-void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
-               float *y, float *scratch, int nt) {
+void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip,
+               const dconv_epilogue *ep, float *y, float *scratch, int nt) {
     (void)nt; /* the scratch holds a slab per worker */
     int64_t G = groups_of(c), KK = c->KH * c->KW;
     float *wp = scratch;                                      // [G][Cin][KH][KW][32]
@@ -304,7 +315,7 @@ void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, c
     df_parallel_for(G * c->Cin, DF_PIECE(G * c->Cin), pack_piece, &(pack_job){c, w, wp, flip});
     tile_src src = {x, c->B, c->Cin, c->H, c->W, c->p, c->p};
     placement pl = {c->Ho, c->Wo, 1, 0, 0};
-    run_tiles(&src, wp, c->Cout, c->KH, c->KW, c->s, c->Ho, c->Wo, bias, y, &pl, off, slabs,
+    run_tiles(&src, wp, c->Cout, c->KH, c->KW, c->s, c->Ho, c->Wo, ep, y, &pl, off, slabs,
               slab_floats(c->Cin, c->KH, c->Ho, c->Wo, c->KW, c->s));
 }
 
@@ -672,9 +683,9 @@ size_t dconv_scratch_floats(const dconv_shape *c, int nthreads) {
     (void)c, (void)nthreads;
     return 0;
 }
-void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
-               float *y, float *scratch, int nt) {
-    (void)c, (void)x, (void)w, (void)flip, (void)bias, (void)y, (void)scratch, (void)nt;
+void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip,
+               const dconv_epilogue *ep, float *y, float *scratch, int nt) {
+    (void)c, (void)x, (void)w, (void)flip, (void)ep, (void)y, (void)scratch, (void)nt;
 }
 int dconv_bw_available(const dconv_shape *c) {
     (void)c;

@@ -12,16 +12,26 @@ typedef struct {
     int64_t B, Cin, H, W, Cout, KH, KW, s, p, Ho, Wo;
 } dconv_shape;
 
+/* What a forward adds to each output after the sum: bias[co] (NULL: none),
+ * then add: nothing (NULL), the same element of a tensor [B, Cout, Ho, Wo],
+ * or (per_channel) one value per image and channel, add[b * Cout + co]. The
+ * sums are rounded as ((conv + bias) + add), as the separate ops would. */
+typedef struct {
+    const float *bias, *add;
+    int per_channel;
+} dconv_epilogue;
+
 /* 1 when this build and shape use the direct kernel. */
 int dconv_available(const dconv_shape *c);
 /* Scratch floats needed. */
 size_t dconv_scratch_floats(const dconv_shape *c, int nthreads);
-/* y [B, Cout, Ho, Wo] = conv(x [B, Cin, H, W], w) + bias. With flip = 0, w is
- * [Cout, Cin, KH, KW]; with flip = 1, w is [Cin, Cout, KH, KW] used
- * transposed and rotated 180 degrees (the data gradient of a stride-1 conv).
- * nthreads: the thread count the scratch was sized for. */
-void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
-               float *y, float *scratch, int nthreads);
+/* y [B, Cout, Ho, Wo] = conv(x [B, Cin, H, W], w) + the epilogue (NULL:
+ * none). With flip = 0, w is [Cout, Cin, KH, KW]; with flip = 1, w is
+ * [Cin, Cout, KH, KW] used transposed and rotated 180 degrees (the data
+ * gradient of a stride-1 conv). nthreads: the thread count the scratch was
+ * sized for. */
+void dconv_run(const dconv_shape *c, const float *x, const float *w, int flip,
+               const dconv_epilogue *ep, float *y, float *scratch, int nthreads);
 
 /* 1 when the weight-gradient kernel applies (3x3 kernels). */
 int dconv_bw_available(const dconv_shape *c);

@@ -170,7 +170,10 @@ static void group_of(const dconv_shape *c, const wgeom *g, int64_t t0, tile_grou
 /* y of channel co for a group from its 36 products m[k] = M[k][r][v0 ..]
  * (M is [36][RB][T]): AT m A, plus bias, stored row by row per tile. */
 static void output_group(const dconv_shape *c, const float *M, int64_t plane, const tile_group *tg,
-                         int64_t co, float bias, float *y) {
+                         int64_t co, const dconv_epilogue *ep, float *y) {
+    float bias = ep && ep->bias ? ep->bias[co] : 0.0f;
+    const float *add = ep ? ep->add : NULL;
+    int64_t HW = c->Ho * c->Wo;
     __m512 o[6][4], v[16];
     for (int k = 0; k < 6; k++) {
         __m512 m[6];
@@ -187,19 +190,26 @@ static void output_group(const dconv_shape *c, const float *M, int64_t plane, co
     transpose16(v); /* v[lane] = that tile's 4 x 4 outputs, row-major */
     float out[NT][16] __attribute__((aligned(64)));
     for (int l = 0; l < NT; l++) _mm512_store_ps(out[l], v[l]);
-    float *yc = y + co * c->Ho * c->Wo;
     for (int l = 0; l < NT; l++) {
         if (tg->row[l] < 0) break;
         int64_t nr = c->Ho - tg->row[l], nc = c->Wo - tg->col[l];
         __mmask8 m = (__mmask8)((1u << (nc < 4 ? nc : 4)) - 1);
-        for (int p = 0; p < 4 && p < nr; p++)
-            _mm_mask_storeu_ps(yc + tg->out[l] + p * c->Wo, m, _mm_load_ps(out[l] + p * 4));
+        /* the epilogue's addend: one value for the tile's image and channel, or a tensor */
+        __m128 a1 = _mm_setzero_ps();
+        if (add && ep->per_channel)
+            a1 = _mm_set1_ps(add[tg->out[l] / (c->Cout * HW) * c->Cout + co]);
+        for (int p = 0; p < 4 && p < nr; p++) {
+            int64_t o = co * HW + tg->out[l] + p * c->Wo;
+            __m128 v4 = _mm_load_ps(out[l] + p * 4);
+            if (add) v4 = _mm_add_ps(v4, ep->per_channel ? a1 : _mm_maskz_loadu_ps(m, add + o));
+            _mm_mask_storeu_ps(y + o, m, v4);
+        }
     }
 }
 
 /* One piece: tiles p T .. p T + T - 1. V [36][Cin][T], M [36][RB][T]. */
 static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, const float *U,
-                      const float *bias, float *y, int64_t p, float *V, float *M) {
+                      const dconv_epilogue *ep, float *y, int64_t p, float *V, float *M) {
     int64_t t0 = p * g->T, n = g->tiles - t0 < g->T ? g->tiles - t0 : g->T;
     int64_t ng = (n + NT - 1) / NT, nblk = g->Coutp / RB;
     tile_group tg[MAX_GROUPS];
@@ -215,8 +225,7 @@ static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, cons
         for (int64_t r = 0; r < RB && cb * RB + r < c->Cout; r++) {
             int64_t co = cb * RB + r;
             for (int64_t q = 0; q < ng; q++)
-                output_group(c, M + r * g->T + q * NT, g->mk, &tg[q], co, bias ? bias[co] : 0.0f,
-                             y);
+                output_group(c, M + r * g->T + q * NT, g->mk, &tg[q], co, ep, y);
         }
     }
 }
@@ -224,7 +233,8 @@ static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, cons
 typedef struct {
     const dconv_shape *c;
     const wgeom *g;
-    const float *x, *U, *bias;
+    const float *x, *U;
+    const dconv_epilogue *ep;
     float *y, *base;
     size_t per;
 } wino_job;
@@ -232,18 +242,18 @@ static void wino_pieces(void *ctx, int64_t p0, int64_t p1, int worker) {
     const wino_job *j = ctx;
     float *V = j->base + j->per * (size_t)worker; // [36][Cin][T]
     float *M = V + 36 * j->g->vk;                 // [36][RB][T]
-    for (int64_t p = p0; p < p1; p++) run_piece(j->c, j->g, j->x, j->U, j->bias, j->y, p, V, M);
+    for (int64_t p = p0; p < p1; p++) run_piece(j->c, j->g, j->x, j->U, j->ep, j->y, p, V, M);
 }
 
-void wino_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
-              float *y, float *scratch, int nt) {
+void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
+              const dconv_epilogue *ep, float *y, float *scratch, int nt) {
     (void)nt; /* the scratch holds a piece's buffers per worker */
     wgeom g;
     wgeom_of(c, &g);
     float *U = scratch; // [36][Coutp / RB][Cin][RB]
     transform_weights(c, w, flip, g.Coutp, U);
     float *base = U + (((size_t)(36 * g.Coutp * c->Cin) + 15) & ~(size_t)15);
-    wino_job j = {c, &g, x, U, bias, y, base, per_thread(&g)};
+    wino_job j = {c, &g, x, U, ep, y, base, per_thread(&g)};
     df_parallel_for(g.pieces, 1, wino_pieces, &j);
 }
 
@@ -260,8 +270,8 @@ size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
     (void)c, (void)nthreads;
     return 0;
 }
-void wino_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
-              float *y, float *scratch, int nt) {
-    (void)c, (void)x, (void)w, (void)flip, (void)bias, (void)y, (void)scratch, (void)nt;
+void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
+              const dconv_epilogue *ep, float *y, float *scratch, int nt) {
+    (void)c, (void)x, (void)w, (void)flip, (void)ep, (void)y, (void)scratch, (void)nt;
 }
 #endif

@@ -20,8 +20,8 @@ int wino_available(const dconv_shape *c);
 size_t wino_scratch_floats(const dconv_shape *c, int nthreads);
 /* The same contract as dconv_run (flip = 1: w is [Cin, Cout, 3, 3] used
  * transposed and rotated, the data gradient of a stride-1 conv). */
-void wino_run(const dconv_shape *c, const float *x, const float *w, int flip, const float *bias,
-              float *y, float *scratch, int nthreads);
+void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
+              const dconv_epilogue *ep, float *y, float *scratch, int nthreads);
 
 /* The weight gradient (conv_winograd_bw.c) of the forward conv c, where
  * wino_applies; the same contract as dconv_bw_run. */

@@ -6,8 +6,15 @@
  *
  *   silu(groupnorm(x)) -> groupnorm_silu(x), and each silu_bwd(t, gy) of it
  *   -> groupnorm_silu_bwd(x, gy): the normalised t is recomputed in the
- *   backward pass instead of being kept from the forward pass. */
+ *   backward pass instead of being kept from the forward pass.
+ *
+ *   add(conv2d(x, w, b), r) -> conv2d(x, w, b, r): the convolution adds r
+ *   (a tensor of its output's shape, or one value per image and channel, as
+ *   a time embedding [B, C] over [B, C, H, W]) as it writes its output, so
+ *   the sum is not a separate pass over memory. The convolution's gradients
+ *   never read its output, so this holds in training graphs too. */
 #include "internal.h"
+#include "util.h"
 #include <stdlib.h>
 
 /* readers[i]: how many inputs (of live nodes) name node i */
@@ -55,11 +62,57 @@ static void fuse_gn_silu(df_graph *g, df_node *t) {
     t->dead = 1;
 }
 
+/* Whether operand k of the 4-d add a is laid out over a's index space as a
+ * whole tensor (1), as [B, C] broadcast over the pixels (2), or otherwise (0). */
+static int operand_layout(const df_node *a, int k) {
+    const df_shape *s = &a->shape;
+    int64_t ext[DF_MAX_DIMS], st[DF_MAX_DIMS], full[DF_MAX_DIMS];
+    for (int j = 0; j < s->nd; j++) ext[j] = s->d[j];
+    df_bcast_strides(&a->in[k]->shape, a->ia[k], s->nd, ext, st);
+    df_strides(s, full);
+    int whole = 1;
+    for (int j = 0; j < 4; j++) whole &= st[j] == full[j] || s->d[j] == 1;
+    if (whole && df_shape_numel(&a->in[k]->shape) == df_shape_numel(s)) return 1;
+    int bc = st[0] == s->d[1] || s->d[0] == 1;
+    bc &= (st[1] == 1 || s->d[1] == 1) && (st[2] == 0 || s->d[2] == 1) &&
+          (st[3] == 0 || s->d[3] == 1);
+    return bc && df_shape_numel(&a->in[k]->shape) == s->d[0] * s->d[1] ? 2 : 0;
+}
+
+/* a = add(y, r) or add(r, y) with y = conv2d read by a alone: the index of
+ * y in a (0 or 1) and r's layout, or -1 */
+static int conv_add_fusable(const df_node *a, const int *readers, int *layout) {
+    if (a->op != DF_OP_ADD || a->dead || a->shape.nd != 4 || a->dtype != DF_F32) return -1;
+    for (int k = 0; k < 2; k++) {
+        const df_node *y = a->in[k], *r = a->in[1 - k];
+        if (y->op != DF_OP_CONV2D || y->dead || y->keep || y->ia[2] || readers[y->id] != 1 ||
+            r == y || r->dtype != DF_F32 || !df_shape_eq(&y->shape, &a->shape) ||
+            operand_layout(a, k) != 1 || !(*layout = operand_layout(a, 1 - k)))
+            continue;
+        return k;
+    }
+    return -1;
+}
+
+static void fuse_conv_add(df_node *a, int k, int layout) {
+    df_node *y = a->in[k], *r = a->in[1 - k];
+    a->op = DF_OP_CONV2D;
+    for (int j = 0; j < y->n_in; j++) a->in[j] = y->in[j];
+    a->in[y->n_in] = r;
+    a->n_in = y->n_in + 1;
+    a->ia[0] = y->ia[0], a->ia[1] = y->ia[1], a->ia[2] = 1, a->ia[3] = layout == 2;
+    y->dead = 1;
+}
+
 df_status df_fuse(df_graph *g) {
     int *readers = count_readers(g);
     if (!readers) return df_seterr(DF_ENOMEM, "df_compile: out of memory while fusing");
     for (int i = 0; i < g->n; i++)
         if (gn_silu_fusable(g, g->nodes[i], readers)) fuse_gn_silu(g, g->nodes[i]);
+    for (int i = 0; i < g->n; i++) {
+        int layout, k = conv_add_fusable(g->nodes[i], readers, &layout);
+        if (k >= 0) fuse_conv_add(g->nodes[i], k, layout);
+    }
     free(readers);
     return DF_OK;
 }

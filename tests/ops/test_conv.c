@@ -94,6 +94,69 @@ static void test_grad(void **state) {
     df_conv_set_winograd(1);
 }
 
+/* conv2d with an addend (what fuse.c makes of add(conv2d(...), r)): inputs
+ * x, w, [b], r with ia[2] = 1, ia[3] = 1 for r [B, Cout] (one value per image
+ * and channel), else r of the output's shape */
+typedef struct {
+    cc c;
+    int per_channel;
+} ac;
+static df_node *build_addend(df_graph *g, df_node **in, void *vc) {
+    ac *a = vc;
+    int32_t ia[4] = {a->c.s, a->c.p, 1, a->per_channel};
+    df_node *xs[4] = {in[0], in[1], in[2], in[3]};
+    int n = 3;
+    if (!a->c.bias)
+        xs[2] = in[3];
+    else
+        n = 4;
+    return df_node_new(g, DF_OP_CONV2D, xs, n, ia, 4, NULL, 0);
+}
+static void test_addend(void **state) {
+    (void)state;
+    /* Winograd (3x3 stride 1, >= 4 channels), direct (stride 2; 3 channels), GEMM (1x1) */
+    const cc shapes[] = {{2, 6, 9, 7, 5, 3, 3, 1, 1, 1},
+                         {2, 3, 8, 8, 20, 3, 3, 2, 1, 0},
+                         {2, 3, 7, 5, 5, 3, 3, 1, 1, 1},
+                         {3, 4, 6, 6, 3, 1, 1, 1, 0, 1}};
+    for (int wino = 0; wino < 2; wino++)
+        for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++)
+            for (int pc = 0; pc < 2; pc++) {
+                ac a = {shapes[k], pc};
+                const cc *c = &a.c;
+                int Ho = (c->H + 2 * c->p - c->KH) / c->s + 1,
+                    Wo = (c->W + 2 * c->p - c->KW) / c->s + 1;
+                dft_input ins[4];
+                inputs(c, ins);
+                ins[3] = (dft_input){
+                    "r", DF_F32, pc ? df_shape2(c->B, c->Cout) : df_shape4(c->B, c->Cout, Ho, Wo),
+                    1,   -1,     1,
+                    0,   0};
+                int64_t nx = df_shape_numel(&ins[0].shape), nw = df_shape_numel(&ins[1].shape),
+                        nr = df_shape_numel(&ins[3].shape);
+                float *x = malloc(nx * 4), *w = malloc(nw * 4), *r = malloc(nr * 4), b[64];
+                dft_fill_uniform(x, nx, -1, 1, 11 + k);
+                dft_fill_uniform(w, nw, -0.5f, 0.5f, 12 + k);
+                dft_fill_uniform(b, c->Cout, -0.5f, 0.5f, 13 + k);
+                dft_fill_uniform(r, nr, -1, 1, 14 + k);
+                df_conv_set_winograd(wino);
+                df_shape os;
+                float *y1 = dft_forward(build_addend, &a, ins, 4, (void *[]){x, w, b, r}, &os);
+                /* the plain conv's output plus r in float: what the separate add gives */
+                float *y2 = dft_forward(build, &a.c, ins, 2 + c->bias, (void *[]){x, w, b}, NULL);
+                assert_non_null(y1), assert_non_null(y2);
+                int64_t P = (int64_t)Ho * Wo, ny = df_shape_numel(&os);
+                for (int64_t i = 0; i < ny; i++) y2[i] += pc ? r[i / P] : r[i];
+                /* rounded as the separate ops: (conv + bias) + r, bitwise */
+                assert_memory_equal(y1, y2, ny * 4);
+                if (!wino) /* the addend's gradient (and the rest) by finite differences */
+                    assert_int_equal(
+                        dft_gradcheck(build_addend, &a, ins, 4, 300 + k, 1e-2f, 2e-3, 24), 0);
+                free(x), free(w), free(r), free(y1), free(y2);
+            }
+    df_conv_set_winograd(1);
+}
+
 /* Same compiled graph, 1 and 2 threads: bitwise identical outputs and gradients. */
 static void test_threads_bitwise(void **state) {
     (void)state;
@@ -170,6 +233,6 @@ static void test_errors(void **state) {
 int dft_run_conv(void) {
     const struct CMUnitTest t[] = {cmocka_unit_test(test_forward), cmocka_unit_test(test_grad),
                                    cmocka_unit_test(test_threads_bitwise),
-                                   cmocka_unit_test(test_errors)};
+                                   cmocka_unit_test(test_addend), cmocka_unit_test(test_errors)};
     return cmocka_run_group_tests_name("conv", t, NULL, NULL);
 }

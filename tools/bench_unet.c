@@ -75,6 +75,7 @@ static void profile_run(df_graph *g, const char *what) {
     df_run(g);
     for (int k = 0; k < df_graph_size(g); k++) {
         df_node *nd = df_graph_node(g, k);
+        if (nd->dead) continue; /* fused into another node */
         sec[nd->op] += df_node_seconds(g, nd);
         fl[nd->op] += df_node_flops(nd);
         tot += df_node_seconds(g, nd);

@@ -19,8 +19,8 @@ int cmd_eval(int argc, char **argv) {
          "the samples are classes 0..9 in order, N each (for the accuracy)", 1, 1e9, 0},
         {"--data", A_STR, &data, "DIR", "real MNIST digits (default ../shared/data/mnist)", 0, 0,
          0},
-        {"--threads", A_INT, &threads, "T", "threads (default: DFRUN_THREADS or all cores)", 1,
-         1024, 0},
+        {"--threads", A_INT, &threads, "T",
+         "threads (default: DFRUN_THREADS or the cores it may use)", 1, 1024, 0},
     };
     cmd_spec c = {
         "eval", "--classifier RUN SAMPLES.npy [options]",

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <dirent.h>
+#include <omp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -411,6 +412,10 @@ static void test_pool(void **state) {
     for (struct dirent *e; d && (e = readdir(d));) tasks += e->d_name[0] != '.';
     if (d) closedir(d);
     assert_true(tasks <= 4); /* main + at most 3 pool threads (started for 4 above) */
+    /* the caller's own OpenMP setting is given back after the loops */
+    omp_set_num_threads(3);
+    assert_int_equal(df_run(g), DF_OK);
+    assert_int_equal(omp_get_max_threads(), 3);
     df_graph_free(g);
     df_params_free(ps);
     /* a fork()ed child (df_bench_compare runs dfrun's side in one) gets a

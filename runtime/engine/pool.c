@@ -44,12 +44,13 @@ static struct {
 
 static _Thread_local int tls_worker;   /* 0: the poster or a foreign thread */
 static _Thread_local int tls_in_loop;  /* inside a piece: nested loops run inline */
-static _Thread_local int tls_blas_one; /* this thread's OpenMP thread count is set to 1 */
+static _Thread_local int tls_blas_one; /* a pool thread's OpenMP thread count is set to 1 */
 
 /* OpenBLAS (OpenMP flavour) sizes its own parallelism from the calling
  * thread's omp_get_max_threads(), and a thread that is not an OpenMP thread
  * gets the default (all cores): its GEMMs would start an OpenMP team of their
- * own inside our pieces. Every thread that runs pieces asks for 1 first. */
+ * own inside our pieces. Pool threads ask for 1 once; the caller's thread
+ * (the application's) asks for 1 during a loop and gets its setting back. */
 static inline void blas_single(void) {
     if (tls_blas_one) return;
     omp_set_num_threads(1);
@@ -165,9 +166,21 @@ static void run_inline(int64_t n, int64_t piece, df_loop_fn fn, void *ctx) {
     tls_in_loop = was;
 }
 
+static void post_loop(int64_t n, int64_t piece, df_loop_fn fn, void *ctx);
+
 void df_parallel_for(int64_t n, int64_t piece, df_loop_fn fn, void *ctx) {
     if (n <= 0) return;
-    blas_single();
+    if (tls_blas_one || tls_in_loop) { /* a pool thread, or nested: already 1 */
+        post_loop(n, piece, fn, ctx);
+        return;
+    }
+    int was = omp_get_max_threads();
+    if (was != 1) omp_set_num_threads(1);
+    post_loop(n, piece, fn, ctx);
+    if (was != 1) omp_set_num_threads(was);
+}
+
+static void post_loop(int64_t n, int64_t piece, df_loop_fn fn, void *ctx) {
     if (piece < 1) piece = 1;
     int64_t cnt = (n + piece - 1) / piece;
     if (cnt > MAX_PIECES) { /* bigger pieces: the claim word holds 2^20 - 1 */

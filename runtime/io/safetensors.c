@@ -16,8 +16,11 @@
 #define MAX_HEADER (100u << 20)
 
 struct df_st_file {
-    unsigned char *buf; /* whole file */
-    size_t size;
+    unsigned char *buf;     /* the header (8-byte length + JSON) */
+    unsigned char *data;    /* the data section, 64-byte aligned */
+    size_t size;            /* of the whole file */
+    unsigned char **copies; /* aligned copies of tensors whose offset is not a multiple of 4 */
+    int ncopies;
     df_st_tensor *t;
     char **names;
     int n, cap;
@@ -323,7 +326,17 @@ static df_status parse_header(df_st_file *f, jp *j, size_t data_size, const unsi
                       (unsigned long long)(numel * 4), data_size);
             return DF_EIO;
         }
-        t->data = data + offs[0];
+        if (offs[0] % 4) { /* legal but unaligned for float reads: keep an aligned copy */
+            unsigned char **c = realloc(f->copies, (f->ncopies + 1) * sizeof *c);
+            if (!c) return df_seterr(DF_ENOMEM, "out of memory");
+            f->copies = c;
+            if (!(c[f->ncopies] = malloc(numel * 4)))
+                return df_seterr(DF_ENOMEM, "'%s': cannot allocate %llu bytes", j->path,
+                                 (unsigned long long)(numel * 4));
+            memcpy(c[f->ncopies], data + offs[0], numel * 4);
+            t->data = c[f->ncopies++];
+        } else
+            t->data = data + offs[0];
     } while (eat(j, ','));
     if (!eat(j, '}')) return jerr(j, "expected ',' or '}'");
 end:
@@ -353,17 +366,13 @@ df_st_file *df_st_load(const char *path) {
         df_seterr(DF_EIO, "'%s' is too short for a safetensors file (%zu bytes)", path, f->size);
         goto fail;
     }
-    f->buf = malloc(f->size);
-    if (!f->buf) {
-        df_seterr(DF_ENOMEM, "'%s': cannot allocate %zu bytes", path, f->size);
-        goto fail;
-    }
-    if (fread(f->buf, 1, f->size, fp) != f->size) {
+    unsigned char le[8];
+    if (fread(le, 1, 8, fp) != 8) {
         df_seterr(DF_EIO, "'%s': read failed", path);
         goto fail;
     }
     uint64_t hlen = 0;
-    for (int k = 0; k < 8; k++) hlen |= (uint64_t)f->buf[k] << (8 * k);
+    for (int k = 0; k < 8; k++) hlen |= (uint64_t)le[k] << (8 * k);
     if (hlen > MAX_HEADER || hlen > f->size - 8) {
         df_seterr(DF_EIO,
                   "'%s': header length %llu exceeds the file (%zu bytes): not a "
@@ -371,8 +380,19 @@ df_st_file *df_st_load(const char *path) {
                   path, (unsigned long long)hlen, f->size);
         goto fail;
     }
-    jp j = {(const char *)f->buf + 8, (const char *)f->buf + 8 + hlen, path, 0};
-    if (parse_header(f, &j, f->size - 8 - hlen, f->buf + 8 + hlen)) goto fail;
+    size_t dsize = f->size - 8 - (size_t)hlen;
+    f->buf = malloc(hlen + 1);
+    f->data = aligned_alloc(64, (dsize + 64) / 64 * 64); /* tensors start aligned */
+    if (!f->buf || !f->data) {
+        df_seterr(DF_ENOMEM, "'%s': cannot allocate %zu bytes", path, f->size);
+        goto fail;
+    }
+    if (fread(f->buf, 1, hlen, fp) != hlen || fread(f->data, 1, dsize, fp) != dsize) {
+        df_seterr(DF_EIO, "'%s': read failed", path);
+        goto fail;
+    }
+    jp j = {(const char *)f->buf, (const char *)f->buf + hlen, path, 0};
+    if (parse_header(f, &j, dsize, f->data)) goto fail;
     fclose(fp);
     return f;
 fail:
@@ -388,7 +408,10 @@ void df_st_free(df_st_file *f) {
     free(f->names);
     free(f->t);
     free(f->meta);
+    for (int i = 0; i < f->ncopies; i++) free(f->copies[i]);
+    free(f->copies);
     free(f->buf);
+    free(f->data);
     free(f);
 }
 

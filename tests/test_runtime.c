@@ -1,5 +1,6 @@
 /* Runtime pieces outside the graph: RNG, parameter store, optimizers,
  * clipping, EMA, and argument checking of the public entry points. */
+#define _GNU_SOURCE
 #include "harness.h"
 #include "parallel.h"
 #include <stdatomic.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 #include <dirent.h>
 #include <omp.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -437,13 +439,75 @@ static void test_pool(void **state) {
     df_set_threads(0);
 }
 
+/* binding: per worker, the CPU set it ran with */
+typedef struct {
+    cpu_set_t set[8];
+    _Atomic int ran[8];
+} bind_probe;
+static void bind_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    bind_probe *p = ctx;
+    (void)i0, (void)i1;
+    if (worker < 8 && !atomic_exchange(&p->ran[worker], 1))
+        pthread_getaffinity_np(pthread_self(), sizeof p->set[worker], &p->set[worker]);
+    usleep(300);
+}
+static void test_pool_bind(void **state) {
+    (void)state;
+    cpu_set_t all;
+    assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof all, &all), 0);
+    int n = CPU_COUNT(&all);
+    if (n < 2 || n > 8) {
+        fprintf(stderr, "pool binding: skipped (%d CPUs; the check needs 2 to 8)\n", n);
+        return;
+    }
+    /* as many threads as CPUs: one CPU each, distinct, the caller's set restored */
+    df_set_threads(n);
+    bind_probe p = {0};
+    df_pool_binding b;
+    df_pool_bind(&b);
+    assert_true(b.bound);
+    cpu_set_t mine;
+    pthread_getaffinity_np(pthread_self(), sizeof mine, &mine);
+    assert_int_equal(CPU_COUNT(&mine), 1);
+    df_parallel_for(64, 1, bind_piece, &p);
+    df_pool_unbind(&b);
+    pthread_getaffinity_np(pthread_self(), sizeof mine, &mine);
+    assert_true(CPU_EQUAL(&mine, &all));
+    cpu_set_t used;
+    CPU_ZERO(&used);
+    int workers = 0;
+    for (int w = 1; w < n; w++) {
+        if (!p.ran[w]) continue;
+        workers++;
+        assert_int_equal(CPU_COUNT(&p.set[w]), 1);
+        CPU_OR(&used, &used, &p.set[w]);
+    }
+    assert_true(workers > 0);
+    assert_int_equal(CPU_COUNT(&used), workers); /* distinct CPUs */
+    /* more threads than CPUs: nothing is bound, the pool threads get every CPU back */
+    df_set_threads(n + 1);
+    bind_probe q = {0};
+    df_pool_bind(&b);
+    assert_false(b.bound);
+    df_parallel_for(64, 1, bind_piece, &q);
+    df_pool_unbind(&b);
+    for (int w = 1; w <= n; w++)
+        if (q.ran[w]) assert_true(CPU_EQUAL(&q.set[w], &all));
+    df_set_threads(0);
+}
+
 int main(void) {
     df_set_threads(0);
     const struct CMUnitTest t[] = {
-        cmocka_unit_test(test_philox_known_answers), cmocka_unit_test(test_rng_threads_and_stats),
-        cmocka_unit_test(test_params_store),         cmocka_unit_test(test_optimizers),
-        cmocka_unit_test(test_clip_and_ema),         cmocka_unit_test(test_entry_point_errors),
-        cmocka_unit_test(test_safetensors),          cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_philox_known_answers),
+        cmocka_unit_test(test_rng_threads_and_stats),
+        cmocka_unit_test(test_params_store),
+        cmocka_unit_test(test_optimizers),
+        cmocka_unit_test(test_clip_and_ema),
+        cmocka_unit_test(test_entry_point_errors),
+        cmocka_unit_test(test_safetensors),
+        cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_pool_bind),
     };
     return cmocka_run_group_tests_name("runtime", t, NULL, NULL);
 }

@@ -1,7 +1,9 @@
 /* Executor: runs the planned nodes in order; kernels are parallel
  * inside. Parameter and gradient pointers are re-resolved at every run so a
  * store shared by several graphs may grow between compilations. */
+#define _GNU_SOURCE
 #include "internal.h"
+#include "parallel.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,8 @@ void df_exec_bind(df_graph *g) {
     }
 }
 
+static df_status run_nodes(df_graph *g, int nt);
+
 df_status df_run(df_graph *g) {
     if (!g) return df_seterr(DF_EINVAL, "df_run: graph is NULL");
     if (!g->compiled) return df_seterr(DF_ESTATE, "df_run: compile the graph first");
@@ -69,6 +73,16 @@ df_status df_run(df_graph *g) {
         }
         g->scratch_threads = nt;
     }
+    df_pool_binding pb;
+    df_pool_bind(&pb);
+    st = run_nodes(g, nt);
+    df_pool_unbind(&pb);
+    return st;
+}
+
+/* the nodes in order (df_run's loop) */
+static df_status run_nodes(df_graph *g, int nt) {
+    df_status st;
     df_exec_ctx ctx = {g->scratch, g->scratch_bytes, nt};
     for (int i = 0; i < g->n; i++) {
         df_node *n = g->nodes[i];

@@ -16,6 +16,10 @@
  * worker is in [0, df_get_threads()): the index of per-thread scratch. */
 #ifndef DFRUN_PARALLEL_H
 #define DFRUN_PARALLEL_H
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <sched.h>
 #include <stdint.h>
 
 /* DF_PIECE(n): iterations per piece for a loop of n iterations, about
@@ -36,5 +40,17 @@ void df_parallel_for(int64_t n, int64_t piece, df_loop_fn fn, void *ctx);
 
 /* The calling thread's worker index (0 outside pool threads). */
 int df_worker(void);
+
+/* Binding for a graph run. When the thread count equals the CPUs the calling
+ * thread may use (and DFRUN_BIND is not 0), df_pool_bind binds the caller to
+ * the first of them and pool thread k to the k-th (pool threads apply it when
+ * they next wake); otherwise pool threads may use all of the caller's CPUs.
+ * df_pool_unbind gives the caller its own CPU set back. */
+typedef struct {
+    int bound;
+    cpu_set_t saved;
+} df_pool_binding;
+void df_pool_bind(df_pool_binding *b);
+void df_pool_unbind(const df_pool_binding *b);
 
 #endif

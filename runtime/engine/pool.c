@@ -6,7 +6,13 @@
  * and a piece that exists, so a thread that wakes late for a finished loop
  * claims nothing and touches nothing, and the poster never waits for it.
  * The poster takes pieces too, then waits for the count of finished pieces.
- * Waiting threads spin for a short while, then sleep on a futex. */
+ * Waiting threads spin for a short while, then sleep on a futex.
+ *
+ * Binding (df_pool_bind): when the threads are exactly the CPUs the caller
+ * may use, each is bound to one of them for a graph run. On a shared machine
+ * the scheduler then time-slices a competing process with one of our threads
+ * instead of stacking two of ours on one CPU; the dynamic hand-out of pieces
+ * gives the thread with a CPU of its own the larger share. */
 #define _GNU_SOURCE
 #include "parallel.h"
 #include "dfrun/runtime.h"
@@ -38,13 +44,17 @@ static struct {
     df_loop_fn fn;
     void *ctx;
     uint32_t tag;
-    pthread_mutex_t grow; /* serialises starting threads */
-    int started;          /* pool threads running (workers 1 .. started) */
+    pthread_mutex_t grow;      /* serialises starting threads */
+    int started;               /* pool threads running (workers 1 .. started) */
+    _Atomic uint32_t bind_gen; /* bumped when the workers' CPU sets change */
+    cpu_set_t bind_mask;       /* the CPUs of the last bind */
+    int bind_one;              /* worker k runs on the k-th CPU of bind_mask (else on all) */
 } P = {.grow = PTHREAD_MUTEX_INITIALIZER};
 
-static _Thread_local int tls_worker;   /* 0: the poster or a foreign thread */
-static _Thread_local int tls_in_loop;  /* inside a piece: nested loops run inline */
-static _Thread_local int tls_blas_one; /* a pool thread's OpenMP thread count is set to 1 */
+static _Thread_local int tls_worker;        /* 0: the poster or a foreign thread */
+static _Thread_local int tls_in_loop;       /* inside a piece: nested loops run inline */
+static _Thread_local int tls_blas_one;      /* a pool thread's OpenMP thread count is set to 1 */
+static _Thread_local uint32_t tls_bind_gen; /* the bind this thread has applied */
 
 /* OpenBLAS (OpenMP flavour) sizes its own parallelism from the calling
  * thread's omp_get_max_threads(), and a thread that is not an OpenMP thread
@@ -66,6 +76,58 @@ static void futex_wait(_Atomic uint32_t *a, uint32_t v) {
 }
 static void futex_wake(_Atomic uint32_t *a) {
     syscall(SYS_futex, (uint32_t *)a, FUTEX_WAKE_PRIVATE, MAX_WORKERS, NULL, NULL, 0);
+}
+
+/* the k-th CPU of m (k taken modulo the count) as a one-CPU set */
+static cpu_set_t nth_cpu(const cpu_set_t *m, int k) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    int n = CPU_COUNT(m), i = 0;
+    k = n ? k % n : 0;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, m) && i++ == k) {
+            CPU_SET(c, &one);
+            break;
+        }
+    return one;
+}
+
+/* a pool thread applies the latest bind (when it wakes for a loop) */
+static void apply_bind(void) {
+    uint32_t g = atomic_load_explicit(&P.bind_gen, memory_order_acquire);
+    if (g == tls_bind_gen) return;
+    tls_bind_gen = g;
+    cpu_set_t m = P.bind_one ? nth_cpu(&P.bind_mask, tls_worker) : P.bind_mask;
+    pthread_setaffinity_np(pthread_self(), sizeof m, &m);
+}
+
+void df_pool_bind(df_pool_binding *b) {
+    static int mode = -1;
+    b->bound = 0;
+    if (mode < 0) {
+        const char *e = getenv("DFRUN_BIND");
+        mode = !(e && e[0] == '0');
+    }
+    int nt = df_get_threads();
+    if (tls_worker || tls_in_loop || nt < 2) return;
+    cpu_set_t m;
+    if (pthread_getaffinity_np(pthread_self(), sizeof m, &m)) return;
+    int one = mode && CPU_COUNT(&m) == nt;
+    if (one != P.bind_one ||
+        !CPU_EQUAL(&m, &P.bind_mask)) { /* the workers follow at their next wake */
+        P.bind_mask = m;
+        P.bind_one = one;
+        atomic_fetch_add_explicit(&P.bind_gen, 1, memory_order_release);
+    }
+    if (!one) return;
+    cpu_set_t first = nth_cpu(&m, 0);
+    if (pthread_setaffinity_np(pthread_self(), sizeof first, &first)) return;
+    b->saved = m;
+    b->bound = 1;
+}
+
+void df_pool_unbind(const df_pool_binding *b) {
+    if (b->bound) pthread_setaffinity_np(pthread_self(), sizeof b->saved, &b->saved);
 }
 
 static inline uint64_t pack(uint32_t tag, int64_t cnt, int64_t next) {
@@ -119,6 +181,7 @@ static void *worker_main(void *arg) {
             continue;
         }
         seen = now;
+        apply_bind();
         uint64_t v = atomic_load_explicit(&P.claim, memory_order_acquire);
         take_pieces((uint32_t)(v >> (2 * CNT_BITS)), tls_worker);
     }
@@ -131,6 +194,8 @@ static void forked_child(void) {
     P.started = 0;
     atomic_store(&P.sleepers, 0);
     tls_in_loop = 0;
+    P.bind_one = 0;
+    CPU_ZERO(&P.bind_mask);
 }
 static void register_fork_handler(void) {
     pthread_atfork(NULL, NULL, forked_child);

@@ -74,9 +74,8 @@ static size_t per_thread(const wgeom *g) {
 size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
     wgeom g;
     wgeom_of(c, &g);
-    size_t per = per_thread(&g), lp = wino_lanes_per_thread(c);
     return (((size_t)(36 * g.Coutp * c->Cin) + 15) & ~(size_t)15) +
-           (size_t)nthreads * (per > lp ? per : lp) + 16;
+           (size_t)nthreads * per_thread(&g) + 16;
 }
 
 /* u[a][r] = (G g)[a] for RB lanes r, g = (g0, g1, g2) */
@@ -130,6 +129,17 @@ static void transform_weight_blocks(void *ctx, int64_t b0, int64_t b1, int worke
 static void transform_weights(const dconv_shape *c, const float *w, int flip, int64_t Coutp,
                               float *U) {
     df_parallel_for(Coutp / RB, 1, transform_weight_blocks, &(wt_job){c, w, U, Coutp, flip});
+}
+
+/* r = AT m (6 -> 4 values) */
+static inline void at6(const __m512 m[6], __m512 r[4]) {
+    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), eight = _mm512_set1_ps(8);
+    __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+    __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+    r[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+    r[1] = _mm512_fmadd_ps(two, d34, d12);
+    r[2] = _mm512_fmadd_ps(four, s34, s12);
+    r[3] = _mm512_add_ps(_mm512_fmadd_ps(eight, d34, d12), m[5]);
 }
 
 /* Where the 16 tiles t0 .. t0 + 15 of a group are: their patches (offsets
@@ -243,10 +253,6 @@ void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
     float *U = scratch; // [36][Coutp / RB][Cin][RB]
     transform_weights(c, w, flip, g.Coutp, U);
     float *base = U + (((size_t)(36 * g.Coutp * c->Cin) + 15) & ~(size_t)15);
-    if (wino_lanes_apply(c)) { /* sixteen images or more: images in the lanes */
-        wino_lanes_run(c, x, U, ep, y, base);
-        return;
-    }
     wino_job j = {c, &g, x, U, ep, y, base, per_thread(&g)};
     df_parallel_for(g.pieces, 1, wino_pieces, &j);
 }

@@ -23,16 +23,6 @@ size_t wino_scratch_floats(const dconv_shape *c, int nthreads);
 void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
               const dconv_epilogue *ep, float *y, float *scratch, int nthreads);
 
-/* The images-in-lanes variant (conv_winograd_lanes.c), which wino_run uses
- * for sixteen images or more: per-thread scratch floats, whether it applies,
- * and the run from the transformed weights U. wino_set_lanes(0) keeps
- * wino_run on the tile path (tests compare the two). */
-int wino_lanes_apply(const dconv_shape *c);
-size_t wino_lanes_per_thread(const dconv_shape *c);
-void wino_lanes_run(const dconv_shape *c, const float *x, const float *U, const dconv_epilogue *ep,
-                    float *y, float *base);
-void wino_set_lanes(int on);
-
 /* The weight gradient (conv_winograd_bw.c) of the forward conv c, where
  * wino_applies; the same contract as dconv_bw_run. */
 int wino_bw_applies(const dconv_shape *c);

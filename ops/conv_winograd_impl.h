@@ -24,17 +24,6 @@ static inline void bt6(const __m512 d[6], __m512 r[6]) {
     r[5] = _mm512_fnmadd_ps(five, d[3], _mm512_fmadd_ps(four, d[1], d[5]));
 }
 
-/* r = AT m (6 -> 4 values) */
-static inline void at6(const __m512 m[6], __m512 r[4]) {
-    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), eight = _mm512_set1_ps(8);
-    __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
-    __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
-    r[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
-    r[1] = _mm512_fmadd_ps(two, d34, d12);
-    r[2] = _mm512_fmadd_ps(four, s34, s12);
-    r[3] = _mm512_add_ps(_mm512_fmadd_ps(eight, d34, d12), m[5]);
-}
-
 /* Sixteen 6 x 6 patches of planes with rows W floats apart, one per lane:
  * each patch's top-left corner (an offset from a base pointer) and, per
  * patch row, its columns inside the plane (0: the row is outside or the
@@ -119,15 +108,6 @@ WINO_PRODUCTS(3, 1)
 
 /* products over nvec column vectors, NVMAX at a time */
 static inline void products_cols(const float *A, const float *B, int64_t K, int64_t ldb, float *C,
-                                 int64_t ldc, int64_t nvec, int add) {
-    int64_t q = 0, triples = nvec % 3 == 1 && nvec >= 4 ? nvec / 3 - 1 : nvec / 3;
-    for (; q < 3 * triples; q += 3) /* then 2 + 2 rather than a lone 1 */
-        (add ? products_3_1 : products_3_0)(A, B + q * NT, K, ldb, C + q * NT, ldc);
-    for (; q + 2 <= nvec; q += 2)
-        (add ? products_2_1 : products_2_0)(A, B + q * NT, K, ldb, C + q * NT, ldc);
-    if (nvec - q == 1) (add ? products_1_1 : products_1_0)(A, B + q * NT, K, ldb, C + q * NT, ldc);
-}
-static inline void products_cols_old(const float *A, const float *B, int64_t K, int64_t ldb, float *C,
                                  int64_t ldc, int64_t nvec, int add) {
     int64_t q = 0;
     for (; q + 3 <= nvec; q += 3)

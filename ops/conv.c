@@ -353,7 +353,8 @@ static df_status conv_fwd(const df_node *n, df_exec_ctx *ctx) {
     dconv_shape d = dshape_fwd(&g);
     if (wino_available(&d)) {
         dconv_epilogue ep = epilogue_of(n);
-        wino_run(&d, df_inp(n, 0), df_inp(n, 1), 0, &ep, df_out(n), ctx->scratch, ctx->nthreads);
+        wino_run(&d, df_inp(n, 0), df_inp(n, 1), 0, &ep, df_out(n), ctx->scratch, ctx->nthreads,
+                 ctx->bf16);
         return DF_OK;
     }
     if (dconv_available(&d)) {
@@ -508,7 +509,7 @@ static df_status bwd_data_fwd(const df_node *n, df_exec_ctx *ctx) {
     if (dshape_bwd_data(&g, &d)) {
         if (wino_available(&d))
             wino_run(&d, df_inp(n, 0), df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch,
-                     ctx->nthreads);
+                     ctx->nthreads, ctx->bf16);
         else
             dconv_run(&d, df_inp(n, 0), df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch,
                       ctx->nthreads);

@@ -28,6 +28,7 @@ int df_conv_winograd(void) {
 }
 
 #if defined(__AVX512F__) && defined(__AVX512VL__)
+#include "conv_winograd_bf16.h"
 #include "conv_winograd_impl.h"
 #include "parallel.h"
 
@@ -42,6 +43,8 @@ typedef struct {
     int64_t pieces, Coutp;
     int64_t vk, mk; /* floats per position k of V and M: one cache line more than
                        Cin T and RB T, so the 36 streams don't share L1 sets */
+    int64_t Cin2;   /* bf16 pairs of input channels: ceil(Cin / 2) */
+    int64_t vk2;    /* pairs per position k of V2 (bf16) */
 } wgeom;
 
 static void wgeom_of(const dconv_shape *c, wgeom *g) {
@@ -57,6 +60,8 @@ static void wgeom_of(const dconv_shape *c, wgeom *g) {
     g->Coutp = (c->Cout + RB - 1) / RB * RB;
     g->vk = c->Cin * T + 16;
     g->mk = RB * T + 16;
+    g->Cin2 = (c->Cin + 1) / 2;
+    g->vk2 = g->Cin2 * T + 16;
 }
 
 int wino_applies(const dconv_shape *c) {
@@ -68,14 +73,19 @@ int wino_available(const dconv_shape *c) {
     return wino_applies(c) && df_conv_winograd();
 }
 
+/* per thread: V [36][vk], M [36][mk], V2 [36][vk2] (bf16 pairs) */
 static size_t per_thread(const wgeom *g) {
-    return (size_t)(36 * (g->vk + g->mk));
+    return (size_t)(36 * (g->vk + g->mk + g->vk2));
+}
+/* U [36][Coutp / RB][Cin][RB], then U2 [36][Coutp / RB][Cin2][RB] (bf16 pairs) */
+static size_t u_floats(const dconv_shape *c, const wgeom *g) {
+    return (((size_t)(36 * g->Coutp * c->Cin) + 15) & ~(size_t)15) +
+           (((size_t)(36 * g->Coutp * g->Cin2) + 15) & ~(size_t)15);
 }
 size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
     wgeom g;
     wgeom_of(c, &g);
-    return (((size_t)(36 * g.Coutp * c->Cin) + 15) & ~(size_t)15) +
-           (size_t)nthreads * per_thread(&g) + 16;
+    return u_floats(c, &g) + (size_t)nthreads * per_thread(&g) + 16;
 }
 
 /* u[a][r] = (G g)[a] for RB lanes r, g = (g0, g1, g2) */
@@ -129,6 +139,30 @@ static void transform_weight_blocks(void *ctx, int64_t b0, int64_t b1, int worke
 static void transform_weights(const dconv_shape *c, const float *w, int flip, int64_t Coutp,
                               float *U) {
     df_parallel_for(Coutp / RB, 1, transform_weight_blocks, &(wt_job){c, w, U, Coutp, flip});
+}
+
+/* U2[k][cb][ci2][r] = the pair (U[k][cb][2 ci2][r], U[k][cb][2 ci2 + 1][r]),
+ * zero past Cin; rows [k0, k1) of k * nblk + cb */
+typedef struct {
+    const float *U;
+    uint32_t *U2;
+    int64_t Cin, Cin2;
+} u2_job;
+static void pair_weight_rows(void *ctx, int64_t k0, int64_t k1, int worker) {
+    const u2_job *j = ctx;
+    (void)worker;
+    float zero[RB] = {0};
+    for (int64_t k = k0; k < k1; k++)
+        for (int64_t c2 = 0; c2 < j->Cin2; c2++) {
+            const float *lo = j->U + (k * j->Cin + 2 * c2) * RB;
+            const float *hi = 2 * c2 + 1 < j->Cin ? lo + RB : zero;
+            uint32_t *o = j->U2 + (k * j->Cin2 + c2) * RB;
+            __m256i l =
+                _mm512_castsi512_si256(bf16_bits(_mm512_castps256_ps512(_mm256_loadu_ps(lo))));
+            __m256i h =
+                _mm512_castsi512_si256(bf16_bits(_mm512_castps256_ps512(_mm256_loadu_ps(hi))));
+            _mm256_storeu_si256((__m256i *)o, _mm256_or_si256(l, _mm256_slli_epi32(h, 16)));
+        }
 }
 
 /* r = AT m (6 -> 4 values) */
@@ -207,9 +241,11 @@ static void output_group(const dconv_shape *c, const float *M, int64_t plane, co
     }
 }
 
-/* One piece: tiles p T .. p T + T - 1. V [36][Cin][T], M [36][RB][T]. */
+/* One piece: tiles p T .. p T + T - 1. V [36][Cin][T], M [36][RB][T];
+ * with U2 (bf16), V2 [36][Cin2][T] pairs. */
 static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, const float *U,
-                      const dconv_epilogue *ep, float *y, int64_t p, float *V, float *M) {
+                      const uint32_t *U2, const dconv_epilogue *ep, float *y, int64_t p, float *V,
+                      float *M, uint32_t *V2) {
     int64_t t0 = p * g->T, n = g->tiles - t0 < g->T ? g->tiles - t0 : g->T;
     int64_t ng = (n + NT - 1) / NT, nblk = g->Coutp / RB;
     tile_group tg[MAX_GROUPS];
@@ -218,10 +254,22 @@ static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, cons
     for (int64_t ci = 0; ci < c->Cin; ci++)
         for (int64_t q = 0; q < ng; q++)
             transform_patches(x + ci * c->H * c->W, c->W, &tg[q].in, g->vk, V + ci * g->T + q * NT);
+    bf16_products_fn bf = U2 ? wino_bf16_products() : NULL;
+    if (U2) /* the piece's columns as bf16 pairs of channels */
+        for (int64_t k = 0; k < 36; k++)
+            for (int64_t c2 = 0; c2 < g->Cin2; c2++) {
+                const float *lo = V + k * g->vk + 2 * c2 * g->T;
+                bf16_pack(lo, 2 * c2 + 1 < c->Cin ? lo + g->T : NULL, ng * NT,
+                          V2 + k * g->vk2 + c2 * g->T);
+            }
     for (int64_t cb = 0; cb < nblk; cb++) {
         for (int64_t k = 0; k < 36; k++)
-            products_cols(U + (k * nblk + cb) * c->Cin * RB, V + k * g->vk, c->Cin, g->T,
-                          M + k * g->mk, g->T, ng, 0);
+            if (U2)
+                bf(U2 + (k * nblk + cb) * g->Cin2 * RB, V2 + k * g->vk2, g->Cin2, g->T,
+                   M + k * g->mk, g->T, ng, 0);
+            else
+                products_cols(U + (k * nblk + cb) * c->Cin * RB, V + k * g->vk, c->Cin, g->T,
+                              M + k * g->mk, g->T, ng, 0);
         for (int64_t r = 0; r < RB && cb * RB + r < c->Cout; r++) {
             int64_t co = cb * RB + r;
             for (int64_t q = 0; q < ng; q++)
@@ -234,26 +282,32 @@ typedef struct {
     const dconv_shape *c;
     const wgeom *g;
     const float *x, *U;
+    const uint32_t *U2; /* NULL: float32 products */
     const dconv_epilogue *ep;
     float *y, *base;
     size_t per;
 } wino_job;
 static void wino_pieces(void *ctx, int64_t p0, int64_t p1, int worker) {
     const wino_job *j = ctx;
-    float *V = j->base + j->per * (size_t)worker; // [36][Cin][T]
-    float *M = V + 36 * j->g->vk;                 // [36][RB][T]
-    for (int64_t p = p0; p < p1; p++) run_piece(j->c, j->g, j->x, j->U, j->ep, j->y, p, V, M);
+    float *V = j->base + j->per * (size_t)worker;   // [36][Cin][T]
+    float *M = V + 36 * j->g->vk;                   // [36][RB][T]
+    uint32_t *V2 = (uint32_t *)(M + 36 * j->g->mk); // [36][Cin2][T] pairs
+    for (int64_t p = p0; p < p1; p++)
+        run_piece(j->c, j->g, j->x, j->U, j->U2, j->ep, j->y, p, V, M, V2);
 }
 
 void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
-              const dconv_epilogue *ep, float *y, float *scratch, int nt) {
+              const dconv_epilogue *ep, float *y, float *scratch, int nt, int bf16) {
     (void)nt; /* the scratch holds a piece's buffers per worker */
     wgeom g;
     wgeom_of(c, &g);
     float *U = scratch; // [36][Coutp / RB][Cin][RB]
     transform_weights(c, w, flip, g.Coutp, U);
-    float *base = U + (((size_t)(36 * g.Coutp * c->Cin) + 15) & ~(size_t)15);
-    wino_job j = {c, &g, x, U, ep, y, base, per_thread(&g)};
+    uint32_t *U2 = (uint32_t *)(U + (((size_t)(36 * g.Coutp * c->Cin) + 15) & ~(size_t)15));
+    if (bf16)
+        df_parallel_for(36 * g.Coutp / RB, 1, pair_weight_rows, &(u2_job){U, U2, c->Cin, g.Cin2});
+    float *base = scratch + u_floats(c, &g);
+    wino_job j = {c, &g, x, U, bf16 ? U2 : NULL, ep, y, base, per_thread(&g)};
     df_parallel_for(g.pieces, 1, wino_pieces, &j);
 }
 
@@ -271,7 +325,7 @@ size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
     return 0;
 }
 void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
-              const dconv_epilogue *ep, float *y, float *scratch, int nt) {
-    (void)c, (void)x, (void)w, (void)flip, (void)ep, (void)y, (void)scratch, (void)nt;
+              const dconv_epilogue *ep, float *y, float *scratch, int nt, int bf16) {
+    (void)c, (void)x, (void)w, (void)flip, (void)ep, (void)y, (void)scratch, (void)nt, (void)bf16;
 }
 #endif

@@ -18,10 +18,11 @@ int wino_applies(const dconv_shape *c);
 int wino_available(const dconv_shape *c);
 /* Scratch floats needed. */
 size_t wino_scratch_floats(const dconv_shape *c, int nthreads);
-/* The same contract as dconv_run (flip = 1: w is [Cin, Cout, 3, 3] used
+/* The same contract as dconv_run, bf16 = 1: the products from operands
+ * rounded to bf16, summed in float32 (flip = 1: w is [Cin, Cout, 3, 3] used
  * transposed and rotated, the data gradient of a stride-1 conv). */
 void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
-              const dconv_epilogue *ep, float *y, float *scratch, int nthreads);
+              const dconv_epilogue *ep, float *y, float *scratch, int nthreads, int bf16);
 
 /* The weight gradient (conv_winograd_bw.c) of the forward conv c, where
  * wino_applies; the same contract as dconv_bw_run. */
@@ -30,6 +31,12 @@ int wino_bw_available(const dconv_shape *c);
 size_t wino_bw_scratch_floats(const dconv_shape *c, int nthreads);
 void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
                  int nthreads);
+
+/* bf16 products (conv_winograd_bf16.c): 1 when they use vdpbf16ps (the CPU
+ * has AVX512_BF16 and emulation is not forced); wino_bf16_force_emulation(1)
+ * makes them widen the bf16 pairs to float32 instead (tests compare both). */
+int wino_bf16_native(void);
+void wino_bf16_force_emulation(int on);
 
 /* The switch: on by default, off when DFRUN_WINOGRAD=0 is in the environment
  * at the first convolution; df_conv_set_winograd overrides both (tests). */

@@ -57,6 +57,7 @@ typedef struct {
         double epochs, minutes, ema;
         int64_t ema_warmup;
         double clip;
+        int64_t precision; /* DF_PRECISION_* (graph.h) */
         int64_t checkpoint_every, sample_every, log_every, seed;
     } train;
     uint64_t set; /* bit i: key i of the table was given (not a default) */

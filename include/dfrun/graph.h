@@ -160,7 +160,14 @@ typedef struct {
     int no_inplace; /* never write an op's output over its input */
     int plan_only;  /* plan and report (df_plan_get_stats) without allocating: no df_run */
     int no_fuse;    /* keep the ops as built (no fused nodes; tests compare both) */
+    int precision;  /* DF_PRECISION_FP32 (0) or DF_PRECISION_BF16 */
 } df_compile_opts;
+
+/* Precision of a graph's heavy products. BF16: the 3x3 stride-1
+ * convolutions (forward and data gradient, the Winograd path) multiply
+ * operands rounded to bf16 and sum in float32 (vdpbf16ps with AVX512_BF16,
+ * else emulated); everything else, and every stored value, stays float32. */
+enum { DF_PRECISION_FP32 = 0, DF_PRECISION_BF16 = 1 };
 
 /* Plan memory (liveness reuse, in-place where safe), allocate the arena and
  * the parameter store's blocks. The graph is frozen afterwards. */

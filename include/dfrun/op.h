@@ -17,6 +17,7 @@ typedef struct {
     void *scratch; /* workspace of at least desc->scratch(n) bytes, 64-aligned */
     size_t scratch_bytes;
     int nthreads;
+    int bf16; /* the graph's precision is DF_PRECISION_BF16 (see df_compile_opts) */
 } df_exec_ctx;
 
 enum {

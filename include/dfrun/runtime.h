@@ -12,6 +12,8 @@ const char *df_blas_flavour(void);
 /* "model name; avx512f avx512_bf16 amx_tile amx_bf16" (the flags present),
  * read at run time from /proc/cpuinfo: figures are quoted with it. */
 const char *df_cpu_summary(void);
+/* 1 when the CPU has AVX512_BF16 (vdpbf16ps), read at run time. */
+int df_cpu_has_bf16(void);
 /* Monotonic wall-clock seconds (for timing; the origin is arbitrary). */
 double df_seconds(void);
 

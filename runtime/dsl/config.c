@@ -101,6 +101,10 @@ static const df_config_key keys[] = {
      OFF(train.ema_warmup), 1},
     {"train.clip", DF_CK_NUM, 0, 1e9, NULL, "1", "global gradient-norm clipping (0: off)",
      OFF(train.clip), 1},
+    {"train.precision", DF_CK_ENUM, 0, 0, "fp32|bf16", "fp32",
+     "precision of the 3x3 convolutions' products in training and sampling (bf16: operands "
+     "rounded to bf16, float32 sums; see README)",
+     OFF(train.precision), 1},
     {"train.checkpoint_every", DF_CK_INT, 1, BIG, NULL, "500",
      "steps between checkpoints (each with a validation loss)", OFF(train.checkpoint_every), 1},
     {"train.sample_every", DF_CK_INT, 0, BIG, NULL, "0",

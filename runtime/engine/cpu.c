@@ -11,6 +11,14 @@ static int has(const char *flags, const char *f) {
     return 0;
 }
 
+int df_cpu_has_bf16(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
 const char *df_cpu_summary(void) {
     static char out[256];
     if (out[0]) return out;

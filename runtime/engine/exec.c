@@ -83,7 +83,7 @@ df_status df_run(df_graph *g) {
 /* the nodes in order (df_run's loop) */
 static df_status run_nodes(df_graph *g, int nt) {
     df_status st;
-    df_exec_ctx ctx = {g->scratch, g->scratch_bytes, nt};
+    df_exec_ctx ctx = {g->scratch, g->scratch_bytes, nt, g->precision == DF_PRECISION_BF16};
     for (int i = 0; i < g->n; i++) {
         df_node *n = g->nodes[i];
         const df_op_desc *d = df_op_table[n->op];

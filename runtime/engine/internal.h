@@ -24,6 +24,7 @@ struct df_graph {
     df_node **param_node; /* [ps count at creation]: the PARAM node of each parameter */
     int n_param_node;
     int compiled;
+    int precision; /* DF_PRECISION_*, from df_compile_opts */
     /* plan */
     unsigned char *arena;
     size_t arena_bytes, naive_bytes;

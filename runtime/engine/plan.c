@@ -96,6 +96,11 @@ df_status df_compile(df_graph *g, const df_compile_opts *opts) {
     if (g->n == 0) return df_seterr(DF_EINVAL, "df_compile: the graph is empty");
     df_status st = df_params_alloc(g->ps);
     if (st) return st;
+    if (o.precision != DF_PRECISION_FP32 && o.precision != DF_PRECISION_BF16)
+        return df_seterr(DF_EINVAL,
+                         "df_compile: precision %d (expected DF_PRECISION_FP32 or _BF16)",
+                         o.precision);
+    g->precision = o.precision;
     if (!o.no_fuse && (st = df_fuse(g))) return st;
 
     /* storage classes and roots */

@@ -72,7 +72,8 @@ df_status df_model_build(df_model *m, df_gfile *f, df_params *ps, int64_t batch,
         df_keep(m->g, m->out);
         if (m->features) df_keep(m->g, m->features);
     }
-    return df_compile(m->g, NULL);
+    df_compile_opts co = {.precision = (int)df_gfile_config(f)->train.precision};
+    return df_compile(m->g, &co);
 }
 
 void df_model_free(df_model *m) {

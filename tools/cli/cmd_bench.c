@@ -44,7 +44,8 @@ static int compare(const df_compare_opts *o) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *graph = NULL, *peer = NULL, *python = "/usr/bin/python3", *peer_channels = NULL;
+    const char *graph = NULL, *precision = NULL, *peer = NULL, *python = "/usr/bin/python3",
+               *peer_channels = NULL;
     long long batch = 128, sample_batch = 256, steps = 10, threads = 0, rounds = 3;
     int do_compare = 0, busy = 0;
     args_multi sets = {0};
@@ -56,6 +57,8 @@ int cmd_bench(int argc, char **argv) {
          100000, 0},
         {"--threads", A_INT, &threads, "T",
          "threads (default: DFRUN_THREADS or the cores it may use)", 1, 1024, 0},
+        {"--precision", A_STR, &precision, "fp32|bf16",
+         "products of the 3x3 convolutions (train.precision; bf16: see README)", 0, 0, 0},
         {"--set", A_MULTI, &sets, "PATH=VALUE", "override a value of the graph file", 0, 0, 0},
         {"--compare", A_FLAG, &do_compare, NULL,
          "also run the PyTorch peer, alternating, and print the ratios", 0, 0, 0},
@@ -81,6 +84,11 @@ int cmd_bench(int argc, char **argv) {
     int a = args_parse(&c, argc, argv);
     if (a) return a == 1 ? 0 : 2;
     if (!graph) return args_fail(&c, "no graph file given");
+    char ps[64];
+    if (precision && sets.n < ARGS_MAX_MULTI) {
+        snprintf(ps, sizeof ps, "train.precision=%.40s", precision);
+        sets.v[sets.n++] = ps;
+    }
     if (threads) df_set_threads((int)threads);
     if (!peer) peer = getenv("DFRUN_PEER") ? getenv("DFRUN_PEER") : "../shared/bench/torch_ref.py";
     if (do_compare) {

@@ -11,7 +11,7 @@
 
 int cmd_sample(int argc, char **argv) {
     const char *run = NULL, *ckpt = NULL, *graph = NULL, *out = NULL, *sampler = NULL;
-    const char *weights = "ema", *traj = NULL;
+    const char *weights = "ema", *traj = NULL, *precision = NULL;
     long long steps = 0, n = 0, per_class = 0, klass = 0, seed = 0, batch = 0, threads = 0;
     double guidance = 0;
     args_multi sets = {0};
@@ -40,6 +40,8 @@ int cmd_sample(int argc, char **argv) {
         {"--batch", A_INT, &batch, "B", "forward batch (default 200, or 2 x the samples if fewer)",
          1, 65536, 0},
         {"--threads", A_INT, &threads, "T", "threads", 1, 1024, 0},
+        {"--precision", A_STR, &precision, "fp32|bf16",
+         "products of the 3x3 convolutions (train.precision; bf16: see README)", 0, 0, 0},
         {"--set", A_MULTI, &sets, "PATH=VALUE", "override a stored setting (repeatable)", 0, 0, 0},
     };
     cmd_spec c = {"sample", "[--run DIR | --ckpt FILE] [options]",
@@ -58,7 +60,7 @@ int cmd_sample(int argc, char **argv) {
                          "--sampler: unknown '%s' (euler_maruyama, ddpm, ddim, pf_ode_heun, "
                          "dpmpp_2m, pc_langevin)",
                          sampler);
-    char dir[1100], fs[3][96], op[1200];
+    char dir[1100], fs[4][96], op[1200];
     if (!run && !ckpt) {
         if (df_ckpt_latest_run("runs", dir, sizeof dir)) {
             fprintf(stderr,
@@ -75,6 +77,7 @@ int cmd_sample(int argc, char **argv) {
         if (!steps) snprintf(fs[nf++], 96, "sampler.steps=auto");
     }
     if (steps) snprintf(fs[nf++], 96, "sampler.steps=%lld", steps);
+    if (precision) snprintf(fs[nf++], 96, "train.precision=%.40s", precision);
     for (int i = 0; i < nf && sets.n < ARGS_MAX_MULTI; i++) sets.v[sets.n++] = fs[i];
     if (threads) df_set_threads((int)threads);
     int64_t count = per_class ? 10 * per_class : n ? n : 64;

@@ -46,7 +46,7 @@ static void on_event(void *ctx, const df_train_event *e) {
 }
 
 int cmd_train(int argc, char **argv) {
-    const char *graph = NULL, *out = NULL, *data = NULL;
+    const char *graph = NULL, *out = NULL, *data = NULL, *precision = NULL;
     long long steps = 0, batch = 0, seed = 0, threads = 0;
     double epochs = 0, minutes = 0;
     int resume = 0;
@@ -68,6 +68,8 @@ int cmd_train(int argc, char **argv) {
          0},
         {"--resume", A_FLAG, &resume, NULL,
          "continue the run in --out (or the graph's latest) with its stored settings", 0, 0, 0},
+        {"--precision", A_STR, &precision, "fp32|bf16",
+         "products of the 3x3 convolutions (train.precision; bf16: see README)", 0, 0, 0},
         {"--set", A_MULTI, &sets, "PATH=VALUE", "override a setting (repeatable)", 0, 0, 0},
     };
     cmd_spec c = {"train", "GRAPH.yaml [options]",
@@ -82,7 +84,7 @@ int cmd_train(int argc, char **argv) {
     if (r) return r == 1 ? 0 : r;
     if (!graph && !(resume && out)) return args_fail(&c, "no graph file given");
     /* flags become overrides after the user's --set ones (flags win) */
-    char fs[6][64];
+    char fs[7][64];
     int nf = 0;
     if (steps || epochs > 0 || minutes > 0) {
         snprintf(fs[nf++], 64, "train.steps=%lld", steps);
@@ -91,6 +93,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (batch) snprintf(fs[nf++], 64, "train.batch=%lld", batch);
     if (args_given(&c, "--seed")) snprintf(fs[nf++], 64, "train.seed=%lld", seed);
+    if (precision) snprintf(fs[nf++], 64, "train.precision=%.40s", precision);
     for (int i = 0; i < nf && sets.n < ARGS_MAX_MULTI; i++) sets.v[sets.n++] = fs[i];
     if (threads) df_set_threads((int)threads);
     int tty = isatty(2);

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 
 static char dir[] = "/tmp/dfrun_config_XXXXXX";
-static char graph[700], imgraph[700], mnist[700];
+static char graph[700], imgraph[700], convgraph[700], mnist[700];
 
 /* a class-conditional 2-D model small enough for dozens of runs */
 static const char *cond2d =
@@ -42,6 +42,15 @@ static const char *img = "model:\n"
                          "    - reshape: {shape: \"$[B, 1, 28, 28]\"}\n"
                          "sampler: {steps: 5}\n"
                          "train: {batch: 16, steps: 2, log_every: 1}\n";
+
+/* with a 3x3 convolution of 8 input channels (the Winograd path): precision */
+static const char *conv = "model:\n"
+                          "  inputs: {x: [B, 1, 28, 28], t: [B]}\n"
+                          "  body:\n"
+                          "    - conv2d: {in: x, out: 8}\n"
+                          "    - conv2d: {out: 1}\n"
+                          "sampler: {steps: 5}\n"
+                          "train: {batch: 16, steps: 2, log_every: 1}\n";
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = p;
@@ -103,7 +112,8 @@ static uint64_t fingerprint(const char *g, const char *const *sets, int nsets, c
 typedef struct {
     const char *key, *probe;
     const char *with; /* a setting that makes the key apply (baseline and probe) */
-    int images;       /* probe on the 28x28 model */
+    int images;       /* 1: probe on the 28x28 model (the value: the MNIST files written in
+                         dir); 2: on the convolutional one with the value given */
 } probe;
 
 static const probe probes[] = {
@@ -142,6 +152,7 @@ static const probe probes[] = {
     {"train.ema", "0.15", NULL, 0}, /* below the warm-up decay of the later steps */
     {"train.ema_warmup", "false", NULL, 0},
     {"train.clip", "0.001", NULL, 0},
+    {"train.precision", "bf16", NULL, 2},
     {"train.checkpoint_every", "3", NULL, 0},
     {"train.sample_every", "2", NULL, 0},
     {"train.log_every", "2", NULL, 0},
@@ -168,12 +179,16 @@ static void write_idx(const char *name, int nd, const int32_t *dims, const uint8
 static void setup_files(void) {
     snprintf(graph, sizeof graph, "%s/cond2d.yaml", dir);
     snprintf(imgraph, sizeof imgraph, "%s/img.yaml", dir);
+    snprintf(convgraph, sizeof convgraph, "%s/conv.yaml", dir);
     snprintf(mnist, sizeof mnist, "%s/mnist", dir);
     FILE *f = fopen(graph, "w");
     fputs(cond2d, f);
     fclose(f);
     f = fopen(imgraph, "w");
     fputs(img, f);
+    fclose(f);
+    f = fopen(convgraph, "w");
+    fprintf(f, "%sdata: {path: %s}\n", conv, mnist);
     fclose(f);
     assert_int_equal(mkdir(mnist, 0755), 0);
     static uint8_t px[40 * 784], lab[40];
@@ -198,9 +213,9 @@ static void test_every_key_is_used(void **state) {
     char err[1000], setting[800];
     for (int j = 0; j < np; j++) {
         const probe *p = &probes[j];
-        const char *g = p->images ? imgraph : graph;
+        const char *g = p->images == 2 ? convgraph : p->images ? imgraph : graph;
         const char *base[2] = {p->with}, *probe_sets[2] = {setting, p->with};
-        if (p->images)
+        if (p->images == 1)
             snprintf(setting, sizeof setting, "%s=%s", p->key, mnist);
         else
             snprintf(setting, sizeof setting, "%s=%s", p->key, p->probe);

@@ -606,7 +606,8 @@ static df_status bwd_weight_fwd(const df_node *n, df_exec_ctx *ctx) {
     geom_bwd_weight(&g, n);
     dconv_shape d = dshape_fwd(&g);
     if (wino_bw_available(&d)) {
-        wino_bw_run(&d, df_inp(n, 0), df_inp(n, 1), df_out(n), ctx->scratch, ctx->nthreads);
+        wino_bw_run(&d, df_inp(n, 0), df_inp(n, 1), df_out(n), ctx->scratch, ctx->nthreads,
+                    ctx->bf16);
         return DF_OK;
     }
     if (dconv_bw_available(&d)) {

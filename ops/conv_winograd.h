@@ -30,7 +30,7 @@ int wino_bw_applies(const dconv_shape *c);
 int wino_bw_available(const dconv_shape *c);
 size_t wino_bw_scratch_floats(const dconv_shape *c, int nthreads);
 void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
-                 int nthreads);
+                 int nthreads, int bf16);
 
 /* bf16 products (conv_winograd_bf16.c): 1 when they use vdpbf16ps (the CPU
  * has AVX512_BF16 and emulation is not forced); wino_bf16_force_emulation(1)

@@ -14,6 +14,7 @@
 #include "conv_winograd.h"
 
 #if defined(__AVX512F__) && defined(__AVX512VL__)
+#include "conv_winograd_bf16.h"
 #include "conv_winograd_impl.h"
 #include "parallel.h"
 
@@ -27,6 +28,7 @@ typedef struct {
     int64_t per_chunk, chunks; /* pieces per chunk */
     int64_t Cinp, Coutp;       /* channels rounded up to 16 */
     int64_t vk, zk;            /* floats per position k of V and Z (+ a cache line) */
+    int64_t T2, vk2, zk2;      /* bf16: tile pairs per piece; pairs per position k of V2, Z2 */
 } bgeom;
 
 static void bgeom_of(const dconv_shape *c, bgeom *g) {
@@ -44,6 +46,9 @@ static void bgeom_of(const dconv_shape *c, bgeom *g) {
     g->Coutp = (c->Cout + NT - 1) / NT * NT;
     g->vk = g->T * g->Cinp + 16;
     g->zk = g->T * g->Coutp + 16;
+    g->T2 = (g->T + 1) / 2;
+    g->vk2 = g->T2 * g->Cinp + 16;
+    g->zk2 = g->T2 * g->Coutp + 16;
 }
 
 int wino_bw_applies(const dconv_shape *c) {
@@ -53,9 +58,10 @@ int wino_bw_available(const dconv_shape *c) {
     return wino_bw_applies(c) && df_conv_winograd();
 }
 
-/* per thread: P [36][Coutp][Cinp], V [36][T][Cinp], Z [36][Coutp / RB][T][RB] */
+/* per thread: P [36][Coutp][Cinp], V [36][T][Cinp], Z [36][Coutp / RB][T][RB],
+ * and for bf16 V2 [36][T2][Cinp], Z2 [36][Coutp / RB][T2][RB] (tile pairs) */
 static size_t bw_per_thread(const bgeom *g) {
-    return (size_t)(36 * (g->Coutp * g->Cinp + g->vk + g->zk));
+    return (size_t)(36 * (g->Coutp * g->Cinp + g->vk + g->zk + g->vk2 + g->zk2));
 }
 size_t wino_bw_scratch_floats(const dconv_shape *c, int nthreads) {
     bgeom g;
@@ -134,9 +140,34 @@ static void channel_patches(const dconv_shape *c, int64_t b, int64_t oh, int64_t
     }
 }
 
-/* One piece: P (+)= its tiles' products (add = 0: the chunk's first piece). */
+/* The piece's n tiles of V and Z as bf16 pairs of tiles (2 t2, 2 t2 + 1),
+ * zeros past n. */
+static void pair_tiles(const bgeom *g, int64_t n, const float *V, const float *Z, uint32_t *V2,
+                       uint32_t *Z2) {
+    float zero[RB] = {0};
+    int64_t nblk = g->Coutp / RB;
+    for (int64_t k = 0; k < 36; k++)
+        for (int64_t t2 = 0; t2 < (n + 1) / 2; t2++) {
+            int full = 2 * t2 + 1 < n;
+            const float *v = V + k * g->vk + 2 * t2 * g->Cinp;
+            bf16_pack(v, full ? v + g->Cinp : NULL, g->Cinp, V2 + k * g->vk2 + t2 * g->Cinp);
+            for (int64_t cb = 0; cb < nblk; cb++) {
+                const float *lo = Z + k * g->zk + (cb * g->T + 2 * t2) * RB;
+                const float *hi = full ? lo + RB : zero;
+                __m256i l =
+                    _mm512_castsi512_si256(bf16_bits(_mm512_castps256_ps512(_mm256_loadu_ps(lo))));
+                __m256i h =
+                    _mm512_castsi512_si256(bf16_bits(_mm512_castps256_ps512(_mm256_loadu_ps(hi))));
+                _mm256_storeu_si256((__m256i *)(Z2 + k * g->zk2 + (cb * g->T2 + t2) * RB),
+                                    _mm256_or_si256(l, _mm256_slli_epi32(h, 16)));
+            }
+        }
+}
+
+/* One piece: P (+)= its tiles' products (add = 0: the chunk's first piece);
+ * with V2 (bf16), from pairs of tiles. */
 static void bw_piece(const dconv_shape *c, const bgeom *g, const float *x, const float *gy,
-                     int64_t p, int add, float *P, float *V, float *Z) {
+                     int64_t p, int add, float *P, float *V, float *Z, uint32_t *V2, uint32_t *Z2) {
     int64_t t0 = p * g->T, n = g->tiles - t0 < g->T ? g->tiles - t0 : g->T;
     for (int64_t t = 0; t < n; t++) {
         int64_t b = (t0 + t) / g->ntile, r = (t0 + t) % g->ntile;
@@ -148,6 +179,15 @@ static void bw_piece(const dconv_shape *c, const bgeom *g, const float *x, const
         }
         for (int64_t co0 = 0; co0 < g->Coutp; co0 += NT)
             transform_gy(c, gy, b, oh, ow, co0, g->T, g->zk, t, Z);
+    }
+    if (V2) {
+        pair_tiles(g, n, V, Z, V2, Z2);
+        bf16_products_fn bf = wino_bf16_products();
+        for (int64_t k = 0; k < 36; k++)
+            for (int64_t cb = 0; cb < g->Coutp / RB; cb++)
+                bf(Z2 + k * g->zk2 + cb * g->T2 * RB, V2 + k * g->vk2, (n + 1) / 2, g->Cinp,
+                   P + (k * g->Coutp + cb * RB) * g->Cinp, g->Cinp, g->Cinp / NT, add);
+        return;
     }
     for (int64_t k = 0; k < 36; k++)
         for (int64_t cb = 0; cb < g->Coutp / RB; cb++)
@@ -184,6 +224,7 @@ typedef struct {
     float *dw, *scratch, *parts;
     size_t per;
     int64_t psz;
+    int bf16;
 } wbw_job;
 
 /* chunks [c0, c1): each sums its pieces in order into its part */
@@ -193,10 +234,14 @@ static void wbw_chunks(void *ctx, int64_t c0, int64_t c1, int worker) {
     float *P = j->scratch + j->per * (size_t)worker; // [36][Coutp][Cinp]
     float *V = P + 36 * g->Coutp * g->Cinp;          // [36][T][Cinp]
     float *Z = V + 36 * g->vk;                       // [36][Coutp / RB][T][RB]
+    uint32_t *V2 = (uint32_t *)(Z + 36 * g->zk);     // [36][T2][Cinp] pairs
+    uint32_t *Z2 = V2 + 36 * g->vk2;                 // [36][Coutp / RB][T2][RB] pairs
+    if (!j->bf16) V2 = Z2 = NULL;
     for (int64_t ch = c0; ch < c1; ch++) {
         int64_t p0 = ch * g->per_chunk,
                 p1 = p0 + g->per_chunk < g->pieces ? p0 + g->per_chunk : g->pieces;
-        for (int64_t p = p0; p < p1; p++) bw_piece(j->c, g, j->x, j->gy, p, p > p0, P, V, Z);
+        for (int64_t p = p0; p < p1; p++)
+            bw_piece(j->c, g, j->x, j->gy, p, p > p0, P, V, Z, V2, Z2);
         bw_output(j->c, g, P, j->parts + ch * j->psz);
     }
 }
@@ -216,7 +261,7 @@ static void wbw_sum(void *ctx, int64_t o0, int64_t o1, int worker) {
 }
 
 void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
-                 int nt) {
+                 int nt, int bf16) {
     bgeom g;
     bgeom_of(c, &g);
     size_t per = bw_per_thread(&g);
@@ -228,7 +273,8 @@ void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *d
                  scratch,
                  scratch + per * (size_t)nt, /* [chunks][Cout][9][Cinp] */
                  per,
-                 c->Cout * 9 * g.Cinp};
+                 c->Cout * 9 * g.Cinp,
+                 bf16};
     df_parallel_for(g.chunks, 1, wbw_chunks, &j);
     df_parallel_for(c->Cout, 1, wbw_sum, &j);
 }
@@ -247,7 +293,7 @@ size_t wino_bw_scratch_floats(const dconv_shape *c, int nthreads) {
     return 0;
 }
 void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
-                 int nt) {
-    (void)c, (void)x, (void)gy, (void)dw, (void)scratch, (void)nt;
+                 int nt, int bf16) {
+    (void)c, (void)x, (void)gy, (void)dw, (void)scratch, (void)nt, (void)bf16;
 }
 #endif

@@ -164,7 +164,7 @@ typedef struct {
 } df_compile_opts;
 
 /* Precision of a graph's heavy products. BF16: the 3x3 stride-1
- * convolutions (forward and data gradient, the Winograd path) multiply
+ * convolutions (forward, data and weight gradients: the Winograd path) multiply
  * operands rounded to bf16 and sum in float32 (vdpbf16ps with AVX512_BF16,
  * else emulated); everything else, and every stored value, stays float32. */
 enum { DF_PRECISION_FP32 = 0, DF_PRECISION_BF16 = 1 };

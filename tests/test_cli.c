@@ -138,6 +138,14 @@ static void test_other_commands(void **state) {
         }
     }
     assert_int_equal(cli("bench graphs/toy_ring.yaml --compare --peer /nonexistent.py"), 1);
+    /* --precision: a choice of train.precision, checked by the parser */
+    assert_int_equal(cli("bench graphs/toy_ring.yaml --batch 8 --sample-batch 8 --steps 1 "
+                         "--precision bf16"),
+                     0);
+    assert_int_equal(cli("bench graphs/toy_ring.yaml --precision fp16"), 2);
+    has("--precision: expected fp32 or bf16, got 'fp16'");
+    assert_int_equal(cli("sample --run %s/ring --precision half", dir), 2);
+    has("--precision: expected fp32 or bf16");
     has("the peer benchmark '/nonexistent.py' cannot be read");
     assert_int_equal(cli("bench graphs/toy_ring.yaml --busy"), 2);
     has("--busy goes with --compare");

@@ -51,6 +51,8 @@ int cmd_sample(int argc, char **argv) {
     int r = args_parse(&c, argc, argv);
     if (r) return r == 1 ? 0 : r;
     if (run && ckpt) return args_fail(&c, "give --run or --ckpt, not both");
+    if (precision && df_config_choice_index("train.precision", precision) < 0)
+        return args_fail(&c, "--precision: expected fp32 or bf16, got '%s'", precision);
     if (!!n + !!per_class + args_given(&c, "--class") > 1)
         return args_fail(&c, "give one of --n, --per-class, --class");
     if (strcmp(weights, "ema") && strcmp(weights, "raw"))

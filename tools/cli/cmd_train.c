@@ -83,6 +83,8 @@ int cmd_train(int argc, char **argv) {
     int r = args_parse(&c, argc, argv);
     if (r) return r == 1 ? 0 : r;
     if (!graph && !(resume && out)) return args_fail(&c, "no graph file given");
+    if (precision && df_config_choice_index("train.precision", precision) < 0)
+        return args_fail(&c, "--precision: expected fp32 or bf16, got '%s'", precision);
     /* flags become overrides after the user's --set ones (flags win) */
     char fs[7][64];
     int nf = 0;

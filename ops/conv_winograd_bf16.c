@@ -1,5 +1,6 @@
 /* The bf16 pair-product kernels (see conv_winograd_bf16.h). */
 #include "conv_winograd.h"
+#include "dfrun/runtime.h"
 
 #if defined(__AVX512F__) && defined(__AVX512VL__)
 #include "conv_winograd_bf16.h"
@@ -100,6 +101,9 @@ int wino_bf16_native(void) {
 bf16_products_fn wino_bf16_products(void) {
     return wino_bf16_native() ? native_cols : emulated_cols;
 }
+const char *df_bf16_mode(void) {
+    return wino_bf16_native() ? "vdpbf16ps" : "emulated";
+}
 
 #else
 void wino_bf16_force_emulation(int on) {
@@ -107,5 +111,8 @@ void wino_bf16_force_emulation(int on) {
 }
 int wino_bf16_native(void) {
     return 0;
+}
+const char *df_bf16_mode(void) {
+    return "no effect";
 }
 #endif

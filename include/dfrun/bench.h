@@ -21,6 +21,7 @@ typedef struct {
     double train_no_reuse_mib; /* the same without buffer reuse */
     double eval_planned_mib;   /* the inference graph's planned arena */
     double peak_rss_mib;       /* the process's peak resident set (0 if unknown) */
+    char precision[80];        /* "fp32", or "bf16 (" df_bf16_mode() ")" */
 } df_bench_result;
 
 /* Load graph (with "path=value" sets), build it for training at batch and

@@ -14,6 +14,10 @@ const char *df_blas_flavour(void);
 const char *df_cpu_summary(void);
 /* 1 when the CPU has AVX512_BF16 (vdpbf16ps), read at run time. */
 int df_cpu_has_bf16(void);
+/* How precision bf16 runs here: "vdpbf16ps", "emulated" (no AVX512_BF16:
+ * the same rounded operands, float32 FMAs) or "no effect" (a build without
+ * the AVX-512 Winograd kernels, whose products it applies to). */
+const char *df_bf16_mode(void);
 /* Monotonic wall-clock seconds (for timing; the origin is arbitrary). */
 double df_seconds(void);
 

@@ -148,6 +148,10 @@ df_status df_bench(const char *graph, const char *const *sets, int nsets, int64_
     r->train_no_reuse_mib = pt.naive_bytes / 1048576.0;
     r->eval_planned_mib = pe.planned_bytes / 1048576.0;
     r->peak_rss_mib = peak_rss_mib();
+    if (df_gfile_config(f)->train.precision == DF_PRECISION_BF16)
+        snprintf(r->precision, sizeof r->precision, "bf16 (%s)", df_bf16_mode());
+    else
+        snprintf(r->precision, sizeof r->precision, "fp32");
 out:
     free(y);
     df_optim_free(opt);

@@ -117,10 +117,11 @@ int cmd_bench(int argc, char **argv) {
            "\"train_img_per_s\": %.1f, \"train_gflop_per_s\": %.1f, \"eval_batch\": %lld, "
            "\"eval_s\": %.4f, \"eval_img_per_s\": %.1f, \"fwd_gflop_per_img\": %.4f, "
            "\"train_planned_mib\": %.1f, \"train_no_reuse_mib\": %.1f, "
-           "\"eval_planned_mib\": %.1f, \"peak_rss_mib\": %.0f, \"cpu\": \"%s\"}\n",
+           "\"eval_planned_mib\": %.1f, \"peak_rss_mib\": %.0f, \"precision\": \"%s\", "
+           "\"cpu\": \"%s\"}\n",
            (long long)r.params, (long long)r.batch, r.threads, r.train_step_s, r.train_img_per_s,
            r.train_gflop_per_s, (long long)r.eval_batch, r.eval_s, r.eval_img_per_s,
            r.fwd_gflop_per_img, r.train_planned_mib, r.train_no_reuse_mib, r.eval_planned_mib,
-           r.peak_rss_mib, df_cpu_summary());
+           r.peak_rss_mib, r.precision, df_cpu_summary());
     return 0;
 }

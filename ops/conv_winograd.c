@@ -151,17 +151,10 @@ typedef struct {
 static void pair_weight_rows(void *ctx, int64_t k0, int64_t k1, int worker) {
     const u2_job *j = ctx;
     (void)worker;
-    float zero[RB] = {0};
     for (int64_t k = k0; k < k1; k++)
         for (int64_t c2 = 0; c2 < j->Cin2; c2++) {
             const float *lo = j->U + (k * j->Cin + 2 * c2) * RB;
-            const float *hi = 2 * c2 + 1 < j->Cin ? lo + RB : zero;
-            uint32_t *o = j->U2 + (k * j->Cin2 + c2) * RB;
-            __m256i l =
-                _mm512_castsi512_si256(bf16_bits(_mm512_castps256_ps512(_mm256_loadu_ps(lo))));
-            __m256i h =
-                _mm512_castsi512_si256(bf16_bits(_mm512_castps256_ps512(_mm256_loadu_ps(hi))));
-            _mm256_storeu_si256((__m256i *)o, _mm256_or_si256(l, _mm256_slli_epi32(h, 16)));
+            bf16_pack8(lo, 2 * c2 + 1 < j->Cin ? lo + RB : NULL, j->U2 + (k * j->Cin2 + c2) * RB);
         }
 }
 

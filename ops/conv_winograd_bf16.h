@@ -26,6 +26,13 @@ static inline __m512i bf16_bits(__m512 x) {
 static inline __m512i bf16_pair(__m512 lo, __m512 hi) {
     return _mm512_or_si512(bf16_bits(lo), _mm512_slli_epi32(bf16_bits(hi), 16));
 }
+/* 8 floats of lo and hi (NULL: zeros) as 8 pairs into out */
+static inline void bf16_pack8(const float *lo, const float *hi, uint32_t *out) {
+    __m256i l = _mm512_castsi512_si256(bf16_bits(_mm512_castps256_ps512(_mm256_loadu_ps(lo))));
+    __m256i h = hi ? _mm512_castsi512_si256(bf16_bits(_mm512_castps256_ps512(_mm256_loadu_ps(hi))))
+                   : _mm256_setzero_si256();
+    _mm256_storeu_si256((__m256i *)out, _mm256_or_si256(l, _mm256_slli_epi32(h, 16)));
+}
 /* n floats of lo and hi (n a multiple of 16) as n pairs into out */
 static inline void bf16_pack(const float *lo, const float *hi, int64_t n, uint32_t *out) {
     for (int64_t i = 0; i < n; i += NT) {

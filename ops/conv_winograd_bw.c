@@ -144,7 +144,6 @@ static void channel_patches(const dconv_shape *c, int64_t b, int64_t oh, int64_t
  * zeros past n. */
 static void pair_tiles(const bgeom *g, int64_t n, const float *V, const float *Z, uint32_t *V2,
                        uint32_t *Z2) {
-    float zero[RB] = {0};
     int64_t nblk = g->Coutp / RB;
     for (int64_t k = 0; k < 36; k++)
         for (int64_t t2 = 0; t2 < (n + 1) / 2; t2++) {
@@ -153,13 +152,7 @@ static void pair_tiles(const bgeom *g, int64_t n, const float *V, const float *Z
             bf16_pack(v, full ? v + g->Cinp : NULL, g->Cinp, V2 + k * g->vk2 + t2 * g->Cinp);
             for (int64_t cb = 0; cb < nblk; cb++) {
                 const float *lo = Z + k * g->zk + (cb * g->T + 2 * t2) * RB;
-                const float *hi = full ? lo + RB : zero;
-                __m256i l =
-                    _mm512_castsi512_si256(bf16_bits(_mm512_castps256_ps512(_mm256_loadu_ps(lo))));
-                __m256i h =
-                    _mm512_castsi512_si256(bf16_bits(_mm512_castps256_ps512(_mm256_loadu_ps(hi))));
-                _mm256_storeu_si256((__m256i *)(Z2 + k * g->zk2 + (cb * g->T2 + t2) * RB),
-                                    _mm256_or_si256(l, _mm256_slli_epi32(h, 16)));
+                bf16_pack8(lo, full ? lo + RB : NULL, Z2 + k * g->zk2 + (cb * g->T2 + t2) * RB);
             }
         }
 }

@@ -1,5 +1,6 @@
 /* A graph file's model built for training or inference (see model.h). */
 #include "dfrun/model.h"
+#include "dfrun/runtime.h"
 #include <string.h>
 
 static df_status fail(df_gfile *f, const char *what, const df_node *a, const df_node *b) {
@@ -73,6 +74,10 @@ df_status df_model_build(df_model *m, df_gfile *f, df_params *ps, int64_t batch,
         if (m->features) df_keep(m->g, m->features);
     }
     df_compile_opts co = {.precision = (int)df_gfile_config(f)->train.precision};
+    if (co.precision == DF_PRECISION_BF16 && !strcmp(df_bf16_mode(), "no effect"))
+        return df_seterr(DF_EINVAL,
+                         "train.precision: bf16 runs on the AVX-512 Winograd kernels, which this "
+                         "build lacks (a portable build); use fp32 (--precision fp32)");
     return df_compile(m->g, &co);
 }
 

@@ -135,6 +135,8 @@ static void test_other_commands(void **state) {
             assert_int_equal(rc, 0);
             has("round 2");
             has("dfrun/peer over 2 rounds: train");
+            has("quiet: dfrun train"); /* --busy: each side quiet and under load */
+            has("under load, share of quiet kept over 2 rounds: dfrun train");
         }
     }
     assert_int_equal(cli("bench graphs/toy_ring.yaml --compare --peer /nonexistent.py"), 1);

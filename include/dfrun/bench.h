@@ -50,13 +50,18 @@ typedef struct {
     const char *peer_channels; /* the peer's --channels ("64,128,256"), NULL: its default */
 } df_compare_opts;
 
-/* Called after each round with both sides' results. */
+/* Called after each round with both sides' results; with busy, ours and
+ * peer ran beside the busy process and ours_quiet, peer_quiet without it in
+ * the same round (else those two are NULL). */
 typedef void (*df_compare_round_fn)(void *ctx, int round, const df_bench_result *ours,
-                                    const df_peer_result *peer);
+                                    const df_peer_result *peer, const df_bench_result *ours_quiet,
+                                    const df_peer_result *peer_quiet);
 
 /* Runs df_bench and the peer `rounds` times each, alternating, each run in a
  * child process of its own (so each peak resident set is its own), with the
- * current thread count; errors if the peer's network differs in size. */
+ * current thread count; errors if the peer's network differs in size. With
+ * busy, a round runs both sides quiet, then both beside a competing busy
+ * process (the share each keeps of its quiet rate under load). */
 df_status df_bench_compare(const df_compare_opts *o, df_compare_round_fn on_round, void *ctx);
 
 #endif

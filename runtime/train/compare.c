@@ -143,6 +143,23 @@ static df_status run_peer(const df_compare_opts *o, df_peer_result *r) {
     return DF_OK;
 }
 
+/* Both sides once, ours first in even rounds, and the same network size. */
+static df_status run_pair(const df_compare_opts *o, int k, df_bench_result *ours,
+                          df_peer_result *peer) {
+    df_status st;
+    if (k % 2 == 0) {
+        if (!(st = run_ours(o, ours))) st = run_peer(o, peer);
+    } else {
+        if (!(st = run_peer(o, peer))) st = run_ours(o, ours);
+    }
+    if (!st && peer->params != ours->params)
+        st = df_seterr(DF_EINVAL,
+                       "the peer's network has %lld parameters, the graph's %lld: give the "
+                       "peer's channels (--peer-channels)",
+                       (long long)peer->params, (long long)ours->params);
+    return st;
+}
+
 /* A competing single-threaded busy process (a user's other job). */
 static pid_t start_busy(void) {
     pid_t pid = fork();
@@ -162,28 +179,23 @@ df_status df_bench_compare(const df_compare_opts *o, df_compare_round_fn on_roun
     if (access(o->python, X_OK))
         return df_seterr(DF_EIO, "the peer's interpreter '%s' cannot be run: %s", o->python,
                          strerror(errno));
-    pid_t busy = o->busy ? start_busy() : 0;
-    if (busy < 0) return df_seterr(DF_EIO, "fork: %s", strerror(errno));
     df_status st = DF_OK;
     for (int k = 0; k < o->rounds && !st; k++) {
-        df_bench_result ours;
-        df_peer_result peer;
+        df_bench_result ours, ours_q;
+        df_peer_result peer, peer_q;
         /* alternate which side goes first: drifts in the machine's speed cancel */
-        if (k % 2 == 0) {
-            if (!(st = run_ours(o, &ours))) st = run_peer(o, &peer);
-        } else {
-            if (!(st = run_peer(o, &peer))) st = run_ours(o, &ours);
+        if (o->busy) /* both sides quiet first, in the same order */
+            st = run_pair(o, k, &ours_q, &peer_q);
+        pid_t busy = 0;
+        if (!st && o->busy && (busy = start_busy()) < 0)
+            st = df_seterr(DF_EIO, "fork: %s", strerror(errno));
+        if (!st) st = run_pair(o, k, &ours, &peer);
+        if (busy > 0) {
+            kill(busy, SIGKILL);
+            waitpid(busy, NULL, 0);
         }
-        if (!st && peer.params != ours.params)
-            st = df_seterr(DF_EINVAL,
-                           "the peer's network has %lld parameters, the graph's %lld: give the "
-                           "peer's channels (--peer-channels)",
-                           (long long)peer.params, (long long)ours.params);
-        if (!st && on_round) on_round(ctx, k, &ours, &peer);
-    }
-    if (busy > 0) {
-        kill(busy, SIGKILL);
-        waitpid(busy, NULL, 0);
+        if (!st && on_round)
+            on_round(ctx, k, &ours, &peer, o->busy ? &ours_q : NULL, o->busy ? &peer_q : NULL);
     }
     return st;
 }

@@ -9,22 +9,42 @@
 #include <stdlib.h>
 
 typedef struct {
-    double lo[3], hi[3]; /* train, sample, memory ratios */
+    double lo[7], hi[7]; /* train, sample, memory ratios; under load: kept of quiet, dfrun's
+                            train and sample, the peer's train and sample */
 } ratio_span;
 
-static void on_round(void *ctx, int k, const df_bench_result *o, const df_peer_result *p) {
+static void span(ratio_span *s, int k, int j, double r) {
+    if (!k || r < s->lo[j]) s->lo[j] = r;
+    if (!k || r > s->hi[j]) s->hi[j] = r;
+}
+
+static void on_round(void *ctx, int k, const df_bench_result *o, const df_peer_result *p,
+                     const df_bench_result *oq, const df_peer_result *pq) {
     ratio_span *s = ctx;
     double r[3] = {o->train_img_per_s / p->train_img_per_s, o->eval_img_per_s / p->eval_img_per_s,
                    o->peak_rss_mib / p->peak_rss_mib};
-    for (int j = 0; j < 3; j++) {
-        if (!k || r[j] < s->lo[j]) s->lo[j] = r[j];
-        if (!k || r[j] > s->hi[j]) s->hi[j] = r[j];
-    }
-    printf("round %d  dfrun: train %6.1f img/s  sample %6.1f img/s  peak %5.0f MiB\n", k + 1,
+    for (int j = 0; j < 3; j++) span(s, k, j, r[j]);
+    if (oq)
+        printf("round %d  quiet: dfrun train %6.1f sample %6.1f img/s, peer train %6.1f sample "
+               "%6.1f img/s\n",
+               k + 1, oq->train_img_per_s, oq->eval_img_per_s, pq->train_img_per_s,
+               pq->eval_img_per_s);
+    char head[32];
+    snprintf(head, sizeof head, oq ? "   busy" : "round %d", k + 1);
+    printf("%-7s  dfrun: train %6.1f img/s  sample %6.1f img/s  peak %5.0f MiB\n", head,
            o->train_img_per_s, o->eval_img_per_s, o->peak_rss_mib);
     printf("         peer:  train %6.1f img/s  sample %6.1f img/s  peak %5.0f MiB\n",
            p->train_img_per_s, p->eval_img_per_s, p->peak_rss_mib);
     printf("         dfrun/peer: train %.2fx  sample %.2fx  memory %.2fx\n", r[0], r[1], r[2]);
+    if (oq) {
+        double kept[4] = {
+            o->train_img_per_s / oq->train_img_per_s, o->eval_img_per_s / oq->eval_img_per_s,
+            p->train_img_per_s / pq->train_img_per_s, p->eval_img_per_s / pq->eval_img_per_s};
+        for (int j = 0; j < 4; j++) span(s, k, 3 + j, kept[j]);
+        printf("         share of quiet kept under load: dfrun train %.0f%% sample %.0f%%, peer "
+               "train %.0f%% sample %.0f%%\n",
+               100 * kept[0], 100 * kept[1], 100 * kept[2], 100 * kept[3]);
+    }
     fflush(stdout);
 }
 
@@ -41,6 +61,11 @@ static int compare(const df_compare_opts *o) {
     }
     printf("dfrun/peer over %d rounds: train %.2f-%.2fx  sample %.2f-%.2fx  memory %.2f-%.2fx\n",
            o->rounds, s.lo[0], s.hi[0], s.lo[1], s.hi[1], s.lo[2], s.hi[2]);
+    if (o->busy)
+        printf("under load, share of quiet kept over %d rounds: dfrun train %.0f-%.0f%% sample "
+               "%.0f-%.0f%%, peer train %.0f-%.0f%% sample %.0f-%.0f%%\n",
+               o->rounds, 100 * s.lo[3], 100 * s.hi[3], 100 * s.lo[4], 100 * s.hi[4], 100 * s.lo[5],
+               100 * s.hi[5], 100 * s.lo[6], 100 * s.hi[6]);
     return 0;
 }
 

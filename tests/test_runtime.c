@@ -469,8 +469,20 @@ static void test_pool_bind(void **state) {
     cpu_set_t mine;
     pthread_getaffinity_np(pthread_self(), sizeof mine, &mine);
     assert_int_equal(CPU_COUNT(&mine), 1);
+    df_pool_binding inner; /* a graph run inside a run (from a hook) leaves the binding be */
+    df_pool_bind(&inner);
+    assert_false(inner.bound);
+    df_pool_unbind(&inner);
+    pthread_getaffinity_np(pthread_self(), sizeof mine, &mine);
+    assert_int_equal(CPU_COUNT(&mine), 1);
     df_parallel_for(64, 1, bind_piece, &p);
     df_pool_unbind(&b);
+    for (int w = 1; w < n; w++) /* no pool thread on the caller's CPU */
+        if (p.ran[w]) {
+            cpu_set_t both;
+            CPU_AND(&both, &p.set[w], &mine);
+            assert_int_equal(CPU_COUNT(&both), 0);
+        }
     pthread_getaffinity_np(pthread_self(), sizeof mine, &mine);
     assert_true(CPU_EQUAL(&mine, &all));
     cpu_set_t used;

@@ -55,6 +55,7 @@ static _Thread_local int tls_worker;        /* 0: the poster or a foreign thread
 static _Thread_local int tls_in_loop;       /* inside a piece: nested loops run inline */
 static _Thread_local int tls_blas_one;      /* a pool thread's OpenMP thread count is set to 1 */
 static _Thread_local uint32_t tls_bind_gen; /* the bind this thread has applied */
+static _Thread_local int tls_bound;         /* inside a bound run (df_run from a hook: as is) */
 
 /* OpenBLAS (OpenMP flavour) sizes its own parallelism from the calling
  * thread's omp_get_max_threads(), and a thread that is not an OpenMP thread
@@ -109,7 +110,7 @@ void df_pool_bind(df_pool_binding *b) {
         mode = !(e && e[0] == '0');
     }
     int nt = df_get_threads();
-    if (tls_worker || tls_in_loop || nt < 2) return;
+    if (tls_worker || tls_in_loop || tls_bound || nt < 2) return;
     cpu_set_t m;
     if (pthread_getaffinity_np(pthread_self(), sizeof m, &m)) return;
     int one = mode && CPU_COUNT(&m) == nt;
@@ -123,11 +124,13 @@ void df_pool_bind(df_pool_binding *b) {
     cpu_set_t first = nth_cpu(&m, 0);
     if (pthread_setaffinity_np(pthread_self(), sizeof first, &first)) return;
     b->saved = m;
-    b->bound = 1;
+    b->bound = tls_bound = 1;
 }
 
 void df_pool_unbind(const df_pool_binding *b) {
-    if (b->bound) pthread_setaffinity_np(pthread_self(), sizeof b->saved, &b->saved);
+    if (!b->bound) return;
+    pthread_setaffinity_np(pthread_self(), sizeof b->saved, &b->saved);
+    tls_bound = 0;
 }
 
 static inline uint64_t pack(uint32_t tag, int64_t cnt, int64_t next) {

@@ -35,6 +35,23 @@ static df_status expand_shape(df_node *n) {
 
 /* big: the larger shape; small: same rank with 1s. Builds an iteration over
  * big with operand 0 = big's strides, operand 1 = small's (0 where reduced). */
+/* dims j, j + 1 of (ext, st0, st1) merged where both strides nest (st[j] =
+ * ext[j + 1] st[j + 1]); the new count */
+static int merge_dims(int n, int64_t *ext, int64_t *st0, int64_t *st1) {
+    int m = 0;
+    for (int j = 0; j < n; j++) {
+        if (m && st0[m - 1] == ext[j] * st0[j] && st1[m - 1] == ext[j] * st1[j]) {
+            ext[m - 1] *= ext[j];
+            st0[m - 1] = st0[j];
+            st1[m - 1] = st1[j];
+            continue;
+        }
+        ext[m] = ext[j], st0[m] = st0[j], st1[m] = st1[j];
+        m++;
+    }
+    return m;
+}
+
 static void big_small_iter(const df_shape *big, const df_shape *small, df_iter *kept,
                            df_iter *red) {
     int64_t sb[DF_MAX_DIMS], ss[DF_MAX_DIMS];
@@ -53,6 +70,10 @@ static void big_small_iter(const df_shape *big, const df_shape *small, df_iter *
             str[1][nr++] = 0;
         }
     }
+    /* adjacent dims that are contiguous in x (a bias gradient's H and W) as
+     * one: long inner loops and fewer index computations */
+    nr = merge_dims(nr, er, str[0], str[1]);
+    nk = merge_dims(nk, ek, stk[0], stk[1]);
     if (!nk) {
         ek[0] = 1;
         stk[0][0] = stk[1][0] = 0;
@@ -67,41 +88,51 @@ static void big_small_iter(const df_shape *big, const df_shape *small, df_iter *
     df_iter_init(red, nr, er, str, 1);
 }
 
+#define ROW_OFFSETS 256 /* reductions of at most this many rows get their offsets up front */
+
 typedef struct {
     df_iter kept, red;
     const float *x;
     float *y;
     double scale;
     int64_t rin, rst, rout, kin;
+    const int64_t *roff; /* [rout] x offsets of the reduced rows, or NULL */
 } reduce_job;
 
-/* outputs [o0, o1) */
+/* outputs [o0, o1), walking the kept innermost dim by strides */
 static void reduce_outputs(void *ctx, int64_t o0, int64_t o1, int worker) {
     const reduce_job *j = ctx;
     const df_iter kept = j->kept, red = j->red;
     const float *x = j->x;
     float *y = j->y;
     int64_t rin = j->rin, rst = j->rst, rout = j->rout, kin = j->kin;
+    int64_t kx = kept.st[0][kept.nd - 1], ky = kept.st[1][kept.nd - 1];
     (void)worker;
-    for (int64_t o = o0; o < o1; o++) {
+    for (int64_t o = o0; o < o1;) {
         int64_t ko[2];
         df_iter_offsets(&kept, o / kin, 2, ko);
-        int64_t xb = ko[0] + (o % kin) * kept.st[0][kept.nd - 1];
-        int64_t yo = ko[1] + (o % kin) * kept.st[1][kept.nd - 1];
-        double s = 0;
-        for (int64_t r = 0; r < rout; r++) {
-            int64_t ro;
-            df_iter_offsets(&red, r, 1, &ro);
-            const float *p = x + xb + ro;
-            float part = 0;
-            if (rst == 1) {
+        for (int64_t i = o % kin; i < kin && o < o1; i++, o++) {
+            int64_t xb = ko[0] + i * kx;
+            double s = 0;
+            for (int64_t r = 0; r < rout; r++) {
+                int64_t ro;
+                if (j->roff)
+                    ro = j->roff[r];
+                else
+                    df_iter_offsets(&red, r, 1, &ro);
+                const float *p = x + xb + ro;
+                float part = 0;
+                if (rst == 1 && rin <= 8) /* a few neighbours (an upsample's gradient) */
+                    for (int64_t q = 0; q < rin; q++) part += p[q];
+                else if (rst == 1) {
 #pragma omp simd reduction(+ : part)
-                for (int64_t i = 0; i < rin; i++) part += p[i];
-            } else
-                for (int64_t i = 0; i < rin; i++) part += p[i * rst];
-            s += part;
+                    for (int64_t q = 0; q < rin; q++) part += p[q];
+                } else
+                    for (int64_t q = 0; q < rin; q++) part += p[q * rst];
+                s += part;
+            }
+            y[ko[1] + i * ky] = (float)(s * j->scale);
         }
-        y[yo] = (float)(s * j->scale);
     }
 }
 
@@ -114,6 +145,12 @@ static df_status reduce_fwd(const df_node *n, df_exec_ctx *c) {
     j.rin = j.red.ext[j.red.nd - 1], j.rst = j.red.st[0][j.red.nd - 1];
     j.rout = df_shape_numel(&n->in[0]->shape) / nout / j.rin;
     j.kin = j.kept.ext[j.kept.nd - 1];
+    int64_t roff[ROW_OFFSETS];
+    j.roff = NULL;
+    if (j.rout <= ROW_OFFSETS) { /* few rows (an upsample's gradient): no index math per output */
+        for (int64_t r = 0; r < j.rout; r++) df_iter_offsets(&j.red, r, 1, &roff[r]);
+        j.roff = roff;
+    }
     df_parallel_for(nout, DF_PIECE_IF(nout, nout * j.rin * j.rout > 32768), reduce_outputs, &j);
     return DF_OK;
 }

@@ -39,10 +39,18 @@ static void naive_sum(const df_shape *s, unsigned mask, int mean, const float *x
 
 static void test_reduce_forward(void **state) {
     (void)state;
-    rctx cases[] = {{df_shape4(3, 5, 7, 2), 1u << 1, 0}, {df_shape4(3, 5, 7, 2), 0xd, 0},
-                    {df_shape4(3, 5, 7, 2), 0xf, 1},     {df_shape3(1, 9, 4), 1u << 2, 1},
-                    {df_shape2(13, 3), 1u << 0, 0},      {df_shape3(4, 5, 6), 0, 0},
-                    {df_shape4(2, 3, 1, 5), 0x5, 0}};
+    rctx cases[] = {{df_shape4(3, 5, 7, 2), 1u << 1, 0},
+                    {df_shape4(3, 5, 7, 2), 0xd, 0},
+                    {df_shape4(3, 5, 7, 2), 0xf, 1},
+                    {df_shape3(1, 9, 4), 1u << 2, 1},
+                    {df_shape2(13, 3), 1u << 0, 0},
+                    {df_shape3(4, 5, 6), 0, 0},
+                    {df_shape4(2, 3, 1, 5), 0x5, 0},
+                    /* an upsample's gradient: [.., H, 2, W, 2] over the 2s (few rows,
+                     * offsets up front) */
+                    {(df_shape){6, {2, 3, 4, 2, 5, 2}}, 0x28, 0},
+                    /* more rows than are listed up front, and dims that merge */
+                    {df_shape3(300, 2, 3), 0x5, 0}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         int64_t n = df_shape_numel(&cases[c].x);
         float *x = malloc(n * 4), ref[1024];

@@ -99,7 +99,7 @@ static void apply_bind(void) {
     if (g == tls_bind_gen) return;
     tls_bind_gen = g;
     cpu_set_t m = P.bind_one ? nth_cpu(&P.bind_mask, tls_worker) : P.bind_mask;
-    pthread_setaffinity_np(pthread_self(), sizeof m, &m);
+    if (CPU_COUNT(&m)) pthread_setaffinity_np(pthread_self(), sizeof m, &m); /* none: as started */
 }
 
 void df_pool_bind(df_pool_binding *b) {
@@ -199,6 +199,7 @@ static void forked_child(void) {
     tls_in_loop = 0;
     P.bind_one = 0;
     CPU_ZERO(&P.bind_mask);
+    tls_bound = 0;
 }
 static void register_fork_handler(void) {
     pthread_atfork(NULL, NULL, forked_child);

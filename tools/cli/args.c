@@ -1,5 +1,6 @@
 /* The argument parser (see args.h). */
 #include "args.h"
+#include "dfrun/config.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,6 +36,24 @@ int args_fail(const cmd_spec *c, const char *fmt, ...) {
     fprintf(stderr, "\n\n");
     args_usage(c, stderr);
     return 2;
+}
+
+int args_config_choice(const cmd_spec *c, const char *flag, const char *key, const char *v,
+                       char *buf, size_t n) {
+    if (n) buf[0] = 0;
+    if (!v) return 0;
+    const df_config_key *k = df_config_find(key);
+    if (k && k->choices && df_config_choice_index(key, v) < 0) {
+        char list[256];
+        snprintf(list, sizeof list, "%s", k->choices);
+        char *bar = strchr(list, '|');
+        if (bar && !strchr(bar + 1, '|')) /* two choices: "a or b" */
+            return args_fail(c, "%s: expected %.*s or %s, got '%s'", flag, (int)(bar - list), list,
+                             bar + 1, v);
+        return args_fail(c, "%s: expected one of %s, got '%s'", flag, list, v);
+    }
+    snprintf(buf, n, "%s=%s", key, v);
+    return 0;
 }
 
 static int value(cmd_spec *c, arg_spec *s, const char *flag, const char *v) {

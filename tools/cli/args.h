@@ -3,6 +3,7 @@
  * the flag, what was expected and what was found, then the usage, exit 2. */
 #ifndef DFRUN_CLI_ARGS_H
 #define DFRUN_CLI_ARGS_H
+#include <stddef.h>
 
 #define ARGS_MAX_MULTI 64
 
@@ -47,5 +48,10 @@ void args_usage(const cmd_spec *c, void *file);
 int args_given(const cmd_spec *c, const char *name);
 /* Print "dfrun: message" and the usage, return 2 (for checks after parsing). */
 int args_fail(const cmd_spec *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A flag that sets an enum config key (--precision for train.precision):
+ * NULL or one of the key's choices: 0; else args_fail naming them (2). When
+ * valid and given, "key=value" is written to buf for the --set list. */
+int args_config_choice(const cmd_spec *c, const char *flag, const char *key, const char *v,
+                       char *buf, size_t n);
 
 #endif

@@ -3,7 +3,6 @@
 #include "args.h"
 #include "commands.h"
 #include "dfrun/bench.h"
-#include "dfrun/config.h"
 #include "dfrun/runtime.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,13 +109,10 @@ int cmd_bench(int argc, char **argv) {
     int a = args_parse(&c, argc, argv);
     if (a) return a == 1 ? 0 : 2;
     if (!graph) return args_fail(&c, "no graph file given");
-    if (precision && df_config_choice_index("train.precision", precision) < 0)
-        return args_fail(&c, "--precision: expected fp32 or bf16, got '%s'", precision);
     char ps[64];
-    if (precision && sets.n < ARGS_MAX_MULTI) {
-        snprintf(ps, sizeof ps, "train.precision=%.40s", precision);
-        sets.v[sets.n++] = ps;
-    }
+    if (args_config_choice(&c, "--precision", "train.precision", precision, ps, sizeof ps))
+        return 2;
+    if (ps[0] && sets.n < ARGS_MAX_MULTI) sets.v[sets.n++] = ps;
     if (threads) df_set_threads((int)threads);
     if (!peer) peer = getenv("DFRUN_PEER") ? getenv("DFRUN_PEER") : "../shared/bench/torch_ref.py";
     if (do_compare) {

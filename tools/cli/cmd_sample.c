@@ -51,8 +51,9 @@ int cmd_sample(int argc, char **argv) {
     int r = args_parse(&c, argc, argv);
     if (r) return r == 1 ? 0 : r;
     if (run && ckpt) return args_fail(&c, "give --run or --ckpt, not both");
-    if (precision && df_config_choice_index("train.precision", precision) < 0)
-        return args_fail(&c, "--precision: expected fp32 or bf16, got '%s'", precision);
+    char pset[64];
+    if (args_config_choice(&c, "--precision", "train.precision", precision, pset, sizeof pset))
+        return 2;
     if (!!n + !!per_class + args_given(&c, "--class") > 1)
         return args_fail(&c, "give one of --n, --per-class, --class");
     if (strcmp(weights, "ema") && strcmp(weights, "raw"))
@@ -79,7 +80,7 @@ int cmd_sample(int argc, char **argv) {
         if (!steps) snprintf(fs[nf++], 96, "sampler.steps=auto");
     }
     if (steps) snprintf(fs[nf++], 96, "sampler.steps=%lld", steps);
-    if (precision) snprintf(fs[nf++], 96, "train.precision=%.40s", precision);
+    if (pset[0]) snprintf(fs[nf++], 96, "%s", pset);
     for (int i = 0; i < nf && sets.n < ARGS_MAX_MULTI; i++) sets.v[sets.n++] = fs[i];
     if (threads) df_set_threads((int)threads);
     int64_t count = per_class ? 10 * per_class : n ? n : 64;

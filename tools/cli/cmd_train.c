@@ -83,8 +83,9 @@ int cmd_train(int argc, char **argv) {
     int r = args_parse(&c, argc, argv);
     if (r) return r == 1 ? 0 : r;
     if (!graph && !(resume && out)) return args_fail(&c, "no graph file given");
-    if (precision && df_config_choice_index("train.precision", precision) < 0)
-        return args_fail(&c, "--precision: expected fp32 or bf16, got '%s'", precision);
+    char pset[64];
+    if (args_config_choice(&c, "--precision", "train.precision", precision, pset, sizeof pset))
+        return 2;
     /* flags become overrides after the user's --set ones (flags win) */
     char fs[7][64];
     int nf = 0;
@@ -95,7 +96,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (batch) snprintf(fs[nf++], 64, "train.batch=%lld", batch);
     if (args_given(&c, "--seed")) snprintf(fs[nf++], 64, "train.seed=%lld", seed);
-    if (precision) snprintf(fs[nf++], 64, "train.precision=%.40s", precision);
+    if (pset[0]) snprintf(fs[nf++], 64, "%s", pset);
     for (int i = 0; i < nf && sets.n < ARGS_MAX_MULTI; i++) sets.v[sets.n++] = fs[i];
     if (threads) df_set_threads((int)threads);
     int tty = isatty(2);

@@ -1,5 +1,5 @@
-/* Winograd F(4x4, 3x3) convolution (see conv_winograd.h), points 0, +-1,
- * +-2, infinity (Lavin & Gray 2015):
+/* Winograd convolution (see conv_winograd.h): the driver, and the
+ * F(4x4, 3x3) tiles, points 0, +-1, +-2, infinity (Lavin & Gray 2015):
  *   BT = [4  0 -5  0 1 0]   G = [ 1/4     0    0 ]   AT = [1 1  1 1  1 0]
  *        [0 -4 -4  1 1 0]       [-1/6 -1/6  -1/6]        [0 1 -1 2 -2 0]
  *        [0  4 -4 -1 1 0]       [-1/6  1/6  -1/6]        [0 1  1 4  4 0]
@@ -8,23 +8,25 @@
  *        [0  4  0 -5 0 1]       [ 0     0    1  ]
  * Sixteen tiles share a vector (lane = tile). A piece of T tiles (tiles
  * numbered image by image, row by row) is transformed into V, then for each
- * block of 8 output channels the 36 products go to M and are transformed
- * back straight into y. V and M of a piece stay in L2. */
+ * block of 8 output channels the n n products (36, or 81 for F(7x7, 3x3) in
+ * conv_winograd7.c) go to M and are transformed back straight into y. V and
+ * M of a piece stay in L2. */
 #include "conv_winograd.h"
 #include <stdlib.h>
 #include <string.h>
 
-static int wino_on = -1; /* -1: not read from the environment yet */
+/* The switch (see df_conv_set_winograd): -1 until read from the environment */
+static int wino_mode = -1;
 
-void df_conv_set_winograd(int on) {
-    wino_on = on != 0;
+void df_conv_set_winograd(int mode) {
+    wino_mode = mode == 4 || mode == 7 ? mode : mode != 0;
 }
 int df_conv_winograd(void) {
-    if (wino_on < 0) {
+    if (wino_mode < 0) {
         const char *e = getenv("DFRUN_WINOGRAD");
-        wino_on = !(e && !strcmp(e, "0"));
+        df_conv_set_winograd(!e ? 1 : !strcmp(e, "0") ? 0 : atoi(e));
     }
-    return wino_on;
+    return wino_mode;
 }
 
 #if defined(__AVX512F__) && defined(__AVX512VL__)
@@ -36,22 +38,52 @@ int df_conv_winograd(void) {
 #define MIN_CIN 4           /* fewer input channels: the direct kernel is faster */
 #define MAX_GROUPS (PIECE_FLOATS / (36 * (MIN_CIN + RB)) / NT + 1)
 
+/* Coefficients of G for F(4x4, 3x3) (points 0, +-1, +-2, infinity) */
+static const double G4[6][3] = {{0.25, 0, 0},
+                                {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                {0, 0, 1}};
+
 typedef struct {
+    const wino_kind *k;
+    int64_t nn;         /* positions per tile: n n */
     int64_t ntw, ntile; /* tiles per row, per image */
     int64_t tiles;      /* all tiles of the batch */
     int64_t T;          /* tiles per piece (a multiple of NT) */
     int64_t pieces, Coutp;
     int64_t vk, mk; /* floats per position k of V and M: one cache line more than
-                       Cin T and RB T, so the 36 streams don't share L1 sets */
+                       Cin T and RB T, so the streams don't share L1 sets */
     int64_t Cin2;   /* bf16 pairs of input channels: ceil(Cin / 2) */
     int64_t vk2;    /* pairs per position k of V2 (bf16) */
 } wgeom;
 
-static void wgeom_of(const dconv_shape *c, wgeom *g) {
-    g->ntw = (c->Wo + 3) / 4;
-    g->ntile = g->ntw * ((c->Ho + 3) / 4);
+/* Tiles of m x m outputs a plane needs */
+static int64_t tiles_of(const dconv_shape *c, int m) {
+    return ((c->Ho + m - 1) / m) * ((c->Wo + m - 1) / m);
+}
+/* The tile size: F(7x7, 3x3) takes 81 products per 49 outputs, F(4x4, 3x3)
+ * 36 per 16, but F(7,3)'s larger transforms cost more per output and its
+ * float32 error is about 30x F(4,3)'s (rms 3-7e-5 of the rms output). It is
+ * chosen when its products are at most 0.6 of F(4,3)'s: sides 7, 14 and 21
+ * give 0.56, where it was measured 1.3-1.5x faster; at 28 (0.73) it gained
+ * only 1.02-1.09x, not worth the error. With bf16 operands its error would
+ * be 40%, so bf16 always uses F(4,3). */
+static const wino_kind *kind_of(const dconv_shape *c, int bf16) {
+    int mode = df_conv_winograd();
+    if (bf16 || mode == 4) return &wino_f4;
+    if (mode == 7) return &wino_f7;
+    return 5 * 81 * tiles_of(c, 7) <= 3 * 36 * tiles_of(c, 4) ? &wino_f7 : &wino_f4;
+}
+
+static void wgeom_of(const dconv_shape *c, const wino_kind *k, wgeom *g) {
+    g->k = k;
+    g->nn = k->n * k->n;
+    g->ntw = (c->Wo + k->m - 1) / k->m;
+    g->ntile = g->ntw * ((c->Ho + k->m - 1) / k->m);
     g->tiles = c->B * g->ntile;
-    int64_t T = PIECE_FLOATS / (36 * (c->Cin + RB)) / NT * NT;
+    int64_t T = PIECE_FLOATS / (g->nn * (c->Cin + RB)) / NT * NT;
     int64_t need = (g->tiles + NT - 1) / NT * NT;
     if (T < NT) T = NT;
     if (T > need) T = need;
@@ -73,72 +105,72 @@ int wino_available(const dconv_shape *c) {
     return wino_applies(c) && df_conv_winograd();
 }
 
-/* per thread: V [36][vk], M [36][mk], V2 [36][vk2] (bf16 pairs) */
+/* per thread: V [nn][vk], M [nn][mk], V2 [nn][vk2] (bf16 pairs) */
 static size_t per_thread(const wgeom *g) {
-    return (size_t)(36 * (g->vk + g->mk + g->vk2));
+    return (size_t)(g->nn * (g->vk + g->mk + g->vk2));
 }
-/* U [36][Coutp / RB][Cin][RB], then U2 [36][Coutp / RB][Cin2][RB] (bf16 pairs) */
+/* U [nn][Coutp / RB][Cin][RB], then U2 [nn][Coutp / RB][Cin2][RB] (bf16 pairs) */
 static size_t u_floats(const dconv_shape *c, const wgeom *g) {
-    return (((size_t)(36 * g->Coutp * c->Cin) + 15) & ~(size_t)15) +
-           (((size_t)(36 * g->Coutp * g->Cin2) + 15) & ~(size_t)15);
+    return (((size_t)(g->nn * g->Coutp * c->Cin) + 15) & ~(size_t)15) +
+           (((size_t)(g->nn * g->Coutp * g->Cin2) + 15) & ~(size_t)15);
 }
 size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
-    wgeom g;
-    wgeom_of(c, &g);
-    return u_floats(c, &g) + (size_t)nthreads * per_thread(&g) + 16;
-}
-
-/* u[a][r] = (G g)[a] for RB lanes r, g = (g0, g1, g2) */
-static inline void g_cols(const float *g0, const float *g1, const float *g2, float u[6][RB]) {
-    for (int r = 0; r < RB; r++) {
-        u[0][r] = g0[r] * 0.25f;
-        u[1][r] = -(g0[r] + g1[r] + g2[r]) * (1.0f / 6);
-        u[2][r] = -(g0[r] - g1[r] + g2[r]) * (1.0f / 6);
-        u[3][r] = g0[r] * (1.0f / 24) + g1[r] * (1.0f / 12) + g2[r] * (1.0f / 6);
-        u[4][r] = g0[r] * (1.0f / 24) - g1[r] * (1.0f / 12) + g2[r] * (1.0f / 6);
-        u[5][r] = g2[r];
+    size_t most = 0; /* either tile size: the switch may change after planning */
+    const wino_kind *kinds[2] = {&wino_f4, &wino_f7};
+    for (int i = 0; i < 2; i++) {
+        wgeom g;
+        wgeom_of(c, kinds[i], &g);
+        size_t n = u_floats(c, &g) + (size_t)nthreads * per_thread(&g) + 16;
+        if (n > most) most = n;
     }
+    return most;
 }
 
-/* U [36][Coutp / RB][Cin][RB] = G g GT per (co, ci), zeros for co >= Cout.
- * g = w[co][ci] (flip = 0) or w[ci][co] rotated 180 degrees (flip = 1).
- * The RB output channels of a block are the vector lanes. */
+/* U [nn][Coutp / RB][Cin][RB] = G g GT per (co, ci), zeros for co >= Cout,
+ * in float64. g = w[co][ci] (flip = 0) or w[ci][co] rotated 180 degrees
+ * (flip = 1). The RB output channels of a block are the vector lanes. */
 typedef struct {
     const dconv_shape *c;
+    const wgeom *g;
     const float *w;
     float *U;
-    int64_t Coutp;
     int flip;
 } wt_job;
-/* blocks [b0, b1) of RB output channels */
+/* blocks [b0, b1) of RB output channels; the RB lanes in one __m512d */
 static void transform_weight_blocks(void *ctx, int64_t b0, int64_t b1, int worker) {
     const wt_job *j = ctx;
-    const float *w = j->w;
-    float *U = j->U;
-    int flip = j->flip;
-    int64_t Cin = j->c->Cin, Cout = j->c->Cout, nblk = j->Coutp / RB;
+    const double *G = j->g->k->G; /* [n][3] */
+    int n = j->g->k->n;
+    int64_t Cin = j->c->Cin, Cout = j->c->Cout, nblk = j->g->Coutp / RB;
     (void)worker;
     for (int64_t cb = b0; cb < b1; cb++)
         for (int64_t ci = 0; ci < Cin; ci++) {
-            float g[9][RB], t[3][6][RB], u[6][RB]; /* g[kh * 3 + kw][r], t[kw][a][r] */
-            for (int k = 0; k < 9; k++)
-                for (int r = 0; r < RB; r++) {
-                    int64_t co = cb * RB + r;
-                    g[k][r] = co >= Cout ? 0.0f
-                              : flip     ? w[(ci * Cout + co) * 9 + 8 - k]
-                                         : w[(co * Cin + ci) * 9 + k];
-                }
-            for (int j = 0; j < 3; j++) g_cols(g[j], g[3 + j], g[6 + j], t[j]);
-            for (int a = 0; a < 6; a++) {
-                g_cols(t[0][a], t[1][a], t[2][a], u);
-                for (int b = 0; b < 6; b++)
-                    memcpy(U + (((a * 6 + b) * nblk + cb) * Cin + ci) * RB, u[b], sizeof u[b]);
+            double gs[9][RB] __attribute__((aligned(64))); /* [kh * 3 + kw][r] */
+            for (int r = 0; r < RB; r++) {
+                int64_t co = cb * RB + r;
+                for (int k = 0; k < 9; k++)
+                    gs[k][r] = co >= Cout ? 0.0
+                               : j->flip  ? j->w[(ci * Cout + co) * 9 + 8 - k]
+                                          : j->w[(co * Cin + ci) * 9 + k];
             }
+            __m512d g[9], t[3][9]; /* t[kw][a] = (G g)[a][kw] */
+            for (int k = 0; k < 9; k++) g[k] = _mm512_load_pd(gs[k]);
+            for (int a = 0; a < n; a++)
+                for (int kw = 0; kw < 3; kw++)
+                    t[kw][a] = _mm512_fmadd_pd(
+                        _mm512_set1_pd(G[a * 3 + 2]), g[6 + kw],
+                        _mm512_fmadd_pd(_mm512_set1_pd(G[a * 3 + 1]), g[3 + kw],
+                                        _mm512_mul_pd(_mm512_set1_pd(G[a * 3]), g[kw])));
+            for (int a = 0; a < n; a++)
+                for (int b = 0; b < n; b++) {
+                    __m512d u = _mm512_fmadd_pd(
+                        _mm512_set1_pd(G[b * 3 + 2]), t[2][a],
+                        _mm512_fmadd_pd(_mm512_set1_pd(G[b * 3 + 1]), t[1][a],
+                                        _mm512_mul_pd(_mm512_set1_pd(G[b * 3]), t[0][a])));
+                    _mm256_storeu_ps(j->U + (((a * n + b) * nblk + cb) * Cin + ci) * RB,
+                                     _mm512_cvtpd_ps(u));
+                }
         }
-}
-static void transform_weights(const dconv_shape *c, const float *w, int flip, int64_t Coutp,
-                              float *U) {
-    df_parallel_for(Coutp / RB, 1, transform_weight_blocks, &(wt_job){c, w, U, Coutp, flip});
 }
 
 /* U2[k][cb][ci2][r] = the pair (U[k][cb][2 ci2][r], U[k][cb][2 ci2 + 1][r]),
@@ -169,37 +201,28 @@ static inline void at6(const __m512 m[6], __m512 r[4]) {
     r[3] = _mm512_add_ps(_mm512_fmadd_ps(eight, d34, d12), m[5]);
 }
 
-/* Where the 16 tiles t0 .. t0 + 15 of a group are: their patches (offsets
- * from channel 0 of x: one row up, one column left of the first output),
- * per lane the offset of its first output in channel 0 of y and its top
- * output row (-64 for lanes beyond the last tile) and left column. */
-typedef struct {
-    patch16 in;
-    int32_t out[NT], row[NT], col[NT];
-} tile_group;
-
 static void group_of(const dconv_shape *c, const wgeom *g, int64_t t0, tile_group *tg) {
+    int m = g->k->m, n = g->k->n;
     for (int l = 0; l < NT; l++) {
         int64_t t = t0 + l, b = t / g->ntile, r = t % g->ntile;
-        int64_t oh = r / g->ntw * 4, ow = r % g->ntw * 4;
+        int64_t oh = r / g->ntw * m, ow = r % g->ntw * m;
         int ok = t < g->tiles;
         tg->row[l] = ok ? (int32_t)oh : -64;
         tg->col[l] = (int32_t)ow;
         tg->in.off[l] = ok ? (int32_t)(b * c->Cin * c->H * c->W + (oh - 1) * c->W + ow - 1) : 0;
         tg->out[l] = ok ? (int32_t)(b * c->Cout * c->Ho * c->Wo + oh * c->Wo + ow) : 0;
         unsigned cols = 0;
-        for (int j = 0; j < 6; j++) cols |= (unsigned)(ow - 1 + j >= 0 && ow - 1 + j < c->W) << j;
-        for (int i = 0; i < 6; i++)
-            tg->in.mask[i][l] = ok && oh - 1 + i >= 0 && oh - 1 + i < c->H ? (__mmask8)cols : 0;
+        for (int j = 0; j < n; j++) cols |= (unsigned)(ow - 1 + j >= 0 && ow - 1 + j < c->W) << j;
+        for (int i = 0; i < n; i++)
+            tg->in.mask[i][l] = ok && oh - 1 + i >= 0 && oh - 1 + i < c->H ? (__mmask16)cols : 0;
     }
 }
 
-/* y of channel co for a group from its 36 products m[k] = M[k][r][v0 ..]
- * (M is [36][RB][T]): AT m A, plus bias, stored row by row per tile. */
-static void output_group(const dconv_shape *c, const float *M, int64_t plane, const tile_group *tg,
-                         int64_t co, const dconv_epilogue *ep, float *y) {
+/* F(4x4, 3x3): y of channel co for a group from its 36 products m[k] =
+ * M[k * plane ..]: AT m A, plus bias, stored row by row per tile. */
+static void output4(const dconv_shape *c, const float *M, int64_t plane, const tile_group *tg,
+                    int64_t co, const dconv_epilogue *ep, float *y) {
     float bias = ep && ep->bias ? ep->bias[co] : 0.0f;
-    const float *add = ep ? ep->add : NULL;
     int64_t HW = c->Ho * c->Wo;
     __m512 o[6][4], v[16];
     for (int k = 0; k < 6; k++) {
@@ -221,42 +244,42 @@ static void output_group(const dconv_shape *c, const float *M, int64_t plane, co
         if (tg->row[l] < 0) break;
         int64_t nr = c->Ho - tg->row[l], nc = c->Wo - tg->col[l];
         __mmask8 m = (__mmask8)((1u << (nc < 4 ? nc : 4)) - 1);
-        /* the epilogue's addend: one value for the tile's image and channel, or a tensor */
-        __m128 a1 = _mm_setzero_ps();
-        if (add && ep->per_channel)
-            a1 = _mm_set1_ps(add[tg->out[l] / (c->Cout * HW) * c->Cout + co]);
-        for (int p = 0; p < 4 && p < nr; p++) {
-            int64_t o = co * HW + tg->out[l] + p * c->Wo;
-            __m128 v4 = _mm_load_ps(out[l] + p * 4);
-            if (add) v4 = _mm_add_ps(v4, ep->per_channel ? a1 : _mm_maskz_loadu_ps(m, add + o));
-            _mm_mask_storeu_ps(y + o, m, v4);
-        }
+        __m256 a1 = _mm256_set1_ps(wino_addend(c, tg, l, co, ep));
+        for (int p = 0; p < 4 && p < nr; p++)
+            wino_store_row(y, co * HW + tg->out[l] + p * c->Wo, m,
+                           _mm256_castps128_ps256(_mm_load_ps(out[l] + p * 4)), a1, ep);
     }
 }
 
-/* One piece: tiles p T .. p T + T - 1. V [36][Cin][T], M [36][RB][T];
- * with U2 (bf16), V2 [36][Cin2][T] pairs. */
+static void input4(const float *base, int64_t W, const patch16 *p, int64_t plane, float *V) {
+    transform_patches(base, W, p, plane, V);
+}
+
+const wino_kind wino_f4 = {4, 6, &G4[0][0], input4, output4};
+
+/* One piece: tiles p T .. p T + T - 1. V [nn][Cin][T], M [nn][RB][T];
+ * with U2 (bf16), V2 [nn][Cin2][T] pairs. */
 static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, const float *U,
                       const uint32_t *U2, const dconv_epilogue *ep, float *y, int64_t p, float *V,
                       float *M, uint32_t *V2) {
     int64_t t0 = p * g->T, n = g->tiles - t0 < g->T ? g->tiles - t0 : g->T;
-    int64_t ng = (n + NT - 1) / NT, nblk = g->Coutp / RB;
+    int64_t ng = (n + NT - 1) / NT, nblk = g->Coutp / RB, nn = g->nn;
     tile_group tg[MAX_GROUPS];
     for (int64_t q = 0; q < ng; q++) group_of(c, g, t0 + q * NT, &tg[q]);
     /* channel by channel: the piece's rows of x are read in order */
     for (int64_t ci = 0; ci < c->Cin; ci++)
         for (int64_t q = 0; q < ng; q++)
-            transform_patches(x + ci * c->H * c->W, c->W, &tg[q].in, g->vk, V + ci * g->T + q * NT);
+            g->k->input(x + ci * c->H * c->W, c->W, &tg[q].in, g->vk, V + ci * g->T + q * NT);
     bf16_products_fn bf = U2 ? wino_bf16_products() : NULL;
     if (U2) /* the piece's columns as bf16 pairs of channels */
-        for (int64_t k = 0; k < 36; k++)
+        for (int64_t k = 0; k < nn; k++)
             for (int64_t c2 = 0; c2 < g->Cin2; c2++) {
                 const float *lo = V + k * g->vk + 2 * c2 * g->T;
                 bf16_pack(lo, 2 * c2 + 1 < c->Cin ? lo + g->T : NULL, ng * NT,
                           V2 + k * g->vk2 + c2 * g->T);
             }
     for (int64_t cb = 0; cb < nblk; cb++) {
-        for (int64_t k = 0; k < 36; k++)
+        for (int64_t k = 0; k < nn; k++)
             if (U2)
                 bf(U2 + (k * nblk + cb) * g->Cin2 * RB, V2 + k * g->vk2, g->Cin2, g->T,
                    M + k * g->mk, g->T, ng, 0);
@@ -266,7 +289,7 @@ static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, cons
         for (int64_t r = 0; r < RB && cb * RB + r < c->Cout; r++) {
             int64_t co = cb * RB + r;
             for (int64_t q = 0; q < ng; q++)
-                output_group(c, M + r * g->T + q * NT, g->mk, &tg[q], co, ep, y);
+                g->k->output(c, M + r * g->T + q * NT, g->mk, &tg[q], co, ep, y);
         }
     }
 }
@@ -282,9 +305,9 @@ typedef struct {
 } wino_job;
 static void wino_pieces(void *ctx, int64_t p0, int64_t p1, int worker) {
     const wino_job *j = ctx;
-    float *V = j->base + j->per * (size_t)worker;   // [36][Cin][T]
-    float *M = V + 36 * j->g->vk;                   // [36][RB][T]
-    uint32_t *V2 = (uint32_t *)(M + 36 * j->g->mk); // [36][Cin2][T] pairs
+    float *V = j->base + j->per * (size_t)worker;         // [nn][Cin][T]
+    float *M = V + j->g->nn * j->g->vk;                   // [nn][RB][T]
+    uint32_t *V2 = (uint32_t *)(M + j->g->nn * j->g->mk); // [nn][Cin2][T] pairs
     for (int64_t p = p0; p < p1; p++)
         run_piece(j->c, j->g, j->x, j->U, j->U2, j->ep, j->y, p, V, M, V2);
 }
@@ -293,12 +316,12 @@ void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
               const dconv_epilogue *ep, float *y, float *scratch, int nt, int bf16) {
     (void)nt; /* the scratch holds a piece's buffers per worker */
     wgeom g;
-    wgeom_of(c, &g);
-    float *U = scratch; // [36][Coutp / RB][Cin][RB]
-    transform_weights(c, w, flip, g.Coutp, U);
-    uint32_t *U2 = (uint32_t *)(U + (((size_t)(36 * g.Coutp * c->Cin) + 15) & ~(size_t)15));
+    wgeom_of(c, kind_of(c, bf16), &g);
+    float *U = scratch; // [nn][Coutp / RB][Cin][RB]
+    df_parallel_for(g.Coutp / RB, 1, transform_weight_blocks, &(wt_job){c, &g, w, U, flip});
+    uint32_t *U2 = (uint32_t *)(U + (((size_t)(g.nn * g.Coutp * c->Cin) + 15) & ~(size_t)15));
     if (bf16)
-        df_parallel_for(36 * g.Coutp / RB, 1, pair_weight_rows, &(u2_job){U, U2, c->Cin, g.Cin2});
+        df_parallel_for(g.nn * g.Coutp / RB, 1, pair_weight_rows, &(u2_job){U, U2, c->Cin, g.Cin2});
     float *base = scratch + u_floats(c, &g);
     wino_job j = {c, &g, x, U, bf16 ? U2 : NULL, ep, y, base, per_thread(&g)};
     df_parallel_for(g.pieces, 1, wino_pieces, &j);

@@ -1,11 +1,13 @@
-/* Winograd F(4x4, 3x3) convolution for 3x3 kernels, stride 1, padding 1
- * (internal to ops/conv.c). Each 4 x 4 block of outputs ("tile") of one
+/* Winograd convolution for 3x3 kernels, stride 1, padding 1 (internal to
+ * ops/conv.c). With F(4x4, 3x3) each 4 x 4 block of outputs ("tile") of one
  * image and channel comes from a 6 x 6 input patch: V = BT d B, then for
  * each of the 36 positions a product M = U V over the input channels
  * (U = G g GT, the transformed weights), then y = AT M A: 36 multiplications
- * per 16 outputs instead of 144. Pieces are fixed runs of tiles (chosen from
- * the shape alone) handed out dynamically; every output is computed by one
- * thread in a fixed order, so results don't depend on the thread count. */
+ * per 16 outputs instead of 144. F(7x7, 3x3) (9 x 9 patches, 81 per 49) is
+ * used instead where its tiles fit the plane well (sides that are multiples
+ * of 7) and the operands are float32; the weight gradient is F(4,3). Pieces are fixed runs of tiles
+ * (chosen from the shape alone) handed out dynamically; every output is computed by one thread in a
+ * fixed order, so results don't depend on the thread count. */
 #ifndef DFRUN_CONV_WINOGRAD_H
 #define DFRUN_CONV_WINOGRAD_H
 #include "conv_direct.h"
@@ -38,9 +40,11 @@ void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *d
 int wino_bf16_native(void);
 void wino_bf16_force_emulation(int on);
 
-/* The switch: on by default, off when DFRUN_WINOGRAD=0 is in the environment
- * at the first convolution; df_conv_set_winograd overrides both (tests). */
-void df_conv_set_winograd(int on);
+/* The switch: 0 off, 1 on (the tile size chosen per shape), 4 F(4,3) only,
+ * 7 F(7,3) wherever Winograd applies (tests). 1 by default; DFRUN_WINOGRAD=
+ * 0, 4 or 7 in the environment at the first convolution sets it, and
+ * df_conv_set_winograd overrides both (other values mean 1). */
+void df_conv_set_winograd(int mode);
 int df_conv_winograd(void);
 
 #endif

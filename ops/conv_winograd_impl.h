@@ -3,6 +3,7 @@
  * patches at once and the register-tile product kernel. Internal to ops/. */
 #ifndef DFRUN_CONV_WINOGRAD_IMPL_H
 #define DFRUN_CONV_WINOGRAD_IMPL_H
+#include "conv_direct.h"
 #include "simd16.h"
 #include <stdint.h>
 
@@ -24,21 +25,22 @@ static inline void bt6(const __m512 d[6], __m512 r[6]) {
     r[5] = _mm512_fnmadd_ps(five, d[3], _mm512_fmadd_ps(four, d[1], d[5]));
 }
 
-/* Sixteen 6 x 6 patches of planes with rows W floats apart, one per lane:
- * each patch's top-left corner (an offset from a base pointer) and, per
- * patch row, its columns inside the plane (0: the row is outside or the
- * lane unused). Masked loads never touch what a mask leaves out. */
+/* Sixteen n x n patches (n = 6, or 9 for F(7x7, 3x3)) of planes with rows W
+ * floats apart, one per lane: each patch's top-left corner (an offset from a
+ * base pointer) and, per patch row, its columns inside the plane (0: the row
+ * is outside or the lane unused). Masked loads never touch what a mask
+ * leaves out. */
 typedef struct {
     int32_t off[NT];
-    __mmask8 mask[6][NT];
+    __mmask16 mask[9][NT];
 } patch16;
 
 /* Patch rows i and i + 1 of lane l as the low and high halves of a vector
  * (columns 0 .. 5, zeros outside). */
 static inline __m512 row_pair(const float *base, const patch16 *p, int l, int i, int64_t W) {
     const float *r = base + p->off[l] + i * W;
-    __m256 lo = _mm256_maskz_loadu_ps(p->mask[i][l], r);
-    __m256 hi = _mm256_maskz_loadu_ps(p->mask[i + 1][l], r + W);
+    __m256 lo = _mm256_maskz_loadu_ps((__mmask8)p->mask[i][l], r);
+    __m256 hi = _mm256_maskz_loadu_ps((__mmask8)p->mask[i + 1][l], r + W);
     return _mm512_castpd_ps(
         _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
 }
@@ -114,6 +116,44 @@ static inline void products_cols(const float *A, const float *B, int64_t K, int6
         (add ? products_3_1 : products_3_0)(A, B + q * NT, K, ldb, C + q * NT, ldc);
     if (nvec - q == 2) (add ? products_2_1 : products_2_0)(A, B + q * NT, K, ldb, C + q * NT, ldc);
     if (nvec - q == 1) (add ? products_1_1 : products_1_0)(A, B + q * NT, K, ldb, C + q * NT, ldc);
+}
+
+/* The forward's tiles: sixteen tiles (one per lane) of m x m outputs, their
+ * patches, per lane the offset of the first output in channel 0 of y, the
+ * top output row (-64 for lanes beyond the last tile) and left column. */
+typedef struct {
+    patch16 in;
+    int32_t out[NT], row[NT], col[NT];
+} tile_group;
+
+/* A tile size of the forward: F(4x4, 3x3) (conv_winograd.c) or F(7x7, 3x3)
+ * (conv_winograd7.c). input writes the n x n transformed values of the 16
+ * patches of one channel to V[k * plane], k < n n; output turns the n n
+ * products M[k * plane] of one output channel into the group's outputs, adds
+ * the epilogue and stores them. G [n][3] is the weight transform. */
+typedef struct {
+    int m, n;
+    const double *G;
+    void (*input)(const float *base, int64_t W, const patch16 *p, int64_t plane, float *V);
+    void (*output)(const dconv_shape *c, const float *M, int64_t plane, const tile_group *tg,
+                   int64_t co, const dconv_epilogue *ep, float *y);
+} wino_kind;
+extern const wino_kind wino_f4, wino_f7;
+
+/* The epilogue's value for lane l of a group when it is one per image and
+ * channel (0 without one). */
+static inline float wino_addend(const dconv_shape *c, const tile_group *tg, int l, int64_t co,
+                                const dconv_epilogue *ep) {
+    if (!ep || !ep->add || !ep->per_channel) return 0.0f;
+    return ep->add[tg->out[l] / (c->Cout * c->Ho * c->Wo) * c->Cout + co];
+}
+/* Stores columns m of one output row v at y + o, plus a1 or the epilogue's
+ * tensor at the same place. */
+static inline void wino_store_row(float *y, int64_t o, __mmask8 m, __m256 v, __m256 a1,
+                                  const dconv_epilogue *ep) {
+    if (ep && ep->add)
+        v = _mm256_add_ps(v, ep->per_channel ? a1 : _mm256_maskz_loadu_ps(m, ep->add + o));
+    _mm256_mask_storeu_ps(y + o, m, v);
 }
 
 #endif

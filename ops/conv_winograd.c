@@ -207,8 +207,10 @@ static void group_of(const dconv_shape *c, const wgeom *g, int64_t t0, tile_grou
         int64_t t = t0 + l, b = t / g->ntile, r = t % g->ntile;
         int64_t oh = r / g->ntw * m, ow = r % g->ntw * m;
         int ok = t < g->tiles;
-        tg->row[l] = ok ? (int32_t)oh : -64;
-        tg->col[l] = (int32_t)ow;
+        int64_t nr = c->Ho - oh, nc = c->Wo - ow;
+        tg->rows[l] = (int8_t)(ok ? (nr < m ? nr : m) : 0);
+        tg->cols[l] = (__mmask8)((1u << (nc < m ? nc : m)) - 1);
+        tg->img[l] = ok ? (int32_t)b : 0;
         tg->in.off[l] = ok ? (int32_t)(b * c->Cin * c->H * c->W + (oh - 1) * c->W + ow - 1) : 0;
         tg->out[l] = ok ? (int32_t)(b * c->Cout * c->Ho * c->Wo + oh * c->Wo + ow) : 0;
         unsigned cols = 0;
@@ -223,7 +225,6 @@ static void group_of(const dconv_shape *c, const wgeom *g, int64_t t0, tile_grou
 static void output4(const dconv_shape *c, const float *M, int64_t plane, const tile_group *tg,
                     int64_t co, const dconv_epilogue *ep, float *y) {
     float bias = ep && ep->bias ? ep->bias[co] : 0.0f;
-    int64_t HW = c->Ho * c->Wo;
     __m512 o[6][4], v[16];
     for (int k = 0; k < 6; k++) {
         __m512 m[6];
@@ -240,14 +241,12 @@ static void output4(const dconv_shape *c, const float *M, int64_t plane, const t
     transpose16(v); /* v[lane] = that tile's 4 x 4 outputs, row-major */
     float out[NT][16] __attribute__((aligned(64)));
     for (int l = 0; l < NT; l++) _mm512_store_ps(out[l], v[l]);
-    for (int l = 0; l < NT; l++) {
-        if (tg->row[l] < 0) break;
-        int64_t nr = c->Ho - tg->row[l], nc = c->Wo - tg->col[l];
-        __mmask8 m = (__mmask8)((1u << (nc < 4 ? nc : 4)) - 1);
-        __m256 a1 = _mm256_set1_ps(wino_addend(c, tg, l, co, ep));
-        for (int p = 0; p < 4 && p < nr; p++)
-            wino_store_row(y, co * HW + tg->out[l] + p * c->Wo, m,
-                           _mm256_castps128_ps256(_mm_load_ps(out[l] + p * 4)), a1, ep);
+    wino_dst d = wino_dst_of(c, co, ep, y);
+    for (int l = 0; l < NT && tg->rows[l]; l++) {
+        __m256 a1 = wino_lane_addend(&d, tg, l);
+        for (int p = 0; p < tg->rows[l]; p++)
+            wino_put(&d, tg->out[l] + p * c->Wo, tg->cols[l],
+                     _mm256_castps128_ps256(_mm_load_ps(out[l] + p * 4)), a1);
     }
 }
 

@@ -98,7 +98,7 @@ static void input9(const float *base, int64_t W, const patch16 *p, int64_t plane
 static void output9(const dconv_shape *c, const float *M, int64_t plane, const tile_group *tg,
                     int64_t co, const dconv_epilogue *ep, float *y) {
     __m512 bv = _mm512_set1_ps(ep && ep->bias ? ep->bias[co] : 0.0f);
-    int64_t HW = c->Ho * c->Wo;
+    wino_dst d = wino_dst_of(c, co, ep, y);
     __m512 t[9][7], o[8][7]; /* t: AT along the rows of m; o: outputs [row][column] */
     for (int a = 0; a < 9; a++) {
         __m512 m[9];
@@ -117,18 +117,14 @@ static void output9(const dconv_shape *c, const float *M, int64_t plane, const t
         for (int q = 0; q < 7; q++) v[q] = o[p][q], v[8 + q] = o[p + 1][q];
         v[7] = v[15] = _mm512_setzero_ps();
         transpose16(v);
-        for (int l = 0; l < NT; l++) {
-            if (tg->row[l] < 0) break;
-            int64_t nr = c->Ho - tg->row[l], nc = c->Wo - tg->col[l];
-            if (p >= nr) continue;
-            __mmask8 m = (__mmask8)((1u << (nc < 7 ? nc : 7)) - 1);
-            __m256 a1 = _mm256_set1_ps(wino_addend(c, tg, l, co, ep));
-            int64_t o0 = co * HW + tg->out[l] + p * c->Wo;
-            wino_store_row(y, o0, m, _mm512_castps512_ps256(v[l]), a1, ep);
-            if (p + 1 < nr && p + 1 < 7)
-                wino_store_row(y, o0 + c->Wo, m,
-                               _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[l]), 1)),
-                               a1, ep);
+        for (int l = 0; l < NT && tg->rows[l]; l++) {
+            if (tg->rows[l] <= p) continue; /* a tile at the bottom edge */
+            __m256 a1 = wino_lane_addend(&d, tg, l);
+            int64_t o0 = tg->out[l] + p * c->Wo;
+            wino_put(&d, o0, tg->cols[l], _mm512_castps512_ps256(v[l]), a1);
+            if (tg->rows[l] > p + 1)
+                wino_put(&d, o0 + c->Wo, tg->cols[l],
+                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[l]), 1)), a1);
         }
     }
 }

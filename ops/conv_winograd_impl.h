@@ -119,11 +119,14 @@ static inline void products_cols(const float *A, const float *B, int64_t K, int6
 }
 
 /* The forward's tiles: sixteen tiles (one per lane) of m x m outputs, their
- * patches, per lane the offset of the first output in channel 0 of y, the
- * top output row (-64 for lanes beyond the last tile) and left column. */
+ * patches, and per lane the offset of the first output in channel 0 of y,
+ * the image, the output rows inside the plane (0 for lanes beyond the last
+ * tile, which are all at the end) and the mask of its columns inside. */
 typedef struct {
     patch16 in;
-    int32_t out[NT], row[NT], col[NT];
+    int32_t out[NT], img[NT];
+    int8_t rows[NT];
+    __mmask8 cols[NT];
 } tile_group;
 
 /* A tile size of the forward: F(4x4, 3x3) (conv_winograd.c) or F(7x7, 3x3)
@@ -140,20 +143,29 @@ typedef struct {
 } wino_kind;
 extern const wino_kind wino_f4, wino_f7;
 
-/* The epilogue's value for lane l of a group when it is one per image and
- * channel (0 without one). */
-static inline float wino_addend(const dconv_shape *c, const tile_group *tg, int l, int64_t co,
-                                const dconv_epilogue *ep) {
-    if (!ep || !ep->add || !ep->per_channel) return 0.0f;
-    return ep->add[tg->out[l] / (c->Cout * c->Ho * c->Wo) * c->Cout + co];
+/* Where a group's outputs of one channel go: y and the epilogue's addend,
+ * a tensor (add) or one value per image and channel (per, Cout apart). */
+typedef struct {
+    float *y;
+    const float *add, *per;
+    int64_t Cout;
+} wino_dst;
+static inline wino_dst wino_dst_of(const dconv_shape *c, int64_t co, const dconv_epilogue *ep,
+                                   float *y) {
+    int64_t HW = c->Ho * c->Wo;
+    int has = ep && ep->add;
+    return (wino_dst){y + co * HW, has && !ep->per_channel ? ep->add + co * HW : NULL,
+                      has && ep->per_channel ? ep->add + co : NULL, c->Cout};
 }
-/* Stores columns m of one output row v at y + o, plus a1 or the epilogue's
- * tensor at the same place. */
-static inline void wino_store_row(float *y, int64_t o, __mmask8 m, __m256 v, __m256 a1,
-                                  const dconv_epilogue *ep) {
-    if (ep && ep->add)
-        v = _mm256_add_ps(v, ep->per_channel ? a1 : _mm256_maskz_loadu_ps(m, ep->add + o));
-    _mm256_mask_storeu_ps(y + o, m, v);
+/* The per-image value of lane l's tile (zeros without one) */
+static inline __m256 wino_lane_addend(const wino_dst *d, const tile_group *tg, int l) {
+    return d->per ? _mm256_set1_ps(d->per[tg->img[l] * d->Cout]) : _mm256_setzero_ps();
+}
+/* Stores columns m of one output row v, plus a1 and the tensor addend, at offset o */
+static inline void wino_put(const wino_dst *d, int64_t o, __mmask8 m, __m256 v, __m256 a1) {
+    v = _mm256_add_ps(v, a1);
+    if (d->add) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(m, d->add + o));
+    _mm256_mask_storeu_ps(d->y + o, m, v);
 }
 
 #endif

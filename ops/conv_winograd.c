@@ -57,6 +57,9 @@ typedef struct {
                        Cin T and RB T, so the streams don't share L1 sets */
     int64_t Cin2;   /* bf16 pairs of input channels: ceil(Cin / 2) */
     int64_t vk2;    /* pairs per position k of V2 (bf16) */
+    int64_t uk, uk2; /* floats per position k of U and U2: a cache line more than
+                        Coutp Cin (Cin2), else the nn rows written per (cb, ci)
+                        fall into one L1 set when that is a multiple of 4 KiB */
 } wgeom;
 
 /* Tiles of m x m outputs a plane needs */
@@ -94,6 +97,8 @@ static void wgeom_of(const dconv_shape *c, const wino_kind *k, wgeom *g) {
     g->mk = RB * T + 16;
     g->Cin2 = (c->Cin + 1) / 2;
     g->vk2 = g->Cin2 * T + 16;
+    g->uk = ((g->Coutp * c->Cin + 15) & ~(int64_t)15) + 16;
+    g->uk2 = ((g->Coutp * g->Cin2 + 15) & ~(int64_t)15) + 16;
 }
 
 int wino_applies(const dconv_shape *c) {
@@ -109,10 +114,10 @@ int wino_available(const dconv_shape *c) {
 static size_t per_thread(const wgeom *g) {
     return (size_t)(g->nn * (g->vk + g->mk + g->vk2));
 }
-/* U [nn][Coutp / RB][Cin][RB], then U2 [nn][Coutp / RB][Cin2][RB] (bf16 pairs) */
-static size_t u_floats(const dconv_shape *c, const wgeom *g) {
-    return (((size_t)(g->nn * g->Coutp * c->Cin) + 15) & ~(size_t)15) +
-           (((size_t)(g->nn * g->Coutp * g->Cin2) + 15) & ~(size_t)15);
+/* U [nn][uk] ([Coutp / RB][Cin][RB] each), then U2 [nn][uk2] ([Coutp / RB][Cin2][RB]
+ * bf16 pairs) */
+static size_t u_floats(const wgeom *g) {
+    return (size_t)(g->nn * (g->uk + g->uk2));
 }
 size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
     size_t most = 0; /* either tile size: the switch may change after planning */
@@ -120,7 +125,7 @@ size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
     for (int i = 0; i < 2; i++) {
         wgeom g;
         wgeom_of(c, kinds[i], &g);
-        size_t n = u_floats(c, &g) + (size_t)nthreads * per_thread(&g) + 16;
+        size_t n = u_floats(&g) + (size_t)nthreads * per_thread(&g) + 16;
         if (n > most) most = n;
     }
     return most;
@@ -141,7 +146,7 @@ static void transform_weight_blocks(void *ctx, int64_t b0, int64_t b1, int worke
     const wt_job *j = ctx;
     const double *G = j->g->k->G; /* [n][3] */
     int n = j->g->k->n;
-    int64_t Cin = j->c->Cin, Cout = j->c->Cout, nblk = j->g->Coutp / RB;
+    int64_t Cin = j->c->Cin, Cout = j->c->Cout;
     (void)worker;
     for (int64_t cb = b0; cb < b1; cb++)
         for (int64_t ci = 0; ci < Cin; ci++) {
@@ -167,27 +172,32 @@ static void transform_weight_blocks(void *ctx, int64_t b0, int64_t b1, int worke
                         _mm512_set1_pd(G[b * 3 + 2]), t[2][a],
                         _mm512_fmadd_pd(_mm512_set1_pd(G[b * 3 + 1]), t[1][a],
                                         _mm512_mul_pd(_mm512_set1_pd(G[b * 3]), t[0][a])));
-                    _mm256_storeu_ps(j->U + (((a * n + b) * nblk + cb) * Cin + ci) * RB,
+                    _mm256_storeu_ps(j->U + (a * n + b) * j->g->uk + (cb * Cin + ci) * RB,
                                      _mm512_cvtpd_ps(u));
                 }
         }
 }
 
 /* U2[k][cb][ci2][r] = the pair (U[k][cb][2 ci2][r], U[k][cb][2 ci2 + 1][r]),
- * zero past Cin; rows [k0, k1) of k * nblk + cb */
+ * zero past Cin; rows [q0, q1) of q = k * nblk + cb */
 typedef struct {
+    const wgeom *g;
     const float *U;
     uint32_t *U2;
-    int64_t Cin, Cin2;
+    int64_t Cin;
 } u2_job;
-static void pair_weight_rows(void *ctx, int64_t k0, int64_t k1, int worker) {
+static void pair_weight_rows(void *ctx, int64_t q0, int64_t q1, int worker) {
     const u2_job *j = ctx;
+    int64_t nblk = j->g->Coutp / RB, Cin2 = j->g->Cin2;
     (void)worker;
-    for (int64_t k = k0; k < k1; k++)
-        for (int64_t c2 = 0; c2 < j->Cin2; c2++) {
-            const float *lo = j->U + (k * j->Cin + 2 * c2) * RB;
-            bf16_pack8(lo, 2 * c2 + 1 < j->Cin ? lo + RB : NULL, j->U2 + (k * j->Cin2 + c2) * RB);
+    for (int64_t q = q0; q < q1; q++) {
+        const float *u = j->U + q / nblk * j->g->uk + q % nblk * j->Cin * RB;
+        uint32_t *u2 = j->U2 + q / nblk * j->g->uk2 + q % nblk * Cin2 * RB;
+        for (int64_t c2 = 0; c2 < Cin2; c2++) {
+            const float *lo = u + 2 * c2 * RB;
+            bf16_pack8(lo, 2 * c2 + 1 < j->Cin ? lo + RB : NULL, u2 + c2 * RB);
         }
+    }
 }
 
 /* r = AT m (6 -> 4 values) */
@@ -280,10 +290,10 @@ static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, cons
     for (int64_t cb = 0; cb < nblk; cb++) {
         for (int64_t k = 0; k < nn; k++)
             if (U2)
-                bf(U2 + (k * nblk + cb) * g->Cin2 * RB, V2 + k * g->vk2, g->Cin2, g->T,
+                bf(U2 + k * g->uk2 + cb * g->Cin2 * RB, V2 + k * g->vk2, g->Cin2, g->T,
                    M + k * g->mk, g->T, ng, 0);
             else
-                products_cols(U + (k * nblk + cb) * c->Cin * RB, V + k * g->vk, c->Cin, g->T,
+                products_cols(U + k * g->uk + cb * c->Cin * RB, V + k * g->vk, c->Cin, g->T,
                               M + k * g->mk, g->T, ng, 0);
         for (int64_t r = 0; r < RB && cb * RB + r < c->Cout; r++) {
             int64_t co = cb * RB + r;
@@ -316,12 +326,12 @@ void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
     (void)nt; /* the scratch holds a piece's buffers per worker */
     wgeom g;
     wgeom_of(c, kind_of(c, bf16), &g);
-    float *U = scratch; // [nn][Coutp / RB][Cin][RB]
+    float *U = scratch; // [nn][uk]
     df_parallel_for(g.Coutp / RB, 1, transform_weight_blocks, &(wt_job){c, &g, w, U, flip});
-    uint32_t *U2 = (uint32_t *)(U + (((size_t)(g.nn * g.Coutp * c->Cin) + 15) & ~(size_t)15));
+    uint32_t *U2 = (uint32_t *)(U + g.nn * g.uk);
     if (bf16)
-        df_parallel_for(g.nn * g.Coutp / RB, 1, pair_weight_rows, &(u2_job){U, U2, c->Cin, g.Cin2});
-    float *base = scratch + u_floats(c, &g);
+        df_parallel_for(g.nn * g.Coutp / RB, 1, pair_weight_rows, &(u2_job){&g, U, U2, c->Cin});
+    float *base = scratch + u_floats(&g);
     wino_job j = {c, &g, x, U, bf16 ? U2 : NULL, ep, y, base, per_thread(&g)};
     df_parallel_for(g.pieces, 1, wino_pieces, &j);
 }

@@ -508,6 +508,48 @@ static void test_pool_bind(void **state) {
     df_set_threads(0);
 }
 
+/* a pool thread's piece outlasts all the poster's: its CPU set after 50 ms */
+static void slow_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    bind_probe *p = ctx;
+    (void)i0, (void)i1;
+    if (!worker) {
+        usleep(1000);
+        return;
+    }
+    usleep(50000);
+    if (worker < 8 && !atomic_exchange(&p->ran[worker], 1))
+        pthread_getaffinity_np(pthread_self(), sizeof p->set[worker], &p->set[worker]);
+}
+/* Bound, a poster that goes to sleep waiting for a loop's last pieces lets
+ * the pool threads run on any CPU (so the kernel can move one that a
+ * competing process holds off its CPU); the next loop binds them again. */
+static void test_pool_release(void **state) {
+    (void)state;
+    cpu_set_t all;
+    assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof all, &all), 0);
+    int n = CPU_COUNT(&all);
+    const char *e = getenv("DFRUN_BIND");
+    if (n < 2 || n > 4 || (e && e[0] == '0')) { /* 8 n pieces of 1 ms well within 50 ms */
+        fprintf(stderr, "pool release: skipped (%d CPUs, or DFRUN_BIND=0)\n", n);
+        return;
+    }
+    df_set_threads(n);
+    df_pool_binding b;
+    df_pool_bind(&b);
+    assert_true(b.bound);
+    bind_probe slow = {0}, next = {0};
+    df_parallel_for(8 * n, 1, slow_piece, &slow);
+    df_parallel_for(64, 1, bind_piece, &next);
+    df_pool_unbind(&b);
+    int seen = 0;
+    for (int w = 1; w < n; w++) {
+        if (slow.ran[w]) seen++, assert_true(CPU_EQUAL(&slow.set[w], &all));
+        if (next.ran[w]) assert_int_equal(CPU_COUNT(&next.set[w]), 1);
+    }
+    assert_true(seen > 0);
+    df_set_threads(0);
+}
+
 int main(void) {
     df_set_threads(0);
     const struct CMUnitTest t[] = {
@@ -520,6 +562,7 @@ int main(void) {
         cmocka_unit_test(test_safetensors),
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_pool_bind),
+        cmocka_unit_test(test_pool_release),
     };
     return cmocka_run_group_tests_name("runtime", t, NULL, NULL);
 }

@@ -12,7 +12,9 @@
  * may use, each is bound to one of them for a graph run. On a shared machine
  * the scheduler then time-slices a competing process with one of our threads
  * instead of stacking two of ours on one CPU; the dynamic hand-out of pieces
- * gives the thread with a CPU of its own the larger share. */
+ * gives the thread with a CPU of its own the larger share. When the poster
+ * goes to sleep waiting for a loop's last pieces, the workers may run
+ * anywhere until their next wake (release_workers). */
 #define _GNU_SOURCE
 #include "parallel.h"
 #include "dfrun/runtime.h"
@@ -51,6 +53,7 @@ static struct {
     int bind_one;              /* worker k runs on the k-th CPU of bind_mask (else on all) */
 } P = {.grow = PTHREAD_MUTEX_INITIALIZER};
 
+static pid_t worker_tid[MAX_WORKERS + 1];   /* the kernel's id of each pool thread */
 static _Thread_local int tls_worker;        /* 0: the poster or a foreign thread */
 static _Thread_local int tls_in_loop;       /* inside a piece: nested loops run inline */
 static _Thread_local int tls_blas_one;      /* a pool thread's OpenMP thread count is set to 1 */
@@ -133,6 +136,19 @@ void df_pool_unbind(const df_pool_binding *b) {
     tls_bound = 0;
 }
 
+/* The poster is about to sleep until a loop's last pieces are done: when the
+ * workers are bound one per CPU, they may run anywhere until their next wake
+ * (apply_bind binds them again). A worker that a competing process keeps off
+ * its CPU while it holds a piece can then be moved by the kernel to the CPU
+ * the poster leaves idle, instead of holding everyone up for the rest of the
+ * other process's time slice. */
+static void release_workers(void) {
+    if (!tls_bound || !P.bind_one) return;
+    for (int k = 1; k <= P.started; k++)
+        if (worker_tid[k]) sched_setaffinity(worker_tid[k], sizeof P.bind_mask, &P.bind_mask);
+    atomic_fetch_add_explicit(&P.bind_gen, 1, memory_order_release);
+}
+
 static inline uint64_t pack(uint32_t tag, int64_t cnt, int64_t next) {
     return ((uint64_t)tag << (2 * CNT_BITS)) | ((uint64_t)cnt << CNT_BITS) | (uint64_t)next;
 }
@@ -168,6 +184,7 @@ static void take_pieces(uint32_t tag, int worker) {
  * was started in the high ones (a loop posted since is one to join) */
 static void *worker_main(void *arg) {
     tls_worker = (int)((uintptr_t)arg & 0xffffffffu);
+    worker_tid[tls_worker] = (pid_t)syscall(SYS_gettid);
     blas_single();
     uint32_t seen = (uint32_t)((uintptr_t)arg >> 32);
     for (;;) {
@@ -277,6 +294,9 @@ static void post_loop(int64_t n, int64_t piece, df_loop_fn fn, void *ctx) {
             continue;
         }
         atomic_store(&P.poster_sleeps, 1);
-        if (atomic_load(&P.done) < cnt) futex_wait(&P.poster_sleeps, 1);
+        if (atomic_load(&P.done) < cnt) {
+            release_workers();
+            futex_wait(&P.poster_sleeps, 1);
+        }
     }
 }

@@ -53,10 +53,10 @@ typedef struct {
     int64_t tiles;      /* all tiles of the batch */
     int64_t T;          /* tiles per piece (a multiple of NT) */
     int64_t pieces, Coutp;
-    int64_t vk, mk; /* floats per position k of V and M: one cache line more than
-                       Cin T and RB T, so the streams don't share L1 sets */
-    int64_t Cin2;   /* bf16 pairs of input channels: ceil(Cin / 2) */
-    int64_t vk2;    /* pairs per position k of V2 (bf16) */
+    int64_t vk, mk;  /* floats per position k of V and M: one cache line more than
+                        Cin T and RB T, so the streams don't share L1 sets */
+    int64_t Cin2;    /* bf16 pairs of input channels: ceil(Cin / 2) */
+    int64_t vk2;     /* pairs per position k of V2 (bf16) */
     int64_t uk, uk2; /* floats per position k of U and U2: a cache line more than
                         Coutp Cin (Cin2), else the nn rows written per (cb, ci)
                         fall into one L1 set when that is a multiple of 4 KiB */
@@ -73,7 +73,7 @@ static int64_t tiles_of(const dconv_shape *c, int m) {
  * give 0.56, where it was measured 1.3-1.5x faster; at 28 (0.73) it gained
  * only 1.02-1.09x, not worth the error. With bf16 operands its error would
  * be 40%, so bf16 always uses F(4,3). */
-static const wino_kind *kind_of(const dconv_shape *c, int bf16) {
+const wino_kind *wino_kind_of(const dconv_shape *c, int bf16) {
     int mode = df_conv_winograd();
     if (bf16 || mode == 4) return &wino_f4;
     if (mode == 7) return &wino_f7;
@@ -264,7 +264,7 @@ static void input4(const float *base, int64_t W, const patch16 *p, int64_t plane
     transform_patches(base, W, p, plane, V);
 }
 
-const wino_kind wino_f4 = {4, 6, &G4[0][0], input4, output4};
+const wino_kind wino_f4 = {4, 6, &G4[0][0], input4, output4, wino_gy4};
 
 /* One piece: tiles p T .. p T + T - 1. V [nn][Cin][T], M [nn][RB][T];
  * with U2 (bf16), V2 [nn][Cin2][T] pairs. */
@@ -325,7 +325,7 @@ void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
               const dconv_epilogue *ep, float *y, float *scratch, int nt, int bf16) {
     (void)nt; /* the scratch holds a piece's buffers per worker */
     wgeom g;
-    wgeom_of(c, kind_of(c, bf16), &g);
+    wgeom_of(c, wino_kind_of(c, bf16), &g);
     float *U = scratch; // [nn][uk]
     df_parallel_for(g.Coutp / RB, 1, transform_weight_blocks, &(wt_job){c, &g, w, U, flip});
     uint32_t *U2 = (uint32_t *)(U + g.nn * g.uk);

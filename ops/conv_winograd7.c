@@ -42,6 +42,18 @@ static const float AT7[7][9] = {
     {0.0f, 1.0f, -1.0f, 32.0f, -32.0f, 0.03125f, -0.03125f, 0.0009765625f, 0.0f},
     {0.0f, 1.0f, 1.0f, 64.0f, 64.0f, 0.015625f, 0.015625f, 0.000244140625f, 1.0f},
 };
+/* AT transposed (9 x 7), padded to 9 columns of zeros */
+static const float ATT7[9][9] = {
+    {1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+    {1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 0.0f, 0.0f},
+    {1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f, 0.0f, 0.0f},
+    {1.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f, 64.0f, 0.0f, 0.0f},
+    {1.0f, -2.0f, 4.0f, -8.0f, 16.0f, -32.0f, 64.0f, 0.0f, 0.0f},
+    {1.0f, 0.5f, 0.25f, 0.125f, 0.0625f, 0.03125f, 0.015625f, 0.0f, 0.0f},
+    {1.0f, -0.5f, 0.25f, -0.125f, 0.0625f, -0.03125f, 0.015625f, 0.0f, 0.0f},
+    {1.0f, 0.25f, 0.0625f, 0.015625f, 0.00390625f, 0.0009765625f, 0.000244140625f, 0.0f, 0.0f},
+    {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f, 0.0f},
+};
 
 /* r[k] = sum over i of C[k][i] d[i] for k < R: the table is constant and the
  * loops unrolled, so zero coefficients cost nothing and +-1 no multiply. */
@@ -70,6 +82,7 @@ static const float AT7[7][9] = {
     }
 WINO_MATVEC(bt9, BT7, 9)
 WINO_MATVEC(at9, AT7, 7)
+WINO_MATVEC(att9, ATT7, 9)
 #undef WINO_MATVEC
 
 /* V[k * plane .. + 15] for k < 81 = BT d B of the sixteen 9 x 9 patches, a
@@ -129,5 +142,43 @@ static void output9(const dconv_shape *c, const float *M, int64_t plane, const t
     }
 }
 
-const wino_kind wino_f7 = {7, 9, &G7[0][0], input9, output9};
+/* Z[k][co0 / RB + h][t][RB] (h = 0, 1) = AT^T gy AT (7 x 7 -> 9 x 9) of the
+ * tile of gy at output (oh, ow) of image b, channels co0 .. co0 + 15 (a
+ * channel per lane; zeros outside gy): rows loaded in pairs per lane and
+ * turned lane-per-channel by 16 x 16 transposes. */
+static void gy9(const dconv_shape *c, const float *gy, int64_t b, int64_t oh, int64_t ow,
+                int64_t co0, int64_t T, int64_t zk, int64_t t, float *Z) {
+    int64_t nr = c->Ho - oh < 7 ? c->Ho - oh : 7, nc = c->Wo - ow < 7 ? c->Wo - ow : 7;
+    __mmask8 cm = (__mmask8)((1u << nc) - 1);
+    __m512 f[7][9]; /* [row][column], a channel per lane (columns 7, 8 unused) */
+    for (int i = 0; i < 7; i += 2) {
+        __m512 v[16];
+        for (int l = 0; l < NT; l++) {
+            __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+            if (co0 + l < c->Cout) {
+                const float *p = gy + ((b * c->Cout + co0 + l) * c->Ho + oh) * c->Wo + ow;
+                if (i < nr) lo = _mm256_maskz_loadu_ps(cm, p + i * c->Wo);
+                if (i + 1 < nr) hi = _mm256_maskz_loadu_ps(cm, p + (i + 1) * c->Wo);
+            }
+            v[l] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)),
+                                                       _mm256_castps_pd(hi), 1));
+        }
+        transpose16(v); /* v[j] = gy row i, column j; v[8 + j] = row i + 1 */
+        for (int j = 0; j < 7; j++) {
+            f[i][j] = v[j];
+            if (i + 1 < 7) f[i + 1][j] = v[8 + j];
+        }
+    }
+    __m512 a[9][9]; /* a[i][s] = (gy AT)[i][s] for rows i < 7 */
+    for (int i = 0; i < 7; i++) att9(f[i], a[i]);
+    for (int s = 0; s < 9; s++) {
+        __m512 col[9], r[9];
+        for (int i = 0; i < 7; i++) col[i] = a[i][s];
+        att9(col, r);
+        for (int m = 0; m < 9; m++)
+            wino_store_z(Z + (m * 9 + s) * zk + (co0 / RB * T + t) * RB, T, r[m]);
+    }
+}
+
+const wino_kind wino_f7 = {7, 9, &G7[0][0], input9, output9, gy9};
 #endif

@@ -23,17 +23,21 @@
 #define BW_CHUNKS 16 /* at most; a thread's work item */
 
 typedef struct {
+    const wino_kind *k;        /* the tile size: the forward's for this shape */
+    int64_t m, n, nn;          /* outputs per tile side, patch side, positions n n */
     int64_t ntw, ntile, tiles; /* tiles per row, per image, in all */
     int64_t T, pieces;         /* tiles per piece */
     int64_t per_chunk, chunks; /* pieces per chunk */
     int64_t Cinp, Coutp;       /* channels rounded up to 16 */
-    int64_t vk, zk;            /* floats per position k of V and Z (+ a cache line) */
+    int64_t pk, vk, zk;        /* floats per position k of P, V and Z (+ a cache line) */
     int64_t T2, vk2, zk2;      /* bf16: tile pairs per piece; pairs per position k of V2, Z2 */
 } bgeom;
 
-static void bgeom_of(const dconv_shape *c, bgeom *g) {
-    g->ntw = (c->Wo + 3) / 4;
-    g->ntile = g->ntw * ((c->Ho + 3) / 4);
+static void bgeom_of(const dconv_shape *c, const wino_kind *k, bgeom *g) {
+    g->k = k;
+    g->m = k->m, g->n = k->n, g->nn = k->n * k->n;
+    g->ntw = (c->Wo + g->m - 1) / g->m;
+    g->ntile = g->ntw * ((c->Ho + g->m - 1) / g->m);
     g->tiles = c->B * g->ntile;
     int64_t T = (g->tiles + BW_PIECES - 1) / BW_PIECES;
     T = T < 32 ? 32 : T > BW_TILES ? BW_TILES : T;
@@ -44,6 +48,7 @@ static void bgeom_of(const dconv_shape *c, bgeom *g) {
     g->chunks = (g->pieces + g->per_chunk - 1) / g->per_chunk;
     g->Cinp = (c->Cin + NT - 1) / NT * NT;
     g->Coutp = (c->Cout + NT - 1) / NT * NT;
+    g->pk = g->Coutp * g->Cinp + 16;
     g->vk = g->T * g->Cinp + 16;
     g->zk = g->T * g->Coutp + 16;
     g->T2 = (g->T + 1) / 2;
@@ -58,15 +63,22 @@ int wino_bw_available(const dconv_shape *c) {
     return wino_bw_applies(c) && df_conv_winograd();
 }
 
-/* per thread: P [36][Coutp][Cinp], V [36][T][Cinp], Z [36][Coutp / RB][T][RB],
- * and for bf16 V2 [36][T2][Cinp], Z2 [36][Coutp / RB][T2][RB] (tile pairs) */
+/* per thread: P [nn][pk], V [nn][T][Cinp], Z [nn][Coutp / RB][T][RB], and for
+ * bf16 V2 [nn][T2][Cinp], Z2 [nn][Coutp / RB][T2][RB] (tile pairs) */
 static size_t bw_per_thread(const bgeom *g) {
-    return (size_t)(36 * (g->Coutp * g->Cinp + g->vk + g->zk + g->vk2 + g->zk2));
+    return (size_t)(g->nn * (g->pk + g->vk + g->zk + g->vk2 + g->zk2));
 }
 size_t wino_bw_scratch_floats(const dconv_shape *c, int nthreads) {
-    bgeom g;
-    bgeom_of(c, &g);
-    return (size_t)nthreads * bw_per_thread(&g) + (size_t)(g.chunks * c->Cout * 9 * g.Cinp) + 16;
+    size_t most = 0; /* either tile size: the switch may change after planning */
+    const wino_kind *kinds[2] = {&wino_f4, &wino_f7};
+    for (int i = 0; i < 2; i++) {
+        bgeom g;
+        bgeom_of(c, kinds[i], &g);
+        size_t n =
+            (size_t)nthreads * bw_per_thread(&g) + (size_t)(g.chunks * c->Cout * 9 * g.Cinp) + 16;
+        if (n > most) most = n;
+    }
+    return most;
 }
 
 /* r = AT^T f (4 -> 6 values) */
@@ -82,22 +94,11 @@ static inline void a_t4(const __m512 f[4], __m512 r[6]) {
     r[4] = _mm512_sub_ps(e2, o2);
     r[5] = f[3];
 }
-/* r = GT p (6 -> 3 values) */
-static inline void g_t6(const __m512 p[6], __m512 r[3]) {
-    const __m512 q = _mm512_set1_ps(0.25f), s = _mm512_set1_ps(1.0f / 6),
-                 t = _mm512_set1_ps(1.0f / 12), u = _mm512_set1_ps(1.0f / 24);
-    __m512 s12 = _mm512_add_ps(p[1], p[2]), d21 = _mm512_sub_ps(p[2], p[1]);
-    __m512 s34 = _mm512_add_ps(p[3], p[4]), d34 = _mm512_sub_ps(p[3], p[4]);
-    r[0] = _mm512_fmadd_ps(u, s34, _mm512_fnmadd_ps(s, s12, _mm512_mul_ps(q, p[0])));
-    r[1] = _mm512_fmadd_ps(t, d34, _mm512_mul_ps(s, d21));
-    r[2] = _mm512_add_ps(_mm512_mul_ps(s, _mm512_sub_ps(s34, s12)), p[5]);
-}
-
 /* Z[k][co0 / RB + h][t][RB] (h = 0, 1; zk floats per k) = AT^T gy AT of
  * the 4 x 4 tile of gy at output (oh, ow) of image b, channels co0 .. co0 + 15
  * (a channel per lane; zeros outside gy). */
-static void transform_gy(const dconv_shape *c, const float *gy, int64_t b, int64_t oh, int64_t ow,
-                         int64_t co0, int64_t T, int64_t zk, int64_t t, float *Z) {
+void wino_gy4(const dconv_shape *c, const float *gy, int64_t b, int64_t oh, int64_t ow, int64_t co0,
+              int64_t T, int64_t zk, int64_t t, float *Z) {
     int64_t nr = c->Ho - oh < 4 ? c->Ho - oh : 4, nc = c->Wo - ow < 4 ? c->Wo - ow : 4;
     __mmask8 rm[4]; /* per tile row: its columns inside gy, or none */
     for (int i = 0; i < 4; i++) rm[i] = i < nr ? (__mmask8)((1u << nc) - 1) : 0;
@@ -118,25 +119,21 @@ static void transform_gy(const dconv_shape *c, const float *gy, int64_t b, int64
     for (int s = 0; s < 6; s++) {
         __m512 col[4] = {a[0][s], a[1][s], a[2][s], a[3][s]}, r[6];
         a_t4(col, r);
-        for (int m = 0; m < 6; m++) {
-            float *z = Z + (m * 6 + s) * zk + (co0 / RB * T + t) * RB;
-            _mm256_storeu_ps(z, _mm512_castps512_ps256(r[m]));
-            _mm256_storeu_ps(z + T * RB,
-                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(r[m]), 1)));
-        }
+        for (int m = 0; m < 6; m++)
+            wino_store_z(Z + (m * 6 + s) * zk + (co0 / RB * T + t) * RB, T, r[m]);
     }
 }
 
-/* The patches of tile (b, oh, ow) in channels ci0 .. ci0 + 15, a channel per lane */
-static void channel_patches(const dconv_shape *c, int64_t b, int64_t oh, int64_t ow, int64_t ci0,
-                            patch16 *p) {
+/* The n x n patches of tile (b, oh, ow) in channels ci0 .. ci0 + 15, a channel per lane */
+static void channel_patches(const dconv_shape *c, int n, int64_t b, int64_t oh, int64_t ow,
+                            int64_t ci0, patch16 *p) {
     unsigned cols = 0;
-    for (int j = 0; j < 6; j++) cols |= (unsigned)(ow - 1 + j >= 0 && ow - 1 + j < c->W) << j;
+    for (int j = 0; j < n; j++) cols |= (unsigned)(ow - 1 + j >= 0 && ow - 1 + j < c->W) << j;
     for (int l = 0; l < NT; l++) {
         int ok = ci0 + l < c->Cin;
         p->off[l] = ok ? (int32_t)(((b * c->Cin + ci0 + l) * c->H + oh - 1) * c->W + ow - 1) : 0;
-        for (int i = 0; i < 6; i++)
-            p->mask[i][l] = ok && oh - 1 + i >= 0 && oh - 1 + i < c->H ? (__mmask8)cols : 0;
+        for (int i = 0; i < n; i++)
+            p->mask[i][l] = ok && oh - 1 + i >= 0 && oh - 1 + i < c->H ? (__mmask16)cols : 0;
     }
 }
 
@@ -145,7 +142,7 @@ static void channel_patches(const dconv_shape *c, int64_t b, int64_t oh, int64_t
 static void pair_tiles(const bgeom *g, int64_t n, const float *V, const float *Z, uint32_t *V2,
                        uint32_t *Z2) {
     int64_t nblk = g->Coutp / RB;
-    for (int64_t k = 0; k < 36; k++)
+    for (int64_t k = 0; k < g->nn; k++)
         for (int64_t t2 = 0; t2 < (n + 1) / 2; t2++) {
             int full = 2 * t2 + 1 < n;
             const float *v = V + k * g->vk + 2 * t2 * g->Cinp;
@@ -164,49 +161,53 @@ static void bw_piece(const dconv_shape *c, const bgeom *g, const float *x, const
     int64_t t0 = p * g->T, n = g->tiles - t0 < g->T ? g->tiles - t0 : g->T;
     for (int64_t t = 0; t < n; t++) {
         int64_t b = (t0 + t) / g->ntile, r = (t0 + t) % g->ntile;
-        int64_t oh = r / g->ntw * 4, ow = r % g->ntw * 4;
+        int64_t oh = r / g->ntw * g->m, ow = r % g->ntw * g->m;
         for (int64_t ci0 = 0; ci0 < g->Cinp; ci0 += NT) {
             patch16 pt;
-            channel_patches(c, b, oh, ow, ci0, &pt);
-            transform_patches(x, c->W, &pt, g->vk, V + t * g->Cinp + ci0);
+            channel_patches(c, (int)g->n, b, oh, ow, ci0, &pt);
+            g->k->input(x, c->W, &pt, g->vk, V + t * g->Cinp + ci0);
         }
         for (int64_t co0 = 0; co0 < g->Coutp; co0 += NT)
-            transform_gy(c, gy, b, oh, ow, co0, g->T, g->zk, t, Z);
+            g->k->gy(c, gy, b, oh, ow, co0, g->T, g->zk, t, Z);
     }
     if (V2) {
         pair_tiles(g, n, V, Z, V2, Z2);
         bf16_products_fn bf = wino_bf16_products();
-        for (int64_t k = 0; k < 36; k++)
+        for (int64_t k = 0; k < g->nn; k++)
             for (int64_t cb = 0; cb < g->Coutp / RB; cb++)
                 bf(Z2 + k * g->zk2 + cb * g->T2 * RB, V2 + k * g->vk2, (n + 1) / 2, g->Cinp,
-                   P + (k * g->Coutp + cb * RB) * g->Cinp, g->Cinp, g->Cinp / NT, add);
+                   P + k * g->pk + cb * RB * g->Cinp, g->Cinp, g->Cinp / NT, add);
         return;
     }
-    for (int64_t k = 0; k < 36; k++)
+    for (int64_t k = 0; k < g->nn; k++)
         for (int64_t cb = 0; cb < g->Coutp / RB; cb++)
             products_cols(Z + k * g->zk + cb * g->T * RB, V + k * g->vk, n, g->Cinp,
-                          P + (k * g->Coutp + cb * RB) * g->Cinp, g->Cinp, g->Cinp / NT, add);
+                          P + k * g->pk + cb * RB * g->Cinp, g->Cinp, g->Cinp / NT, add);
 }
 
 /* part [Cout][9][Cinp] = GT P G per (co, ci) */
 static void bw_output(const dconv_shape *c, const bgeom *g, const float *P, float *part) {
-    int64_t plane = g->Coutp * g->Cinp;
+    int n = (int)g->n;
+    __m512 G[9][3];
+    for (int a = 0; a < n; a++)
+        for (int k = 0; k < 3; k++) G[a][k] = _mm512_set1_ps((float)g->k->G[a * 3 + k]);
     for (int64_t co = 0; co < c->Cout; co++)
         for (int64_t q = 0; q < g->Cinp; q += NT) {
-            __m512 h[6][3];
-            for (int s = 0; s < 6; s++) {
-                __m512 row[6];
-                for (int t = 0; t < 6; t++)
-                    row[t] = _mm512_loadu_ps(P + (s * 6 + t) * plane + co * g->Cinp + q);
-                g_t6(row, h[s]);
-            }
-            for (int kw = 0; kw < 3; kw++) {
-                __m512 col[6], r[3];
-                for (int s = 0; s < 6; s++) col[s] = h[s][kw];
-                g_t6(col, r);
-                for (int kh = 0; kh < 3; kh++)
-                    _mm512_storeu_ps(part + (co * 9 + kh * 3 + kw) * g->Cinp + q, r[kh]);
-            }
+            __m512 h[9][3]; /* h[s][kw] = sum over t of P[s][t] G[t][kw] */
+            for (int s = 0; s < n; s++)
+                for (int kw = 0; kw < 3; kw++) h[s][kw] = _mm512_setzero_ps();
+            for (int s = 0; s < n; s++)
+                for (int t = 0; t < n; t++) {
+                    __m512 p = _mm512_loadu_ps(P + (s * n + t) * g->pk + co * g->Cinp + q);
+                    for (int kw = 0; kw < 3; kw++)
+                        h[s][kw] = _mm512_fmadd_ps(p, G[t][kw], h[s][kw]);
+                }
+            for (int kw = 0; kw < 3; kw++)
+                for (int kh = 0; kh < 3; kh++) {
+                    __m512 r = _mm512_setzero_ps();
+                    for (int s = 0; s < n; s++) r = _mm512_fmadd_ps(h[s][kw], G[s][kh], r);
+                    _mm512_storeu_ps(part + (co * 9 + kh * 3 + kw) * g->Cinp + q, r);
+                }
         }
 }
 
@@ -224,11 +225,11 @@ typedef struct {
 static void wbw_chunks(void *ctx, int64_t c0, int64_t c1, int worker) {
     const wbw_job *j = ctx;
     const bgeom *g = j->g;
-    float *P = j->scratch + j->per * (size_t)worker; // [36][Coutp][Cinp]
-    float *V = P + 36 * g->Coutp * g->Cinp;          // [36][T][Cinp]
-    float *Z = V + 36 * g->vk;                       // [36][Coutp / RB][T][RB]
-    uint32_t *V2 = (uint32_t *)(Z + 36 * g->zk);     // [36][T2][Cinp] pairs
-    uint32_t *Z2 = V2 + 36 * g->vk2;                 // [36][Coutp / RB][T2][RB] pairs
+    float *P = j->scratch + j->per * (size_t)worker; // [nn][pk]
+    float *V = P + g->nn * g->pk;                    // [nn][T][Cinp]
+    float *Z = V + g->nn * g->vk;                    // [nn][Coutp / RB][T][RB]
+    uint32_t *V2 = (uint32_t *)(Z + g->nn * g->zk);  // [nn][T2][Cinp] pairs
+    uint32_t *Z2 = V2 + g->nn * g->vk2;              // [nn][Coutp / RB][T2][RB] pairs
     if (!j->bf16) V2 = Z2 = NULL;
     for (int64_t ch = c0; ch < c1; ch++) {
         int64_t p0 = ch * g->per_chunk,
@@ -256,7 +257,7 @@ static void wbw_sum(void *ctx, int64_t o0, int64_t o1, int worker) {
 void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
                  int nt, int bf16) {
     bgeom g;
-    bgeom_of(c, &g);
+    bgeom_of(c, wino_kind_of(c, bf16), &g);
     size_t per = bw_per_thread(&g);
     wbw_job j = {c,
                  &g,

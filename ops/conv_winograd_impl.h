@@ -129,19 +129,35 @@ typedef struct {
     __mmask8 cols[NT];
 } tile_group;
 
-/* A tile size of the forward: F(4x4, 3x3) (conv_winograd.c) or F(7x7, 3x3)
- * (conv_winograd7.c). input writes the n x n transformed values of the 16
- * patches of one channel to V[k * plane], k < n n; output turns the n n
- * products M[k * plane] of one output channel into the group's outputs, adds
- * the epilogue and stores them. G [n][3] is the weight transform. */
+/* A tile size: F(4x4, 3x3) (conv_winograd.c) or F(7x7, 3x3)
+ * (conv_winograd7.c). input writes the n x n transformed values of 16
+ * patches (sixteen tiles of a channel, or one tile of sixteen channels) to
+ * V[k * plane], k < n n; output turns the n n products M[k * plane] of one
+ * output channel into the group's outputs, adds the epilogue and stores
+ * them; gy writes Z = AT^T gy AT (m x m -> n x n) of one tile of the output
+ * gradient in channels co0 .. co0 + 15 to Z[k][co0 / RB + h][t][RB] (h = 0, 1;
+ * zk floats per k, T tiles per block) for the weight gradient. G [n][3] is
+ * the weight transform. */
 typedef struct {
     int m, n;
     const double *G;
     void (*input)(const float *base, int64_t W, const patch16 *p, int64_t plane, float *V);
     void (*output)(const dconv_shape *c, const float *M, int64_t plane, const tile_group *tg,
                    int64_t co, const dconv_epilogue *ep, float *y);
+    void (*gy)(const dconv_shape *c, const float *gy, int64_t b, int64_t oh, int64_t ow,
+               int64_t co0, int64_t T, int64_t zk, int64_t t, float *Z);
 } wino_kind;
 extern const wino_kind wino_f4, wino_f7;
+/* The tile size for shape c (the forward's: the weight gradient uses the same) */
+const wino_kind *wino_kind_of(const dconv_shape *c, int bf16);
+/* The 16 channel lanes of r to z[0 .. RB) and z[T RB ..) (two blocks of Z) */
+static inline void wino_store_z(float *z, int64_t T, __m512 r) {
+    _mm256_storeu_ps(z, _mm512_castps512_ps256(r));
+    _mm256_storeu_ps(z + T * RB, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(r), 1)));
+}
+/* F(4x4, 3x3)'s gy (conv_winograd_bw.c) */
+void wino_gy4(const dconv_shape *c, const float *gy, int64_t b, int64_t oh, int64_t ow, int64_t co0,
+              int64_t T, int64_t zk, int64_t t, float *Z);
 
 /* Where a group's outputs of one channel go: y and the epilogue's addend,
  * a tensor (add) or one value per image and channel (per, Cout apart). */

@@ -1,5 +1,5 @@
-/* The Winograd paths of conv2d (F(4,3) and F(7,3) forward and data
- * gradient, F(4,3) weight gradient) against float64 references, with finite differences and 1 vs 2
+/* The Winograd paths of conv2d (F(4,3) and F(7,3): forward, data gradient
+ * and weight gradient) against float64 references, with finite differences and 1 vs 2
  * threads. Skipped (passes) in builds without the kernel. */
 #include "harness.h"
 #include "conv_winograd.h"
@@ -166,9 +166,8 @@ static void bufs_free(bufs *s) {
  * 1/24, so its float rounding is about 5x the direct kernel's. Measured on
  * these cases: at most 8.7e-6 (forward, 256 -> 128 channels), 7.4e-6 (data
  * gradient) and 5.2e-6 (weight gradient); the direct kernel 1.7e-6, 1.2e-6
- * and 1.1e-6. F(7,3)'s AT reaches 64 and BT 5.3: at most 2.5e-4 (forward
- * and data gradient), and an rms error of 3-5e-5 of the rms value (F(4,3):
- * 1-2e-6); its weight gradient is F(4,3)'s. */
+ * and 1.1e-6. F(7,3)'s AT reaches 64 and BT 5.3: at most 4.6e-4, and an rms
+ * error of 3-7e-5 of the rms value (F(4,3): 1-2e-6). */
 #define WINO_REL_TOL 2e-5
 #define WINO7_REL_TOL 6e-4
 #define WINO7_RMS_TOL 1e-4
@@ -210,7 +209,7 @@ static void test_accuracy(void **state) {
                        mode_name[md], c->B, c->Cin, c->Cout, c->H, c->W, ea[0], er[0], ea[1], er[1],
                        ea[2], er[2]);
             for (int e = 0; e < 3; e++) {
-                double tol = modes[md] == 7 && e < 2 ? WINO7_REL_TOL : WINO_REL_TOL;
+                double tol = modes[md] == 7 ? WINO7_REL_TOL : WINO_REL_TOL;
                 if (er[e] > worst[e][md]) worst[e][md] = er[e];
                 if (modes[md] && er[e] > tol)
                     fprintf(stderr, "case %zu %s: %s rel err %.3g\n", k, mode_name[md], what[e],
@@ -218,8 +217,9 @@ static void test_accuracy(void **state) {
                 if (modes[md]) assert_true(er[e] <= tol);
             }
             if (modes[md] == 7) {
-                double r[2] = {rms_err(s.y, s.ry, s.ny), rms_err(s.dx, s.rdx, s.nx)};
-                for (int e = 0; e < 2; e++) {
+                double r[3] = {rms_err(s.y, s.ry, s.ny), rms_err(s.dx, s.rdx, s.nx),
+                               rms_err(s.dw, s.rdw, s.nw)};
+                for (int e = 0; e < 3; e++) {
                     if (r[e] > worst_rms7) worst_rms7 = r[e];
                     assert_true(r[e] <= WINO7_RMS_TOL);
                 }

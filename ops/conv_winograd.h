@@ -4,10 +4,11 @@
  * each of the 36 positions a product M = U V over the input channels
  * (U = G g GT, the transformed weights), then y = AT M A: 36 multiplications
  * per 16 outputs instead of 144. F(7x7, 3x3) (9 x 9 patches, 81 per 49) is
- * used instead where its tiles fit the plane well (sides that are multiples
- * of 7) and the operands are float32; the weight gradient is F(4,3). Pieces are fixed runs of tiles
- * (chosen from the shape alone) handed out dynamically; every output is computed by one thread in a
- * fixed order, so results don't depend on the thread count. */
+ * used instead, in the forward and both gradients, where its tiles fit the
+ * plane well (sides 7, 14, 21) and the operands are float32. Pieces are
+ * fixed runs of tiles (chosen from the shape alone) handed out dynamically;
+ * every output is computed by one thread in a fixed order, so results don't
+ * depend on the thread count. */
 #ifndef DFRUN_CONV_WINOGRAD_H
 #define DFRUN_CONV_WINOGRAD_H
 #include "conv_direct.h"

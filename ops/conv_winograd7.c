@@ -1,9 +1,10 @@
-/* Winograd F(7x7, 3x3) tiles of the forward (see conv_winograd.c), points 0,
- * +-1, +-2, +-1/2, 1/4 and infinity: a 9 x 9 patch gives 7 x 7 outputs from
- * 81 products, against 144 for the four F(4x4, 3x3) tiles the same outputs
- * need when the side is a multiple of 7 (the UNet's 7, 14 and 28). AT and
- * BT hold dyadic fractions only (exact in float); G is applied in float64.
- * Its float32 error is about 15x F(4,3)'s (test_winograd states it). */
+/* Winograd F(7x7, 3x3) tiles (see conv_winograd.c and conv_winograd_bw.c),
+ * points 0, +-1, +-2, +-1/2, 1/4 and infinity: a 9 x 9 patch gives 7 x 7
+ * outputs from 81 products, against 144 for the four F(4x4, 3x3) tiles the
+ * same outputs need on a 7 x 7 plane (wino_kind_of says where it is used).
+ * AT and BT hold dyadic fractions only (exact in float); G is applied in
+ * float64. Its float32 error is about 30x F(4,3)'s (test_winograd states
+ * and bounds it). Here: the input, output and output-gradient transforms. */
 #include "conv_winograd.h"
 
 #if defined(__AVX512F__) && defined(__AVX512VL__)

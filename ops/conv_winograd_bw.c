@@ -5,8 +5,9 @@
  * Summed over tiles, the 36 positions k are products over the tiles:
  *   P[k][co][ci] = sum over tiles of Z[k][co][t] V[k][ci][t],
  *   Z = AT^T gy AT (4x4 -> 6x6), V = BT d B (the forward's input transform),
- * and dw[co][ci] = GT P[.][co][ci] G (6x6 -> 3x3).
- * Here the vector lanes are 16 channels of one tile (the sums run over the
+ * and dw[co][ci] = GT P[.][co][ci] G (6x6 -> 3x3). With the forward's
+ * F(7x7, 3x3) tiles (wino_kind_of) the same runs over 81 positions, 7x7 ->
+ * 9x9 -> 3x3. Here the vector lanes are 16 channels of one tile (the sums run over the
  * tiles). Pieces of tiles are grouped into chunks fixed by the shape; a
  * thread sums a chunk's pieces in order into its P, transforms it into the
  * chunk's part of dw, and the parts are added in chunk order: the result

@@ -354,7 +354,7 @@ static df_status conv_fwd(const df_node *n, df_exec_ctx *ctx) {
     if (wino_available(&d)) {
         dconv_epilogue ep = epilogue_of(n);
         wino_run(&d, df_inp(n, 0), df_inp(n, 1), 0, &ep, df_out(n), ctx->scratch, ctx->nthreads,
-                 ctx->bf16);
+                 ctx->bf16, ctx->cache);
         return DF_OK;
     }
     if (dconv_available(&d)) {
@@ -509,7 +509,7 @@ static df_status bwd_data_fwd(const df_node *n, df_exec_ctx *ctx) {
     if (dshape_bwd_data(&g, &d)) {
         if (wino_available(&d))
             wino_run(&d, df_inp(n, 0), df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch,
-                     ctx->nthreads, ctx->bf16);
+                     ctx->nthreads, ctx->bf16, ctx->cache);
         else
             dconv_run(&d, df_inp(n, 0), df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch,
                       ctx->nthreads);

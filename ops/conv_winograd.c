@@ -12,6 +12,7 @@
  * conv_winograd7.c) go to M and are transformed back straight into y. V and
  * M of a piece stay in L2. */
 #include "conv_winograd.h"
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -321,16 +322,58 @@ static void wino_pieces(void *ctx, int64_t p0, int64_t p1, int worker) {
         run_piece(j->c, j->g, j->x, j->U, j->U2, j->ep, j->y, p, V, M, V2);
 }
 
+static _Atomic long n_transforms;
+long wino_weight_transforms(void) {
+    return atomic_load(&n_transforms);
+}
+
+/* A cache slot's block: this header, the weights U came from, then U and U2 */
+typedef struct {
+    size_t nw, nu; /* floats of w and of U + U2 */
+    const wino_kind *k;
+    int flip, bf16;
+} ucache;
+#define UCACHE_HDR 64 /* bytes before w (U stays 64-aligned) */
+
+/* U and U2 for w: kept in *cache when w is what they were made from (*fresh =
+ * 0), else a new block there to make them in (*fresh = 1); NULL when there
+ * is no slot or no memory (then they are made in the scratch). */
+static float *kept_u(void **cache, const dconv_shape *c, const wgeom *g, const float *w, int flip,
+                     int bf16, int *fresh) {
+    size_t nw = (size_t)(c->Cout * c->Cin * 9), nu = u_floats(g), nwp = (nw + 15) & ~(size_t)15;
+    *fresh = 1;
+    if (!cache) return NULL;
+    ucache *h = *cache;
+    float *kw = h ? (float *)((char *)h + UCACHE_HDR) : NULL;
+    if (h && h->nw == nw && h->nu == nu && h->k == g->k && h->flip == flip && h->bf16 == bf16 &&
+        !memcmp(kw, w, nw * 4)) {
+        *fresh = 0;
+        return kw + nwp;
+    }
+    free(h);
+    *cache = h = aligned_alloc(64, UCACHE_HDR + (nwp + nu) * 4);
+    if (!h) return NULL;
+    *h = (ucache){nw, nu, g->k, flip, bf16};
+    kw = (float *)((char *)h + UCACHE_HDR);
+    memcpy(kw, w, nw * 4);
+    return kw + nwp;
+}
+
 void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
-              const dconv_epilogue *ep, float *y, float *scratch, int nt, int bf16) {
+              const dconv_epilogue *ep, float *y, float *scratch, int nt, int bf16, void **cache) {
     (void)nt; /* the scratch holds a piece's buffers per worker */
     wgeom g;
     wgeom_of(c, wino_kind_of(c, bf16), &g);
-    float *U = scratch; // [nn][uk]
-    df_parallel_for(g.Coutp / RB, 1, transform_weight_blocks, &(wt_job){c, &g, w, U, flip});
+    int fresh;
+    float *U = kept_u(cache, c, &g, w, flip, bf16, &fresh); // [nn][uk]
+    if (!U) U = scratch;
     uint32_t *U2 = (uint32_t *)(U + g.nn * g.uk);
-    if (bf16)
-        df_parallel_for(g.nn * g.Coutp / RB, 1, pair_weight_rows, &(u2_job){&g, U, U2, c->Cin});
+    if (fresh) {
+        atomic_fetch_add(&n_transforms, 1);
+        df_parallel_for(g.Coutp / RB, 1, transform_weight_blocks, &(wt_job){c, &g, w, U, flip});
+        if (bf16)
+            df_parallel_for(g.nn * g.Coutp / RB, 1, pair_weight_rows, &(u2_job){&g, U, U2, c->Cin});
+    }
     float *base = scratch + u_floats(&g);
     wino_job j = {c, &g, x, U, bf16 ? U2 : NULL, ep, y, base, per_thread(&g)};
     df_parallel_for(g.pieces, 1, wino_pieces, &j);
@@ -350,7 +393,11 @@ size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
     return 0;
 }
 void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
-              const dconv_epilogue *ep, float *y, float *scratch, int nt, int bf16) {
+              const dconv_epilogue *ep, float *y, float *scratch, int nt, int bf16, void **cache) {
     (void)c, (void)x, (void)w, (void)flip, (void)ep, (void)y, (void)scratch, (void)nt, (void)bf16;
+    (void)cache;
+}
+long wino_weight_transforms(void) {
+    return 0;
 }
 #endif

@@ -23,9 +23,14 @@ int wino_available(const dconv_shape *c);
 size_t wino_scratch_floats(const dconv_shape *c, int nthreads);
 /* The same contract as dconv_run, bf16 = 1: the products from operands
  * rounded to bf16, summed in float32 (flip = 1: w is [Cin, Cout, 3, 3] used
- * transposed and rotated, the data gradient of a stride-1 conv). */
+ * transposed and rotated, the data gradient of a stride-1 conv). cache: a
+ * node's slot (df_exec_ctx) or NULL: the transformed weights are kept there
+ * with a copy of w, and reused while w is unchanged. */
 void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
-              const dconv_epilogue *ep, float *y, float *scratch, int nthreads, int bf16);
+              const dconv_epilogue *ep, float *y, float *scratch, int nthreads, int bf16,
+              void **cache);
+/* Weight transforms computed so far (tests: a kept one is reused). */
+long wino_weight_transforms(void);
 
 /* The weight gradient (conv_winograd_bw.c) of the forward conv c, where
  * wino_applies; the same contract as dconv_bw_run. */

@@ -161,6 +161,9 @@ typedef struct {
     int plan_only;  /* plan and report (df_plan_get_stats) without allocating: no df_run */
     int no_fuse;    /* keep the ops as built (no fused nodes; tests compare both) */
     int precision;  /* DF_PRECISION_FP32 (0) or DF_PRECISION_BF16 */
+    int no_cache;   /* forward-only graphs: don't keep data between runs (the Winograd
+                       convolutions' transformed weights, reused while the weights are
+                       unchanged; the memory: about 9x the 3x3 weights) */
 } df_compile_opts;
 
 /* Precision of a graph's heavy products. BF16: the 3x3 stride-1

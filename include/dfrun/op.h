@@ -17,7 +17,9 @@ typedef struct {
     void *scratch; /* workspace of at least desc->scratch(n) bytes, 64-aligned */
     size_t scratch_bytes;
     int nthreads;
-    int bf16; /* the graph's precision is DF_PRECISION_BF16 (see df_compile_opts) */
+    int bf16;     /* the graph's precision is DF_PRECISION_BF16 (see df_compile_opts) */
+    void **cache; /* the node's slot for data kept between runs (forward-only graphs; else
+                     NULL): one block from malloc or aligned_alloc, freed with the graph */
 } df_exec_ctx;
 
 enum {

@@ -83,11 +83,12 @@ df_status df_run(df_graph *g) {
 /* the nodes in order (df_run's loop) */
 static df_status run_nodes(df_graph *g, int nt) {
     df_status st;
-    df_exec_ctx ctx = {g->scratch, g->scratch_bytes, nt, g->precision == DF_PRECISION_BF16};
+    df_exec_ctx ctx = {g->scratch, g->scratch_bytes, nt, g->precision == DF_PRECISION_BF16, NULL};
     for (int i = 0; i < g->n; i++) {
         df_node *n = g->nodes[i];
         const df_op_desc *d = df_op_table[n->op];
         if (d->flags & (DF_OPF_LEAF | DF_OPF_VIEW) || n->dead) continue;
+        ctx.cache = g->node_cache ? &g->node_cache[i] : NULL;
         df_clearerr();
         double t0 = g->node_sec ? df_seconds() : 0;
         st = d->forward(n, &ctx);

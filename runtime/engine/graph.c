@@ -31,6 +31,8 @@ void df_graph_free(df_graph *g) {
     free(g->arena);
     free(g->scratch);
     free(g->node_sec);
+    for (int i = 0; g->node_cache && i < g->n; i++) free(g->node_cache[i]);
+    free(g->node_cache);
     free(g);
 }
 

@@ -32,7 +32,8 @@ struct df_graph {
     size_t scratch_bytes;
     int scratch_threads;
     df_plan_stats stats;
-    double *node_sec;                       /* [n] when profiling */
+    double *node_sec;  /* [n] when profiling */
+    void **node_cache; /* [n]: what ops keep between runs (forward-only graphs), or NULL */
     void (*on_node)(void *ctx, df_node *n); /* after each executed node (df_on_node) */
     void *on_node_ctx;
 };

@@ -102,6 +102,10 @@ df_status df_compile(df_graph *g, const df_compile_opts *opts) {
                          o.precision);
     g->precision = o.precision;
     if (!o.no_fuse && (st = df_fuse(g))) return st;
+    /* a graph without gradients keeps what its ops derive from the weights */
+    if (!g->has_backward && !o.no_cache && !o.plan_only &&
+        !(g->node_cache = calloc((size_t)g->n, sizeof *g->node_cache)))
+        return df_seterr(DF_ENOMEM, "df_compile: out of memory");
 
     /* storage classes and roots */
     memset(&g->stats, 0, sizeof g->stats);

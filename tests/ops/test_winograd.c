@@ -375,6 +375,68 @@ static void test_bf16(void **state) {
            wino_bf16_native() ? "vdpbf16ps" : "emulated: no AVX512_BF16");
 }
 
+/* y = conv(x, w) + b in a forward-only graph, compiled with or without the cache */
+typedef struct {
+    df_params *ps;
+    df_graph *g;
+    df_node *x, *w, *b, *y;
+} fwd_graph;
+static void fwd_graph_new(const wc *c, int no_cache, fwd_graph *f) {
+    f->ps = df_params_new();
+    f->g = df_graph_new(f->ps);
+    f->x = df_input(f->g, "x", DF_F32, df_shape4(c->B, c->Cin, c->H, c->W));
+    f->w = df_input(f->g, "w", DF_F32, df_shape4(c->Cout, c->Cin, 3, 3));
+    f->b = df_input(f->g, "b", DF_F32, df_shape1(c->Cout));
+    f->y = df_conv2d(f->g, f->x, f->w, f->b, 1, 1);
+    df_keep(f->g, f->y);
+    df_compile_opts co = {.no_cache = no_cache};
+    assert_int_equal(df_compile(f->g, &co), DF_OK);
+}
+static void fwd_graph_run(fwd_graph *f, const bufs *s, const float *w, int64_t nw, float *y) {
+    df_set_input(f->g, f->x, s->x, s->nx);
+    df_set_input(f->g, f->w, w, nw);
+    df_set_input(f->g, f->b, s->b, df_shape_numel(&f->b->shape));
+    assert_int_equal(df_run(f->g), DF_OK);
+    memcpy(y, df_data(f->y), s->ny * 4);
+}
+/* A forward-only graph keeps each convolution's transformed weights and
+ * reuses them while the weights are unchanged; changed weights give the same
+ * output as a graph that keeps nothing. Both tile sizes. */
+static void test_weight_cache(void **state) {
+    (void)state;
+    if (!wino_applies(&(dconv_shape){1, 16, 8, 8, 16, 3, 3, 1, 1, 8, 8})) skip();
+    const wc cc[] = {{2, 32, 14, 14, 24, 1}, {2, 16, 8, 8, 16, 1}}; /* F(7,3), F(4,3) */
+    for (size_t k = 0; k < 2; k++) {
+        const wc *c = &cc[k];
+        bufs s;
+        bufs_new(c, 70 + k, &s);
+        float *y0 = malloc(s.ny * 4), *y1 = malloc(s.ny * 4), *w2 = malloc(s.nw * 4);
+        for (int64_t i = 0; i < s.nw; i++) w2[i] = -s.w[i];
+        fwd_graph kept, plain;
+        fwd_graph_new(c, 0, &kept);
+        fwd_graph_new(c, 1, &plain);
+        long t0 = wino_weight_transforms();
+        fwd_graph_run(&kept, &s, s.w, s.nw, y0);
+        fwd_graph_run(&kept, &s, s.w, s.nw, y1);
+        assert_int_equal(wino_weight_transforms() - t0, 1); /* made once, then reused */
+        assert_memory_equal(y0, y1, s.ny * 4);
+        fwd_graph_run(&kept, &s, w2, s.nw, y1); /* new weights: made again */
+        assert_int_equal(wino_weight_transforms() - t0, 2);
+        fwd_graph_run(&plain, &s, w2, s.nw, y0);
+        fwd_graph_run(&plain, &s, w2, s.nw, y0);
+        assert_int_equal(wino_weight_transforms() - t0, 4); /* no cache: every run */
+        assert_memory_equal(y0, y1, s.ny * 4);
+        for (int i = 0; i < 3; i++) w2[(i * 7919) % s.nw] += 1e-3f; /* a few weights change */
+        fwd_graph_run(&kept, &s, w2, s.nw, y1);
+        fwd_graph_run(&plain, &s, w2, s.nw, y0);
+        assert_memory_equal(y0, y1, s.ny * 4);
+        df_graph_free(kept.g), df_graph_free(plain.g);
+        df_params_free(kept.ps), df_params_free(plain.ps);
+        free(y0), free(y1), free(w2);
+        bufs_free(&s);
+    }
+}
+
 static df_node *build(df_graph *g, df_node **in, void *vc) {
     const wc *c = vc;
     return df_conv2d(g, in[0], in[1], c->bias ? in[2] : NULL, 1, 1);
@@ -405,6 +467,7 @@ int dft_run_winograd(void) {
     const struct CMUnitTest t[] = {
         cmocka_unit_test(test_accuracy),    cmocka_unit_test(test_switch),
         cmocka_unit_test(test_tile_choice), cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_grad),        cmocka_unit_test(test_bf16)};
+        cmocka_unit_test(test_grad),        cmocka_unit_test(test_bf16),
+        cmocka_unit_test(test_weight_cache)};
     return cmocka_run_group_tests_name("winograd", t, NULL, NULL);
 }

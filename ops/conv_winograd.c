@@ -71,8 +71,9 @@ static int64_t tiles_of(const dconv_shape *c, int m) {
  * 36 per 16, but F(7,3)'s larger transforms cost more per output and its
  * float32 error is about 30x F(4,3)'s (rms 3-7e-5 of the rms output). It is
  * chosen when its products are at most 0.6 of F(4,3)'s: sides 7, 14 and 21
- * give 0.56, where it was measured 1.3-1.5x faster; at 28 (0.73) it gained
- * only 1.02-1.09x, not worth the error. With bf16 operands its error would
+ * give 0.56, where it was measured 1.3-1.5x faster; at 28 (0.73) single
+ * convolutions gained 1.02-1.3x but the whole UNet only 1.01x, not worth
+ * the error. With bf16 operands its error would
  * be 40%, so bf16 always uses F(4,3). */
 const wino_kind *wino_kind_of(const dconv_shape *c, int bf16) {
     int mode = df_conv_winograd();
@@ -121,11 +122,10 @@ static size_t u_floats(const wgeom *g) {
     return (size_t)(g->nn * (g->uk + g->uk2));
 }
 size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
-    size_t most = 0; /* either tile size: the switch may change after planning */
-    const wino_kind *kinds[2] = {&wino_f4, &wino_f7};
-    for (int i = 0; i < 2; i++) {
+    size_t most = 0; /* either tile size */
+    for (int i = 0; i < WINO_KINDS; i++) {
         wgeom g;
-        wgeom_of(c, kinds[i], &g);
+        wgeom_of(c, wino_kinds[i], &g);
         size_t n = u_floats(&g) + (size_t)nthreads * per_thread(&g) + 16;
         if (n > most) most = n;
     }
@@ -266,6 +266,7 @@ static void input4(const float *base, int64_t W, const patch16 *p, int64_t plane
 }
 
 const wino_kind wino_f4 = {4, 6, &G4[0][0], input4, output4, wino_gy4};
+const wino_kind *const wino_kinds[WINO_KINDS] = {&wino_f4, &wino_f7};
 
 /* One piece: tiles p T .. p T + T - 1. V [nn][Cin][T], M [nn][RB][T];
  * with U2 (bf16), V2 [nn][Cin2][T] pairs. */

@@ -70,11 +70,10 @@ static size_t bw_per_thread(const bgeom *g) {
     return (size_t)(g->nn * (g->pk + g->vk + g->zk + g->vk2 + g->zk2));
 }
 size_t wino_bw_scratch_floats(const dconv_shape *c, int nthreads) {
-    size_t most = 0; /* either tile size: the switch may change after planning */
-    const wino_kind *kinds[2] = {&wino_f4, &wino_f7};
-    for (int i = 0; i < 2; i++) {
+    size_t most = 0; /* either tile size */
+    for (int i = 0; i < WINO_KINDS; i++) {
         bgeom g;
-        bgeom_of(c, kinds[i], &g);
+        bgeom_of(c, wino_kinds[i], &g);
         size_t n =
             (size_t)nthreads * bw_per_thread(&g) + (size_t)(g.chunks * c->Cout * 9 * g.Cinp) + 16;
         if (n > most) most = n;

@@ -148,6 +148,9 @@ typedef struct {
                int64_t co0, int64_t T, int64_t zk, int64_t t, float *Z);
 } wino_kind;
 extern const wino_kind wino_f4, wino_f7;
+/* Both, for sizing scratch: the switch may change the choice after planning */
+#define WINO_KINDS 2
+extern const wino_kind *const wino_kinds[WINO_KINDS];
 /* The tile size for shape c (the forward's: the weight gradient uses the same) */
 const wino_kind *wino_kind_of(const dconv_shape *c, int bf16);
 /* The 16 channel lanes of r to z[0 .. RB) and z[T RB ..) (two blocks of Z) */

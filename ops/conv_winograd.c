@@ -25,7 +25,11 @@ void df_conv_set_winograd(int mode) {
 int df_conv_winograd(void) {
     if (wino_mode < 0) {
         const char *e = getenv("DFRUN_WINOGRAD");
-        df_conv_set_winograd(!e ? 1 : !strcmp(e, "0") ? 0 : atoi(e));
+        df_conv_set_winograd(!e                ? 1
+                             : !strcmp(e, "0") ? 0
+                             : !strcmp(e, "4") ? 4
+                             : !strcmp(e, "7") ? 7
+                                               : 1);
     }
     return wino_mode;
 }

@@ -1,4 +1,5 @@
 /* SiLU and ReLU with their gradient kernels. */
+#include "silu_rows.h"
 #include "util.h"
 #include "parallel.h"
 #include <math.h>
@@ -19,16 +20,15 @@ static df_status f32_same(df_node *n) {
     return DF_OK;
 }
 
-/* NAME: the forward of an element-wise op over its node's elements, in
- * pieces; BODY computes element i from x = input 0, gy = input 1 (if any)
- * into y. */
-#define ELEMENTWISE_KERNEL(NAME, BODY)                                                             \
+/* NAME: an element-wise op over its node's elements in pieces, ROW
+ * computing elements [i0, i1) from x = input 0 and gy = input 1 (if any). */
+#define ROW_KERNEL(NAME, ROW)                                                                      \
     static void NAME##_piece(void *ctx, int64_t i0, int64_t i1, int worker) {                      \
         const df_node *n = ctx;                                                                    \
         const float *x = df_inp(n, 0), *gy = n->n_in > 1 ? df_inp(n, 1) : NULL;                    \
         float *y = df_out(n);                                                                      \
         (void)gy, (void)worker;                                                                    \
-        _Pragma("omp simd") for (int64_t i = i0; i < i1; i++) BODY;                                \
+        ROW;                                                                                       \
     }                                                                                              \
     static df_status NAME(const df_node *n, df_exec_ctx *c) {                                      \
         (void)c;                                                                                   \
@@ -37,13 +37,14 @@ static df_status f32_same(df_node *n) {
         return DF_OK;                                                                              \
     }
 
-/* ---- silu: y = x * sigmoid(x) ---- */
-ELEMENTWISE_KERNEL(silu_fwd, y[i] = x[i] / (1.0f + df_expf(-x[i])))
+/* ROW_KERNEL with BODY computing element i into y */
+#define ELEMENTWISE_KERNEL(NAME, BODY)                                                             \
+    ROW_KERNEL(NAME, _Pragma("omp simd") for (int64_t i = i0; i < i1; i++) BODY)
+
+/* ---- silu: y = x * sigmoid(x) (silu_rows.h) ---- */
+ROW_KERNEL(silu_fwd, silu_row(x + i0, y + i0, i1 - i0))
 /* dx = gy * s * (1 + x (1 - s)), s = sigmoid(x); inputs (x, gy) */
-ELEMENTWISE_KERNEL(silu_bwd_fwd, {
-    float s = 1.0f / (1.0f + df_expf(-x[i]));
-    y[i] = gy[i] * s * (1.0f + x[i] * (1.0f - s));
-})
+ROW_KERNEL(silu_bwd_fwd, silu_grad_row(x + i0, 0, 0, 1, 0, gy + i0, y + i0, i1 - i0))
 static df_status silu_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
     gin[0] = df_node_new(g, DF_OP_SILU_BWD, (df_node *[]){n->in[0], gy}, 2, NULL, 0, NULL, 0);
     return df_graph_status(g);

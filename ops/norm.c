@@ -1,6 +1,7 @@
 /* GroupNorm (affine, biased variance, like torch.nn.GroupNorm) and its
  * gradient kernels. x [B, C, ...]: statistics per (b, group) over C/G
  * channels and all spatial positions, computed in double, two passes. */
+#include "silu_rows.h"
 #include "util.h"
 #include <math.h>
 #include "parallel.h"
@@ -86,13 +87,7 @@ static void gn_fwd_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
             float bb = bet ? bet[ch] : 0.0f, mf = (float)m; /* (x - m) a + beta: no cancellation */
             const float *xs = x + off + cc * d.S;
             float *ys = y + off + cc * d.S;
-            if (silu)
-                for (int64_t s = 0; s < d.S; s++) {
-                    float t = (xs[s] - mf) * a + bb;
-                    ys[s] = t / (1.0f + df_expf(-t));
-                }
-            else
-                for (int64_t s = 0; s < d.S; s++) ys[s] = (xs[s] - mf) * a + bb;
+            gn_row(xs, 1, mf, a, bb, silu, ys, d.S);
         }
     }
 }
@@ -252,10 +247,7 @@ static void gn_silu_bwd_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
             float bb = bet ? bet[ch] : 0.0f, mf = (float)m; /* (x - m) a + beta: no cancellation */
             const float *xs = x + off + cc * d.S, *gs = gy + off + cc * d.S;
             float *o = dt + off + cc * d.S;
-            for (int64_t s = 0; s < d.S; s++) {
-                float t = (xs[s] - mf) * a + bb, sg = 1.0f / (1.0f + df_expf(-t));
-                o[s] = gs[s] * sg * (1.0f + t * (1.0f - sg));
-            }
+            silu_grad_row(xs, 1, mf, a, bb, gs, o, d.S);
         }
     }
 }

@@ -128,7 +128,12 @@ static void test_unet_equal(void **state) {
                           "data.path=/nonexistent/mnist",
                           "train.batch=16",
                           "train.warmup=5"};
-    check_equal(DFRUN_SOURCE_DIR "/graphs/unet_mnist.yaml", "unet", sets, 9, 1e-4, 1e-4);
+    /* Parameters: one Adam step (lr = 1e-3). The sums run in another order
+     * on 2 ranks, and Adam turns a gradient that is nearly zero and differs
+     * in its last bits into steps of up to lr either way: in one run 2 of
+     * 51,153 weights differed by more than 2e-5, one by 1.9e-4 (a float
+     * change in SiLU moved it from 1.5e-5), while every loss agreed to 1.4e-6. */
+    check_equal(DFRUN_SOURCE_DIR "/graphs/unet_mnist.yaml", "unet", sets, 9, 1e-4, 1e-3);
 }
 
 /* a run trained on 2 ranks resumes on 1 (and says so) and goes on as the

@@ -1,5 +1,5 @@
 /* SiLU and ReLU with their gradient kernels. */
-#include "silu_rows.h"
+#include "gn_silu.h"
 #include "util.h"
 #include "parallel.h"
 #include <math.h>
@@ -41,7 +41,7 @@ static df_status f32_same(df_node *n) {
 #define ELEMENTWISE_KERNEL(NAME, BODY)                                                             \
     ROW_KERNEL(NAME, _Pragma("omp simd") for (int64_t i = i0; i < i1; i++) BODY)
 
-/* ---- silu: y = x * sigmoid(x) (silu_rows.h) ---- */
+/* ---- silu: y = x * sigmoid(x) (gn_silu.h) ---- */
 ROW_KERNEL(silu_fwd, silu_row(x + i0, y + i0, i1 - i0))
 /* dx = gy * s * (1 + x (1 - s)), s = sigmoid(x); inputs (x, gy) */
 ROW_KERNEL(silu_bwd_fwd, silu_grad_row(x + i0, 0, 0, 1, 0, gy + i0, y + i0, i1 - i0))

@@ -4,12 +4,15 @@
  * from the shapes alone (never from the thread count), so results are
  * bitwise identical for any number of threads.
  *
- *   conv2d            (x, w[, b])  ia: stride, pad
+ *   conv2d            (x, w[, b])  ia: stride, pad (fuse.c adds an addend,
+ *                                  and in graphs without gradients a
+ *                                  groupnorm_silu of x: see conv_ins_of)
  *   conv2d_bwd_data   (gy, w)      ia: stride, pad, B, Cin, H, W  -> dx
  *   conv2d_bwd_weight (x, gy)      ia: stride, pad, KH, KW        -> dw */
 #include "util.h"
 #include "conv_direct.h"
 #include "conv_winograd.h"
+#include "gn_silu.h"
 #include <cblas.h>
 #include <string.h>
 #include "parallel.h"
@@ -279,13 +282,25 @@ static void fwd_gemm(const conv_geom *g, const df_node *n, int64_t c, float *ws,
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->Cout, (int)nc, (int)g->CKK, 1.0f,
                 w, (int)g->CKK, col + c0, (int)cols, 0.0f, dst + c0, (int)cols);
 }
-/* The forward's epilogue (dconv_epilogue) from its node: inputs x, w,
- * [bias], [addend]; ia[2] = 1 when there is an addend (a fused add, see
- * fuse.c), ia[3] = 1 when it is [B, Cout] (one value per image and channel). */
+/* A conv2d node's inputs: x, w, [bias], [addend], [gamma, beta]. ia[2] = 1
+ * when there is an addend (a fused add, see fuse.c), ia[3] = 1 when it is
+ * [B, Cout] (one value per image and channel). ia[4] = G > 0 when x is read
+ * through a fused groupnorm_silu with G groups and eps fa[0], ia[5] = 1 when
+ * it has gamma and beta. The index of each optional input, or -1. */
+typedef struct {
+    int bias, add, gamma, pre;
+} conv_ins;
+static conv_ins conv_ins_of(const df_node *n) {
+    int pre = n->ia[4] > 0, aff = pre && n->ia[5] == 1, has_add = n->ia[2] == 1;
+    int nconv = n->n_in - 2 * aff; /* x, w, [bias], [addend] */
+    return (conv_ins){nconv - has_add == 3 ? 2 : -1, has_add ? nconv - 1 : -1, aff ? nconv : -1,
+                      pre};
+}
+/* The forward's epilogue (dconv_epilogue) from its node */
 static dconv_epilogue epilogue_of(const df_node *n) {
-    int has_add = n->ia[2] == 1;
-    dconv_epilogue e = {n->n_in - has_add == 3 ? df_inp(n, 2) : NULL,
-                        has_add ? df_inp(n, n->n_in - 1) : NULL, has_add && n->ia[3] == 1};
+    conv_ins ci = conv_ins_of(n);
+    dconv_epilogue e = {ci.bias >= 0 ? df_inp(n, ci.bias) : NULL,
+                        ci.add >= 0 ? df_inp(n, ci.add) : NULL, ci.add >= 0 && n->ia[3] == 1};
     return e;
 }
 typedef struct {
@@ -347,14 +362,45 @@ static dconv_shape dshape_fwd(const conv_geom *g) {
     dconv_shape d = {g->B, g->Cin, g->H, g->W, g->Cout, g->KH, g->KW, g->s, g->p, g->Ho, g->Wo};
     return d;
 }
+/* A fused groupnorm_silu's floats of scratch before the kernel's: the
+ * statistics [B, G, 2] */
+static size_t pre_floats(const df_node *n) {
+    return n->ia[4] > 0 ? ((size_t)(2 * n->in[0]->shape.d[0] * n->ia[4]) + 15) & ~(size_t)15 : 0;
+}
+/* y of a conv2d reading x through a groupnorm_silu (fuse.c, AVX-512 builds,
+ * 3x3 stride-1 shapes): Winograd applies it as pieces read x; else (the
+ * switch turned off) it is computed into the scratch's end, which is
+ * touched only then, and the direct kernel runs on that. */
+static df_status conv_fwd_pre(const df_node *n, df_exec_ctx *ctx, const dconv_shape *d) {
+    conv_ins ci = conv_ins_of(n);
+    const float *x = df_inp(n, 0);                            // [B, Cin, H, W]
+    float *stats = ctx->scratch, *ks = stats + pre_floats(n); // [B, G, 2]; the kernel's
+    struct gn_silu_pre pre = {stats, ci.gamma >= 0 ? df_inp(n, ci.gamma) : NULL,
+                              ci.gamma >= 0 ? df_inp(n, ci.gamma + 1) : NULL, d->Cin, n->ia[4]};
+    gn_stats(x, d->B, d->Cin, d->H * d->W, pre.G, n->fa[0], stats);
+    dconv_epilogue ep = epilogue_of(n);
+    if (wino_available(d)) {
+        wino_run(d, x, &pre, df_inp(n, 1), 0, &ep, df_out(n), ks, ctx->nthreads, ctx->bf16,
+                 ctx->cache);
+        return DF_OK;
+    }
+    float *t = ks + direct_scratch(d, ctx->nthreads); // [B, Cin, H, W]
+    for (int64_t p = 0; p < d->B * d->Cin; p++)
+        gn_silu_pre_row(&pre, p / d->Cin, p % d->Cin, x + p * d->H * d->W, t + p * d->H * d->W,
+                        d->H * d->W);
+    dconv_run(d, t, df_inp(n, 1), 0, &ep, df_out(n), ks, ctx->nthreads);
+    return DF_OK;
+}
+
 static df_status conv_fwd(const df_node *n, df_exec_ctx *ctx) {
     conv_geom g;
     geom_fwd(&g, n);
     dconv_shape d = dshape_fwd(&g);
+    if (n->ia[4] > 0) return conv_fwd_pre(n, ctx, &d);
     if (wino_available(&d)) {
         dconv_epilogue ep = epilogue_of(n);
-        wino_run(&d, df_inp(n, 0), df_inp(n, 1), 0, &ep, df_out(n), ctx->scratch, ctx->nthreads,
-                 ctx->bf16, ctx->cache);
+        wino_run(&d, df_inp(n, 0), NULL, df_inp(n, 1), 0, &ep, df_out(n), ctx->scratch,
+                 ctx->nthreads, ctx->bf16, ctx->cache);
         return DF_OK;
     }
     if (dconv_available(&d)) {
@@ -369,6 +415,8 @@ static size_t conv_scratch(const df_node *n, int nt) {
     conv_geom g;
     geom_fwd(&g, n);
     dconv_shape d = dshape_fwd(&g);
+    if (n->ia[4] > 0) /* the statistics, the kernel's, and x's size for the switch off */
+        return (pre_floats(n) + direct_scratch(&d, nt) + (size_t)(d.B * d.Cin * d.H * d.W)) * 4;
     if (dconv_available(&d)) return direct_scratch(&d, nt) * 4;
     return fwd_per_thread(&g) * (size_t)(nt > 0 ? nt : 1) * 4;
 }
@@ -394,10 +442,37 @@ static df_status conv_shape(df_node *n) {
                          "kernel %lldx%lld is larger than the padded input %s (padding %d)",
                          (long long)w->shape.d[2], (long long)w->shape.d[3],
                          df_shape_str(&x->shape, a, sizeof a), p);
-    int has_add = n->ia[2] == 1, has_bias = n->n_in - has_add == 3;
-    if (n->ia[2] < 0 || n->ia[2] > 1 || n->ia[3] < 0 || n->ia[3] > 1 || n->n_in - has_add < 2)
+    conv_ins ci = conv_ins_of(n);
+    if (n->ia[2] < 0 || n->ia[2] > 1 || n->ia[3] < 0 || n->ia[3] > 1 ||
+        n->n_in - (ci.add >= 0) - (ci.gamma >= 0 ? 2 : 0) < 2)
         return df_seterr(DF_EINVAL, "conv2d: bad addend attributes (%d, %d)", n->ia[2], n->ia[3]);
-    if (has_bias) {
+    if (ci.pre) { /* a fused groupnorm_silu (fuse.c) */
+        dconv_shape d = {x->shape.d[0],
+                         x->shape.d[1],
+                         x->shape.d[2],
+                         x->shape.d[3],
+                         w->shape.d[0],
+                         w->shape.d[2],
+                         w->shape.d[3],
+                         s,
+                         p,
+                         Ho / s + 1,
+                         Wo / s + 1};
+        if (x->shape.d[1] % n->ia[4] || n->ia[5] < 0 || n->ia[5] > 1 || !(n->fa[0] > 0) ||
+            !dconv_available(&d))
+            return df_seterr(DF_EINVAL,
+                             "conv2d: bad groupnorm_silu attributes (groups %d, affine %d, eps %g)"
+                             " for input %s",
+                             n->ia[4], n->ia[5], n->fa[0], df_shape_str(&x->shape, a, sizeof a));
+        for (int k = ci.gamma; k >= 0 && k < ci.gamma + 2; k++)
+            if (n->in[k]->dtype != DF_F32 || n->in[k]->shape.nd != 1 ||
+                n->in[k]->shape.d[0] != x->shape.d[1])
+                return df_seterr(DF_ESHAPE, "%s %s, expected [%lld] (the input channels)",
+                                 k == ci.gamma ? "gamma" : "beta",
+                                 df_shape_str(&n->in[k]->shape, a, sizeof a),
+                                 (long long)x->shape.d[1]);
+    }
+    if (ci.bias >= 0) {
         const df_node *bi = n->in[2];
         if (bi->dtype != DF_F32 || bi->shape.nd != 1 || bi->shape.d[0] != w->shape.d[0])
             return df_seterr(DF_ESHAPE, "bias %s, expected [%lld] (the output channels)",
@@ -405,8 +480,8 @@ static df_status conv_shape(df_node *n) {
     }
     n->shape = df_shape4(x->shape.d[0], w->shape.d[0], Ho / s + 1, Wo / s + 1);
     n->dtype = DF_F32;
-    if (has_add) { /* [B, Cout, Ho, Wo], or [B, Cout] with ia[3] = 1 */
-        const df_node *r = n->in[n->n_in - 1];
+    if (ci.add >= 0) { /* [B, Cout, Ho, Wo], or [B, Cout] with ia[3] = 1 */
+        const df_node *r = n->in[ci.add];
         int64_t want = n->ia[3] ? n->shape.d[0] * n->shape.d[1] : df_shape_numel(&n->shape);
         if (r->dtype != DF_F32 || df_shape_numel(&r->shape) != want ||
             (!n->ia[3] && !df_shape_eq(&r->shape, &n->shape)))
@@ -419,6 +494,9 @@ static df_status conv_shape(df_node *n) {
 
 static df_status conv_bwd(df_graph *gr, df_node *n, df_node *gy, df_node **gin) {
     df_node *x = n->in[0], *w = n->in[1];
+    if (n->ia[4] > 0) /* fused only after autodiff, in graphs without gradients */
+        return df_seterr(DF_EINVAL, "conv2d %s: no gradient through a fused groupnorm_silu",
+                         n->name ? n->name : "");
     if (x->requires_grad) {
         int32_t ia[6] = {n->ia[0],
                          n->ia[1],
@@ -450,7 +528,7 @@ static double conv_flops(const df_node *n) {
 
 const df_op_desc df_opdesc_conv2d = {.name = "conv2d",
                                      .min_in = 2,
-                                     .max_in = 4,
+                                     .max_in = 6,
                                      .shape = conv_shape,
                                      .forward = conv_fwd,
                                      .backward = conv_bwd,
@@ -508,7 +586,7 @@ static df_status bwd_data_fwd(const df_node *n, df_exec_ctx *ctx) {
     dconv_shape d, f = dshape_fwd(&g);
     if (dshape_bwd_data(&g, &d)) {
         if (wino_available(&d))
-            wino_run(&d, df_inp(n, 0), df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch,
+            wino_run(&d, df_inp(n, 0), NULL, df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch,
                      ctx->nthreads, ctx->bf16, ctx->cache);
         else
             dconv_run(&d, df_inp(n, 0), df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch,

@@ -37,6 +37,7 @@ int df_conv_winograd(void) {
 #if defined(__AVX512F__) && defined(__AVX512VL__)
 #include "conv_winograd_bf16.h"
 #include "conv_winograd_impl.h"
+#include "gn_silu.h"
 #include "parallel.h"
 
 #define PIECE_FLOATS 163840 /* V and M of a piece: 640 KiB (measured best of 384-1280) */
@@ -65,6 +66,8 @@ typedef struct {
     int64_t uk, uk2; /* floats per position k of U and U2: a cache line more than
                         Coutp Cin (Cin2), else the nn rows written per (cb, ci)
                         fall into one L1 set when that is a multiple of 4 KiB */
+    int64_t act;     /* floats of one channel of a piece's images (a fused
+                        groupnorm_silu's output goes there): T / ntile + 2 planes */
 } wgeom;
 
 /* Tiles of m x m outputs a plane needs */
@@ -105,6 +108,7 @@ static void wgeom_of(const dconv_shape *c, const wino_kind *k, wgeom *g) {
     g->vk2 = g->Cin2 * T + 16;
     g->uk = ((g->Coutp * c->Cin + 15) & ~(int64_t)15) + 16;
     g->uk2 = ((g->Coutp * g->Cin2 + 15) & ~(int64_t)15) + 16;
+    g->act = ((T / g->ntile + 2) * c->H * c->W + 15) & ~(int64_t)15;
 }
 
 int wino_applies(const dconv_shape *c) {
@@ -116,9 +120,9 @@ int wino_available(const dconv_shape *c) {
     return wino_applies(c) && df_conv_winograd();
 }
 
-/* per thread: V [nn][vk], M [nn][mk], V2 [nn][vk2] (bf16 pairs) */
+/* per thread: V [nn][vk], M [nn][mk], V2 [nn][vk2] (bf16 pairs), act */
 static size_t per_thread(const wgeom *g) {
-    return (size_t)(g->nn * (g->vk + g->mk + g->vk2));
+    return (size_t)(g->nn * (g->vk + g->mk + g->vk2) + g->act);
 }
 /* U [nn][uk] ([Coutp / RB][Cin][RB] each), then U2 [nn][uk2] ([Coutp / RB][Cin2][RB]
  * bf16 pairs) */
@@ -216,7 +220,10 @@ static inline void at6(const __m512 m[6], __m512 r[4]) {
     r[3] = _mm512_add_ps(_mm512_fmadd_ps(eight, d34, d12), m[5]);
 }
 
-static void group_of(const dconv_shape *c, const wgeom *g, int64_t t0, tile_group *tg) {
+/* The group of tiles t0 .. t0 + 15; patch offsets from channel 0 of image b0,
+ * images istride floats apart */
+static void group_of(const dconv_shape *c, const wgeom *g, int64_t t0, int64_t b0, int64_t istride,
+                     tile_group *tg) {
     int m = g->k->m, n = g->k->n;
     for (int l = 0; l < NT; l++) {
         int64_t t = t0 + l, b = t / g->ntile, r = t % g->ntile;
@@ -226,7 +233,7 @@ static void group_of(const dconv_shape *c, const wgeom *g, int64_t t0, tile_grou
         tg->rows[l] = (int8_t)(ok ? (nr < m ? nr : m) : 0);
         tg->cols[l] = (__mmask8)((1u << (nc < m ? nc : m)) - 1);
         tg->img[l] = ok ? (int32_t)b : 0;
-        tg->in.off[l] = ok ? (int32_t)(b * c->Cin * c->H * c->W + (oh - 1) * c->W + ow - 1) : 0;
+        tg->in.off[l] = ok ? (int32_t)((b - b0) * istride + (oh - 1) * c->W + ow - 1) : 0;
         tg->out[l] = ok ? (int32_t)(b * c->Cout * c->Ho * c->Wo + oh * c->Wo + ow) : 0;
         unsigned cols = 0;
         for (int j = 0; j < n; j++) cols |= (unsigned)(ow - 1 + j >= 0 && ow - 1 + j < c->W) << j;
@@ -272,19 +279,40 @@ static void input4(const float *base, int64_t W, const patch16 *p, int64_t plane
 const wino_kind wino_f4 = {4, 6, &G4[0][0], input4, output4, wino_gy4};
 const wino_kind *const wino_kinds[WINO_KINDS] = {&wino_f4, &wino_f7};
 
+/* act [images b0 ..][H][W] = pre of channel ci of x, in the rows that the
+ * patches of tiles t0 .. t0 + n - 1 read */
+static void pre_channel(const dconv_shape *c, const wgeom *g, const struct gn_silu_pre *pre,
+                        const float *x, int64_t ci, int64_t t0, int64_t n, float *act) {
+    int64_t HW = c->H * c->W, b0 = t0 / g->ntile, m = g->k->m;
+    for (int64_t b = b0; b <= (t0 + n - 1) / g->ntile; b++) {
+        int64_t lo = t0 > b * g->ntile ? t0 - b * g->ntile : 0;
+        int64_t hi = t0 + n < (b + 1) * g->ntile ? t0 + n - b * g->ntile : g->ntile;
+        int64_t r0 = lo / g->ntw * m - 1, r1 = (hi - 1) / g->ntw * m - 1 + g->k->n;
+        if (r0 < 0) r0 = 0;
+        if (r1 > c->H) r1 = c->H;
+        gn_silu_pre_row(pre, b, ci, x + (b * c->Cin + ci) * HW + r0 * c->W,
+                        act + (b - b0) * HW + r0 * c->W, (r1 - r0) * c->W);
+    }
+}
+
 /* One piece: tiles p T .. p T + T - 1. V [nn][Cin][T], M [nn][RB][T];
- * with U2 (bf16), V2 [nn][Cin2][T] pairs. */
-static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, const float *U,
-                      const uint32_t *U2, const dconv_epilogue *ep, float *y, int64_t p, float *V,
-                      float *M, uint32_t *V2) {
+ * with U2 (bf16), V2 [nn][Cin2][T] pairs; with pre, act [g->act]. */
+static void run_piece(const dconv_shape *c, const wgeom *g, const float *x,
+                      const struct gn_silu_pre *pre, const float *U, const uint32_t *U2,
+                      const dconv_epilogue *ep, float *y, int64_t p, float *V, float *M,
+                      uint32_t *V2, float *act) {
     int64_t t0 = p * g->T, n = g->tiles - t0 < g->T ? g->tiles - t0 : g->T;
-    int64_t ng = (n + NT - 1) / NT, nblk = g->Coutp / RB, nn = g->nn;
+    int64_t ng = (n + NT - 1) / NT, nblk = g->Coutp / RB, nn = g->nn, HW = c->H * c->W;
     tile_group tg[MAX_GROUPS];
-    for (int64_t q = 0; q < ng; q++) group_of(c, g, t0 + q * NT, &tg[q]);
+    for (int64_t q = 0; q < ng; q++) /* with pre, patches are read from act */
+        group_of(c, g, t0 + q * NT, pre ? t0 / g->ntile : 0, pre ? HW : c->Cin * HW, &tg[q]);
     /* channel by channel: the piece's rows of x are read in order */
-    for (int64_t ci = 0; ci < c->Cin; ci++)
+    for (int64_t ci = 0; ci < c->Cin; ci++) {
+        if (pre) pre_channel(c, g, pre, x, ci, t0, n, act);
+        const float *base = pre ? act : x + ci * HW;
         for (int64_t q = 0; q < ng; q++)
-            g->k->input(x + ci * c->H * c->W, c->W, &tg[q].in, g->vk, V + ci * g->T + q * NT);
+            g->k->input(base, c->W, &tg[q].in, g->vk, V + ci * g->T + q * NT);
+    }
     bf16_products_fn bf = U2 ? wino_bf16_products() : NULL;
     if (U2) /* the piece's columns as bf16 pairs of channels */
         for (int64_t k = 0; k < nn; k++)
@@ -313,6 +341,7 @@ typedef struct {
     const dconv_shape *c;
     const wgeom *g;
     const float *x, *U;
+    const struct gn_silu_pre *pre;
     const uint32_t *U2; /* NULL: float32 products */
     const dconv_epilogue *ep;
     float *y, *base;
@@ -323,8 +352,9 @@ static void wino_pieces(void *ctx, int64_t p0, int64_t p1, int worker) {
     float *V = j->base + j->per * (size_t)worker;         // [nn][Cin][T]
     float *M = V + j->g->nn * j->g->vk;                   // [nn][RB][T]
     uint32_t *V2 = (uint32_t *)(M + j->g->nn * j->g->mk); // [nn][Cin2][T] pairs
+    float *act = (float *)(V2 + j->g->nn * j->g->vk2);    // [T / ntile + 2][H][W]
     for (int64_t p = p0; p < p1; p++)
-        run_piece(j->c, j->g, j->x, j->U, j->U2, j->ep, j->y, p, V, M, V2);
+        run_piece(j->c, j->g, j->x, j->pre, j->U, j->U2, j->ep, j->y, p, V, M, V2, act);
 }
 
 static _Atomic long n_transforms;
@@ -364,8 +394,9 @@ static float *kept_u(void **cache, const dconv_shape *c, const wgeom *g, const f
     return kw + nwp;
 }
 
-void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
-              const dconv_epilogue *ep, float *y, float *scratch, int nt, int bf16, void **cache) {
+void wino_run(const dconv_shape *c, const float *x, const struct gn_silu_pre *pre, const float *w,
+              int flip, const dconv_epilogue *ep, float *y, float *scratch, int nt, int bf16,
+              void **cache) {
     (void)nt; /* the scratch holds a piece's buffers per worker */
     wgeom g;
     wgeom_of(c, wino_kind_of(c, bf16), &g);
@@ -380,7 +411,7 @@ void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
             df_parallel_for(g.nn * g.Coutp / RB, 1, pair_weight_rows, &(u2_job){&g, U, U2, c->Cin});
     }
     float *base = scratch + u_floats(&g);
-    wino_job j = {c, &g, x, U, bf16 ? U2 : NULL, ep, y, base, per_thread(&g)};
+    wino_job j = {c, &g, x, U, pre, bf16 ? U2 : NULL, ep, y, base, per_thread(&g)};
     df_parallel_for(g.pieces, 1, wino_pieces, &j);
 }
 
@@ -397,10 +428,11 @@ size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
     (void)c, (void)nthreads;
     return 0;
 }
-void wino_run(const dconv_shape *c, const float *x, const float *w, int flip,
-              const dconv_epilogue *ep, float *y, float *scratch, int nt, int bf16, void **cache) {
+void wino_run(const dconv_shape *c, const float *x, const struct gn_silu_pre *pre, const float *w,
+              int flip, const dconv_epilogue *ep, float *y, float *scratch, int nt, int bf16,
+              void **cache) {
     (void)c, (void)x, (void)w, (void)flip, (void)ep, (void)y, (void)scratch, (void)nt, (void)bf16;
-    (void)cache;
+    (void)cache, (void)pre;
 }
 long wino_weight_transforms(void) {
     return 0;

@@ -1,7 +1,7 @@
 /* GroupNorm (affine, biased variance, like torch.nn.GroupNorm) and its
  * gradient kernels. x [B, C, ...]: statistics per (b, group) over C/G
  * channels and all spatial positions, computed in double, two passes. */
-#include "silu_rows.h"
+#include "gn_silu.h"
 #include "util.h"
 #include <math.h>
 #include "parallel.h"
@@ -64,6 +64,26 @@ static void group_stats(const float *x, int64_t n, double eps, double *mean, dou
     double m = s / n, var = q / n - m * m;
     *mean = m;
     *rstd = 1.0 / sqrt((var > 0 ? var : 0) + eps);
+}
+
+typedef struct {
+    const float *x;
+    float *stats;
+    int64_t n; /* elements per group */
+    double eps;
+} stats_job;
+static void stats_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const stats_job *j = ctx;
+    (void)worker;
+    for (int64_t i = i0; i < i1; i++) {
+        double m, r;
+        group_stats(j->x + i * j->n, j->n, j->eps, &m, &r);
+        j->stats[2 * i] = (float)m, j->stats[2 * i + 1] = (float)r;
+    }
+}
+void gn_stats(const float *x, int64_t B, int64_t C, int64_t S, int64_t G, double eps,
+              float *stats) {
+    df_parallel_for(B * G, DF_PIECE(B * G), stats_piece, &(stats_job){x, stats, C / G * S, eps});
 }
 
 /* (batch, group) pairs [i0, i1) of groupnorm, or of groupnorm_silu:

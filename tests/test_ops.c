@@ -8,6 +8,7 @@
 #define DFT_FAMILIES                                                                               \
     X(conv)                                                                                        \
     X(winograd)                                                                                    \
+    X(prenorm)                                                                                     \
     X(shape) X(elementwise) X(reduce) X(dense) X(embed) X(activation) X(norm) X(softmax) X(loss)
 
 #define X(f) int dft_run_##f(void) __attribute__((weak));

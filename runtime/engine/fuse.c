@@ -12,8 +12,16 @@
  *   (a tensor of its output's shape, or one value per image and channel, as
  *   a time embedding [B, C] over [B, C, H, W]) as it writes its output, so
  *   the sum is not a separate pass over memory. The convolution's gradients
- *   never read its output, so this holds in training graphs too. */
+ *   never read its output, so this holds in training graphs too.
+ *
+ *   conv2d(groupnorm_silu(x), ...) -> conv2d(x, ..., gamma, beta) when the
+ *   convolution is the only reader (graphs without gradients: in training
+ *   the weight gradient reads the activation) and Winograd suits its shape:
+ *   each piece of the convolution normalises and activates the rows of x it
+ *   reads, one channel at a time, so the activation never goes to memory
+ *   (conv_winograd.c). Its statistics take one pass over x first. */
 #include "internal.h"
+#include "conv_winograd.h"
 #include "util.h"
 #include <stdlib.h>
 
@@ -104,6 +112,29 @@ static void fuse_conv_add(df_node *a, int k, int layout) {
     y->dead = 1;
 }
 
+/* c = conv2d(t, ...) with t = groupnorm_silu read by c alone, Winograd's shape */
+static int conv_pre_fusable(const df_node *c, const int *readers) {
+    if (c->op != DF_OP_CONV2D || c->dead || c->ia[4] > 0) return 0;
+    const df_node *t = c->in[0], *w = c->in[1];
+    if (t->op != DF_OP_GROUPNORM_SILU || t->dead || t->keep || readers[t->id] != 1 ||
+        t->shape.nd != 4 || t->in[0]->dtype != DF_F32)
+        return 0;
+    dconv_shape d = {t->shape.d[0], t->shape.d[1], t->shape.d[2], t->shape.d[3],
+                     w->shape.d[0], w->shape.d[2], w->shape.d[3], c->ia[0],
+                     c->ia[1],      c->shape.d[2], c->shape.d[3]};
+    return wino_applies(&d);
+}
+
+static void fuse_conv_pre(df_node *c) {
+    df_node *t = c->in[0];
+    c->in[0] = t->in[0];
+    for (int k = 1; k < t->n_in; k++) c->in[c->n_in++] = t->in[k]; /* gamma, beta */
+    c->ia[4] = t->ia[0];
+    c->ia[5] = t->n_in == 3;
+    c->fa[0] = t->fa[0];
+    t->dead = 1;
+}
+
 df_status df_fuse(df_graph *g) {
     int *readers = count_readers(g);
     if (!readers) return df_seterr(DF_ENOMEM, "df_compile: out of memory while fusing");
@@ -113,6 +144,11 @@ df_status df_fuse(df_graph *g) {
         int layout, k = conv_add_fusable(g->nodes[i], readers, &layout);
         if (k >= 0) fuse_conv_add(g->nodes[i], k, layout);
     }
+    free(readers);
+    if (!(readers = count_readers(g)))
+        return df_seterr(DF_ENOMEM, "df_compile: out of memory while fusing");
+    for (int i = 0; i < g->n; i++)
+        if (conv_pre_fusable(g->nodes[i], readers)) fuse_conv_pre(g->nodes[i]);
     free(readers);
     return DF_OK;
 }

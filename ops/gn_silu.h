@@ -1,13 +1,13 @@
-/* The rows of SiLU shared by silu, groupnorm, groupnorm_silu and their
- * gradient kernels: one arithmetic, so the fused ops equal the pairs they
- * replace bitwise. With AVX-512, sixteen lanes at a time with a masked tail
- * (an element's result never depends on where a piece starts), e^x as
+/* The rows of SiLU shared by silu, groupnorm, groupnorm_silu, their
+ * gradient kernels and the convolutions a groupnorm_silu is fused into: one
+ * arithmetic, so the fused ops equal the pairs they replace bitwise. With AVX-512, sixteen lanes at
+ * a time with a masked tail (an element's result never depends on where a piece starts), e^x as
  * df_expf computes it (util.h) and the sigmoid's divide replaced by the
  * 14-bit reciprocal estimate and one Newton step (about 1 ulp; the divide
  * was half the time of groupnorm_silu). Without it, scalar loops the
  * compiler vectorises. Internal to ops/. */
-#ifndef DFRUN_SILU_ROWS_H
-#define DFRUN_SILU_ROWS_H
+#ifndef DFRUN_GN_SILU_H
+#define DFRUN_GN_SILU_H
 #include "util.h"
 #include <stdint.h>
 
@@ -93,6 +93,26 @@ static inline void silu_grad_row(const float *x, int affine, float m, float a, f
 /* y = silu(x) for n elements */
 static inline void silu_row(const float *x, float *y, int64_t n) {
     gn_row(x, 0, 0, 1, 0, 1, y, n);
+}
+
+/* stats[(b G + g) 2 + {0, 1}] = the mean and 1 / sqrt(var + eps) of each
+ * image b and group g of x [B, C, S] (C / G channels each), summed in double
+ * and rounded to float, as groupnorm uses them; in parallel (norm.c). */
+void gn_stats(const float *x, int64_t B, int64_t C, int64_t S, int64_t G, double eps, float *stats);
+
+/* A groupnorm_silu that the convolution reading it applies as it loads its
+ * input (see fuse.c): silu((x - mean) rstd gamma[c] + beta[c]) with the
+ * statistics of gn_stats; gamma, beta NULL: 1 and 0. */
+struct gn_silu_pre {
+    const float *stats, *gamma, *beta;
+    int64_t C, G;
+};
+/* y[0 .. n) = that of x[0 .. n), elements of channel c of image b */
+static inline void gn_silu_pre_row(const struct gn_silu_pre *p, int64_t b, int64_t c,
+                                   const float *x, float *y, int64_t n) {
+    const float *s = p->stats + 2 * (b * p->G + c / (p->C / p->G));
+    gn_row(x, 1, s[0], s[1] * (p->gamma ? p->gamma[c] : 1.0f), p->beta ? p->beta[c] : 0.0f, 1, y,
+           n);
 }
 
 #endif

@@ -149,40 +149,49 @@ static df_status gn_bwd_x_shape(df_node *n) {
         return df_shape_err(n, "the gradient in the input's shape", &n->in[n->n_in - 1]->shape);
     return DF_OK;
 }
+/* dx of one group (cg channels of S values: x, gy the gradient at the
+ * groupnorm's output, gam its cg gammas or NULL); with gpart, also each
+ * channel's sum of gy xhat (groupnorm_bwd_gamma's term for this image), in
+ * cg doubles. */
+static void group_dx(const float *x, const float *gy, const float *gam, int64_t cg, int64_t S,
+                     double eps, float *dx, double *gpart) {
+    int64_t cnt = cg * S;
+    /* one pass: the group's statistics and, per channel, sum g and sum g x
+     * (sum g (x - m) = sum g x - m sum g, in double) */
+    double sx = 0, sxx = 0, sg = 0, sgxr = 0;
+    for (int64_t cc = 0; cc < cg; cc++) {
+        double ga = gam ? gam[cc] : 1.0;
+        chan_sums cs = channel_sums(x + cc * S, gy + cc * S, S);
+        sx += cs.x, sxx += cs.xx;
+        sg += ga * cs.g;
+        sgxr += ga * cs.gx;
+        if (gpart) gpart[cc] = cs.gx, gpart[cg + cc] = cs.g; /* finished below */
+    }
+    double m = sx / cnt, var = sxx / cnt - m * m;
+    double r = 1.0 / sqrt((var > 0 ? var : 0) + eps);
+    double mg = sg / cnt, mgx = (sgxr - m * sg) * r / cnt;
+    for (int64_t cc = 0; gpart && cc < cg; cc++) gpart[cc] = (gpart[cc] - m * gpart[cg + cc]) * r;
+    for (int64_t cc = 0; cc < cg; cc++) {
+        float ga = gam ? gam[cc] : 1.0f;
+        const float *xs = x + cc * S, *gs = gy + cc * S;
+        float *o = dx + cc * S;
+        float rf = (float)r, mf = (float)m, mgf = (float)mg, mgxf = (float)mgx;
+        for (int64_t s = 0; s < S; s++) {
+            float xh = (xs[s] - mf) * rf;
+            o[s] = rf * (gs[s] * ga - mgf - xh * mgxf);
+        }
+    }
+}
 static void gn_bwd_x_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
     const df_node *n = ctx;
     gn_dims d = dims_of(n->in[0], n->ia[0]);
     const float *x = df_inp(n, 0), *gam = n->n_in == 3 ? df_inp(n, 1) : NULL;
     const float *gy = df_inp(n, n->n_in - 1);
-    float *dx = df_out(n);
-    double eps = n->fa[0];
     (void)worker;
     for (int64_t bg = i0; bg < i1; bg++) {
         int64_t b = bg / d.G, grp = bg % d.G, off = (b * d.C + grp * d.cg) * d.S;
-        int64_t cnt = d.cg * d.S;
-        /* one pass: the group's statistics and, per channel, sum g and sum g x
-         * (sum g (x - m) = sum g x - m sum g, in double) */
-        double sx = 0, sxx = 0, sg = 0, sgxr = 0;
-        for (int64_t cc = 0; cc < d.cg; cc++) {
-            double ga = gam ? gam[grp * d.cg + cc] : 1.0;
-            chan_sums cs = channel_sums(x + off + cc * d.S, gy + off + cc * d.S, d.S);
-            sx += cs.x, sxx += cs.xx;
-            sg += ga * cs.g;
-            sgxr += ga * cs.gx;
-        }
-        double m = sx / cnt, var = sxx / cnt - m * m;
-        double r = 1.0 / sqrt((var > 0 ? var : 0) + eps);
-        double mg = sg / cnt, mgx = (sgxr - m * sg) * r / cnt;
-        for (int64_t cc = 0; cc < d.cg; cc++) {
-            float ga = gam ? gam[grp * d.cg + cc] : 1.0f;
-            const float *xs = x + off + cc * d.S, *gs = gy + off + cc * d.S;
-            float *o = dx + off + cc * d.S;
-            float rf = (float)r, mf = (float)m, mgf = (float)mg, mgxf = (float)mgx;
-            for (int64_t s = 0; s < d.S; s++) {
-                float xh = (xs[s] - mf) * rf;
-                o[s] = rf * (gs[s] * ga - mgf - xh * mgxf);
-            }
-        }
+        group_dx(x + off, gy + off, gam ? gam + grp * d.cg : NULL, d.cg, d.S, n->fa[0],
+                 df_out(n) + off, NULL);
     }
 }
 static df_status gn_bwd_x_fwd(const df_node *n, df_exec_ctx *c) {
@@ -278,6 +287,82 @@ static df_status gn_silu_bwd_fwd(const df_node *n, df_exec_ctx *c) {
     return DF_OK;
 }
 
+/* groupnorm_silu_bwd_all(x, gamma, beta, gy) -> [dx (B C S) | dgamma (C) |
+ * dbeta (C)]: what groupnorm_silu_bwd, groupnorm_bwd_x, groupnorm_bwd_gamma
+ * and the reduce of dt to beta's shape compute, bitwise, in one pass over
+ * memory: each (image, group) makes dt in a buffer of the thread's and
+ * takes dx, gamma's and beta's terms from it; the terms are summed over the
+ * images in order at the end. fuse.c makes it, and parts (views) and a slice
+ * of it replace the four nodes. */
+static df_status gn_all_shape(df_node *n) {
+    if (n->n_in != 4) return df_seterr(DF_EINVAL, "inputs: x, gamma, beta, gy (got %d)", n->n_in);
+    df_status st = gn_silu_bwd_shape(n);
+    if (st) return st;
+    const df_shape *x = &n->in[0]->shape;
+    n->shape = df_shape1(df_shape_numel(x) + 2 * x->d[1]);
+    return DF_OK;
+}
+/* scratch: gamma's terms [B][C] doubles, beta's [B][C] floats, then per
+ * thread (64-aligned) dt of one group [cg][S] and 2 cg doubles */
+static size_t gn_all_per(const gn_dims *d) {
+    return ((size_t)((d->cg * d->S + 15) & ~(int64_t)15) * 4 + (size_t)d->cg * 16 + 63) &
+           ~(size_t)63;
+}
+static size_t gn_all_scratch(const df_node *n, int nt) {
+    gn_dims d = dims_of(n->in[0], n->ia[0]);
+    return (size_t)(d.B * d.C) * 12 + 64 + (size_t)(nt > 0 ? nt : 1) * gn_all_per(&d);
+}
+typedef struct {
+    const df_node *n;
+    gn_dims d;
+    double *gterm;
+    float *bterm;
+    char *per_thread;
+    size_t per;
+} gn_all_job;
+static void gn_all_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
+    const gn_all_job *j = ctx;
+    const df_node *n = j->n;
+    gn_dims d = j->d;
+    const float *x = df_inp(n, 0), *gam = df_inp(n, 1), *bet = df_inp(n, 2), *gy = df_inp(n, 3);
+    float *dt = (float *)(j->per_thread + j->per * (size_t)worker);      // [cg][S]
+    double *gpart = (double *)(dt + ((d.cg * d.S + 15) & ~(int64_t)15)); // [2][cg]
+    for (int64_t bg = i0; bg < i1; bg++) {
+        int64_t b = bg / d.G, grp = bg % d.G, off = (b * d.C + grp * d.cg) * d.S;
+        double m, r;
+        group_stats(x + off, d.cg * d.S, n->fa[0], &m, &r); /* as groupnorm_silu_bwd */
+        for (int64_t cc = 0; cc < d.cg; cc++) {
+            int64_t ch = grp * d.cg + cc;
+            silu_grad_row(x + off + cc * d.S, 1, (float)m, (float)r * gam[ch], bet[ch],
+                          gy + off + cc * d.S, dt + cc * d.S, d.S);
+            j->bterm[b * d.C + ch] = df_sum_row(dt + cc * d.S, d.S);
+        }
+        group_dx(x + off, dt, gam + grp * d.cg, d.cg, d.S, n->fa[0], df_out(n) + off, gpart);
+        for (int64_t cc = 0; cc < d.cg; cc++) j->gterm[b * d.C + grp * d.cg + cc] = gpart[cc];
+    }
+}
+/* dgamma, dbeta of channels [c0, c1): the terms summed over the images in order */
+static void gn_all_sum(void *ctx, int64_t c0, int64_t c1, int worker) {
+    const gn_all_job *j = ctx;
+    gn_dims d = j->d;
+    float *dg = df_out(j->n) + d.B * d.C * d.S, *db = dg + d.C;
+    (void)worker;
+    for (int64_t c = c0; c < c1; c++) {
+        double a = 0, s = 0;
+        for (int64_t b = 0; b < d.B; b++) a += j->gterm[b * d.C + c], s += j->bterm[b * d.C + c];
+        dg[c] = (float)a, db[c] = (float)(s * 1.0);
+    }
+}
+static df_status gn_all_fwd(const df_node *n, df_exec_ctx *c) {
+    gn_dims d = dims_of(n->in[0], n->ia[0]);
+    gn_all_job j = {
+        n, d, c->scratch, (float *)((double *)c->scratch + d.B * d.C), NULL, gn_all_per(&d)};
+    j.per_thread = (char *)(((uintptr_t)(j.bterm + d.B * d.C) + 63) & ~(uintptr_t)63);
+    df_parallel_for(d.B * d.G, DF_PIECE(d.B * d.G), gn_all_piece, &j);
+    df_parallel_for(d.C, DF_PIECE(d.C), gn_all_sum, &j);
+    return DF_OK;
+}
+
 /* Gradients of groupnorm given dt, the gradient at its output */
 static df_status gn_grads(df_graph *g, df_node *n, df_node *dt, df_node **gin) {
     int32_t ia = n->ia[0];
@@ -330,6 +415,14 @@ const df_op_desc df_opdesc_groupnorm_silu_bwd = {.name = "groupnorm_silu_bwd",
                                                  .shape = gn_silu_bwd_shape,
                                                  .forward = gn_silu_bwd_fwd,
                                                  .flops = gn_silu_flops};
+const df_op_desc df_opdesc_groupnorm_silu_bwd_all = {.name = "groupnorm_silu_bwd_all",
+                                                     .min_in = 4,
+                                                     .max_in = 4,
+                                                     .flags = DF_OPF_GRAD_ONLY,
+                                                     .shape = gn_all_shape,
+                                                     .forward = gn_all_fwd,
+                                                     .scratch = gn_all_scratch,
+                                                     .flops = gn_silu_flops};
 const df_op_desc df_opdesc_groupnorm_bwd_x = {.name = "groupnorm_bwd_x",
                                               .min_in = 2,
                                               .max_in = 3,

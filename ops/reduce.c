@@ -88,6 +88,20 @@ static void big_small_iter(const df_shape *big, const df_shape *small, df_iter *
     df_iter_init(red, nr, er, str, 1);
 }
 
+/* The sum of n contiguous floats, in float: in order for a few (an
+ * upsample's gradient), else vectorised. Not inlined, so that every caller
+ * (the fused groupnorm gradient too) gets bitwise the same sum. */
+__attribute__((noinline)) float df_sum_row(const float *p, int64_t n) {
+    float part = 0;
+    if (n <= 8)
+        for (int64_t q = 0; q < n; q++) part += p[q];
+    else {
+#pragma omp simd reduction(+ : part)
+        for (int64_t q = 0; q < n; q++) part += p[q];
+    }
+    return part;
+}
+
 #define ROW_OFFSETS 256 /* reductions of at most this many rows get their offsets up front */
 
 typedef struct {
@@ -122,12 +136,9 @@ static void reduce_outputs(void *ctx, int64_t o0, int64_t o1, int worker) {
                     df_iter_offsets(&red, r, 1, &ro);
                 const float *p = x + xb + ro;
                 float part = 0;
-                if (rst == 1 && rin <= 8) /* a few neighbours (an upsample's gradient) */
-                    for (int64_t q = 0; q < rin; q++) part += p[q];
-                else if (rst == 1) {
-#pragma omp simd reduction(+ : part)
-                    for (int64_t q = 0; q < rin; q++) part += p[q];
-                } else
+                if (rst == 1)
+                    part = df_sum_row(p, rin);
+                else
                     for (int64_t q = 0; q < rin; q++) part += p[q * rst];
                 s += part;
             }

@@ -51,6 +51,32 @@ df_node *df_reshape(df_graph *g, df_node *x, df_shape s) {
     return df_node_new(g, DF_OP_RESHAPE, &x, 1, ia, DF_MAX_DIMS + 1, NULL, 0);
 }
 
+/* ---- part: a view of elements [ia[0], ia[0] + numel) of x as shape
+ * ia[1..] (packed): one of several results a fused node writes into one
+ * buffer (fuse.c). Made after autodiff: no gradient. ---- */
+static df_status part_shape(df_node *n) {
+    char a[96], b[96];
+    const df_node *x = n->in[0];
+    df_shape t = df_unpack_shape(n->ia, 1);
+    if (t.nd < 1 || n->ia[0] < 0 || n->ia[0] + df_shape_numel(&t) > df_shape_numel(&x->shape))
+        return df_seterr(DF_ESHAPE, "part %s at element %d does not fit in %s",
+                         df_shape_str(&t, a, sizeof a), n->ia[0],
+                         df_shape_str(&x->shape, b, sizeof b));
+    n->shape = t;
+    n->dtype = x->dtype;
+    return DF_OK;
+}
+const df_op_desc df_opdesc_part = {.name = "part",
+                                   .min_in = 1,
+                                   .max_in = 1,
+                                   .flags = DF_OPF_VIEW | DF_OPF_GRAD_ONLY,
+                                   .shape = part_shape};
+df_node *df_part(df_graph *g, df_node *x, int64_t offset, df_shape s) {
+    int32_t ia[DF_MAX_IATTR] = {(int32_t)(offset > INT32_MAX ? -1 : offset)};
+    if (s.nd < 1 || s.nd > DF_MAX_DIMS || df_pack_shape(ia, 1, &s)) ia[1] = 0;
+    return df_node_new(g, DF_OP_PART, &x, 1, ia, DF_MAX_DIMS + 2, NULL, 0);
+}
+
 /* ---- permute: ia[0] = nd, ia[1..nd] = perm ---- */
 static df_status permute_shape(df_node *n) {
     char a[96];

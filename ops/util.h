@@ -36,6 +36,9 @@ static inline void df_iter_offsets(const df_iter *it, int64_t o, int nops, int64
  * index space of nd dims with extents ext: 0 where s doesn't cover or is 1. */
 void df_bcast_strides(const df_shape *s, int off, int nd, const int64_t *ext, int64_t *st);
 
+/* The sum of n contiguous floats as the reduce op adds a row (reduce.c) */
+float df_sum_row(const float *p, int64_t n);
+
 /* expf for vectorised loops (libm's expf is a scalar call): Cody-Waite range
  * reduction x = n ln2 + r, |r| <= ln2/2, a degree-7 Taylor polynomial, and
  * 2^n put in the exponent bits. Relative error ~2e-7 over [-87, 88];

@@ -136,6 +136,9 @@ df_node *df_mse_loss(df_graph *g, df_node *pred, df_node *target);
 df_node *df_cross_entropy(df_graph *g, df_node *logits, df_node *labels);
 /* A copy of x in a buffer of its own. */
 df_node *df_copy(df_graph *g, df_node *x);
+/* A view of x's elements [offset, offset + numel(s)) as shape s (fused nodes
+ * that write several results into one buffer: see fuse.c). */
+df_node *df_part(df_graph *g, df_node *x, int64_t offset, df_shape s);
 /* A tensor of shape s filled with value v (written at every run). */
 df_node *df_fill(df_graph *g, df_shape s, float v);
 

@@ -39,8 +39,9 @@ void df_exec_bind(df_graph *g) {
             n->data = df_param_data(g->ps, n->param);
         else if (n->storage == DF_STORE_GRAD)
             n->data = df_param_grad(g->ps, n->param);
-        else if (n->storage == DF_STORE_VIEW)
-            n->data = n->in[0]->data;
+        else if (n->storage == DF_STORE_VIEW) /* a part starts ia[0] elements in */
+            n->data = (char *)n->in[0]->data +
+                      (n->op == DF_OP_PART ? (size_t)n->ia[0] * df_dtype_size(n->dtype) : 0);
     }
 }
 

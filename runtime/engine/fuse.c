@@ -8,6 +8,12 @@
  *   -> groupnorm_silu_bwd(x, gy): the normalised t is recomputed in the
  *   backward pass instead of being kept from the forward pass.
  *
+ *   dt = groupnorm_silu_bwd(x, gamma, beta, gy) read by groupnorm_bwd_x
+ *   (dx), groupnorm_bwd_gamma and the reduce to beta's gradient ->
+ *   groupnorm_silu_bwd_all(x, gamma, beta, gy), one buffer [dx | dgamma |
+ *   dbeta], with the three readers turned into parts (views) and a slice of
+ *   it: dt never goes to memory, and x and gy are read once, not four times.
+ *
  *   add(conv2d(x, w, b), r) -> conv2d(x, w, b, r): the convolution adds r
  *   (a tensor of its output's shape, or one value per image and channel, as
  *   a time embedding [B, C] over [B, C, H, W]) as it writes its output, so
@@ -112,6 +118,63 @@ static void fuse_conv_add(df_node *a, int k, int layout) {
     y->dead = 1;
 }
 
+/* The role of node r reading dt = groupnorm_silu_bwd(x, gamma, beta, gy)
+ * in a groupnorm_silu_bwd_all: 0 dx, 1 dgamma, 2 dbeta, or -1 */
+static int gn_all_role(const df_node *dt, const df_node *r) {
+    const df_node *x = dt->in[0];
+    int64_t C = x->shape.d[1];
+    if (r->op == DF_OP_GROUPNORM_BWD_X && r->n_in == 3 && r->in[0] == x && r->in[1] == dt->in[1] &&
+        r->in[2] == dt && r->ia[0] == dt->ia[0] && r->fa[0] == dt->fa[0])
+        return 0;
+    if (r->op == DF_OP_GROUPNORM_BWD_GAMMA && r->in[0] == x && r->in[1] == dt &&
+        r->ia[0] == dt->ia[0] && r->fa[0] == dt->fa[0])
+        return 1;
+    if (r->op == DF_OP_REDUCE && r->in[0] == dt && r->fa[0] == 1.0f &&
+        df_shape_numel(&r->shape) == C && r->shape.nd == x->shape.nd && r->shape.d[1] == C)
+        return 2;
+    return -1;
+}
+/* dt's readers as roles (each at most once, dx among them), or 0 */
+static int gn_all_fusable(const df_graph *g, const df_node *dt, const int *readers,
+                          df_node *role[3]) {
+    role[0] = role[1] = role[2] = NULL;
+    if (dt->op != DF_OP_GROUPNORM_SILU_BWD || dt->dead || dt->keep || dt->n_in != 4 ||
+        dt->shape.nd < 2 || df_shape_numel(&dt->shape) + 2 * dt->shape.d[1] > INT32_MAX)
+        return 0;
+    int uses = 0;
+    for (int i = dt->id + 1; i < g->n; i++) {
+        df_node *r = g->nodes[i];
+        if (r->dead) continue;
+        for (int k = 0; k < r->n_in; k++) {
+            if (r->in[k] != dt) continue;
+            int q = gn_all_role(dt, r);
+            /* dx and dbeta become views: not when they hold a parameter's gradient */
+            if (q < 0 || role[q] || (q != 1 && r->storage == DF_STORE_GRAD)) return 0;
+            role[q] = r;
+            uses++;
+        }
+    }
+    return role[0] && uses == readers[dt->id];
+}
+static void fuse_gn_all(df_node *dt, df_node *role[3]) {
+    const df_shape xs = dt->in[0]->shape;
+    int64_t N = df_shape_numel(&xs), C = xs.d[1];
+    dt->op = DF_OP_GROUPNORM_SILU_BWD_ALL;
+    dt->shape = df_shape1(N + 2 * C);
+    df_node *dx = role[0], *dg = role[1], *db = role[2];
+    dx->op = DF_OP_PART, dx->n_in = 1, dx->in[0] = dt, dx->ia[0] = 0;
+    df_pack_shape(dx->ia, 1, &xs);
+    if (dg) { /* a slice (a copy): it may write a parameter's gradient */
+        dg->op = DF_OP_SLICE, dg->n_in = 1, dg->in[0] = dt;
+        dg->ia[0] = 0, dg->ia[1] = (int32_t)N, dg->ia[2] = (int32_t)C;
+    }
+    if (db) {
+        df_shape s = db->shape;
+        db->op = DF_OP_PART, db->n_in = 1, db->in[0] = dt, db->ia[0] = (int32_t)(N + C);
+        df_pack_shape(db->ia, 1, &s);
+    }
+}
+
 /* c = conv2d(t, ...) with t = groupnorm_silu read by c alone, Winograd's shape */
 static int conv_pre_fusable(const df_node *c, const int *readers) {
     if (c->op != DF_OP_CONV2D || c->dead || c->ia[4] > 0) return 0;
@@ -147,6 +210,10 @@ df_status df_fuse(df_graph *g) {
     free(readers);
     if (!(readers = count_readers(g)))
         return df_seterr(DF_ENOMEM, "df_compile: out of memory while fusing");
+    for (int i = 0; i < g->n; i++) {
+        df_node *role[3];
+        if (gn_all_fusable(g, g->nodes[i], readers, role)) fuse_gn_all(g->nodes[i], role);
+    }
     for (int i = 0; i < g->n; i++)
         if (conv_pre_fusable(g->nodes[i], readers)) fuse_conv_pre(g->nodes[i]);
     free(readers);

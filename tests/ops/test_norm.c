@@ -114,6 +114,70 @@ static void test_fused_equals_pair(void **state) {
     free(x);
 }
 
+/* The whole gradient of groupnorm_silu fused into one node (fuse.c:
+ * groupnorm_silu_bwd_all, whose parts are dx, dgamma and dbeta) against the
+ * unfused nodes: every gradient bitwise equal. x = x0 * p, so that dx flows
+ * on to a parameter as an activation's gradient does. */
+static void fused_backward(df_shape s, int groups, int fuse, float **grads, int64_t *ng,
+                           int *nall) {
+    df_params *ps = df_params_new();
+    df_graph *g = df_graph_new(ps);
+    int64_t C = s.d[1], n = df_shape_numel(&s);
+    df_node *x0 = df_input(g, "x0", DF_F32, s), *w = df_input(g, "w", DF_F32, s);
+    df_node *p = df_param(g, "p", s, (df_init){DF_INIT_ONES, 0});
+    df_node *ga = df_param(g, "gamma", df_shape1(C), (df_init){DF_INIT_ONES, 0});
+    df_node *be = df_param(g, "beta", df_shape1(C), (df_init){DF_INIT_ZEROS, 0});
+    df_node *t = df_silu(g, df_groupnorm(g, df_mul(g, x0, p), ga, be, groups, 1e-5f));
+    df_node *loss = df_sum_all(g, df_mul(g, t, w)); /* random weights */
+    assert_int_equal(df_backward(g, loss, NULL, 0), DF_OK);
+    df_compile_opts o = {.no_fuse = !fuse};
+    assert_int_equal(df_compile(g, &o), DF_OK);
+    assert_int_equal(df_params_init(ps, 3), DF_OK);
+    float *v = malloc(n * 4);
+    dft_fill_uniform(v, n, -2, 3, 11);
+    df_set_input(g, x0, v, n);
+    dft_fill_uniform(v, n, -1, 1, 12);
+    df_set_input(g, w, v, n);
+    dft_fill_uniform(df_param_data(ps, 1), C, 0.5f, 1.5f, 13); /* gamma, beta */
+    dft_fill_uniform(df_param_data(ps, 2), C, -1, 1, 14);
+    assert_int_equal(df_run(g), DF_OK);
+    *ng = df_params_block_numel(ps);
+    *grads = malloc(*ng * 4);
+    memcpy(*grads, df_params_grad(ps), *ng * 4);
+    *nall = 0;
+    for (int i = 0; i < df_graph_size(g); i++) {
+        const df_node *d = df_graph_node(g, i);
+        *nall += !d->dead && d->op == DF_OP_GROUPNORM_SILU_BWD_ALL;
+    }
+    free(v);
+    df_graph_free(g);
+    df_params_free(ps);
+}
+static void test_fused_backward(void **state) {
+    (void)state;
+    const struct {
+        df_shape s;
+        int groups;
+    } cases[] = {{df_shape4(3, 8, 5, 6), 4},
+                 {df_shape4(2, 32, 28, 28), 8},
+                 {df_shape4(5, 16, 7, 7), 4},
+                 {df_shape4(2, 6, 2, 3), 3}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int64_t n1, n2;
+        float *a, *b;
+        int fused, plain;
+        fused_backward(cases[k].s, cases[k].groups, 1, &a, &n1, &fused);
+        fused_backward(cases[k].s, cases[k].groups, 0, &b, &n2, &plain);
+        assert_int_equal(fused, 1);
+        assert_int_equal(plain, 0);
+        assert_int_equal(n1, n2);
+        assert_memory_equal(a, b, n1 * 4);
+        free(a), free(b);
+    }
+    dft_mark_forward(DF_OP_GROUPNORM_SILU_BWD_ALL);
+    dft_mark_forward(DF_OP_PART);
+}
+
 static void test_errors(void **state) {
     (void)state;
     df_params *ps = df_params_new();
@@ -137,6 +201,7 @@ static void test_errors(void **state) {
 int dft_run_norm(void) {
     const struct CMUnitTest t[] = {
         cmocka_unit_test(test_forward_and_grad), cmocka_unit_test(test_fused_equals_pair),
-        cmocka_unit_test(test_offset_inputs), cmocka_unit_test(test_errors)};
+        cmocka_unit_test(test_fused_backward), cmocka_unit_test(test_offset_inputs),
+        cmocka_unit_test(test_errors)};
     return cmocka_run_group_tests_name("norm", t, NULL, NULL);
 }

@@ -43,6 +43,9 @@ static cc cases[] = {
     {2, 6, 8, 8, 20, 3, 3, 2, 1, 1},    /* stride 2, even sizes */
     {1, 33, 10, 9, 18, 3, 3, 2, 1, 0},  /* stride 2, odd width */
     {1, 200, 5, 130, 4, 3, 3, 1, 1, 1}, /* wide rows: one-row slab blocks */
+    {3, 64, 14, 14, 32, 1, 1, 1, 0, 1}, /* 1x1 at the UNet's sizes: 196 pixels */
+    {2, 24, 7, 7, 37, 1, 1, 1, 0, 0},   /* 49 pixels, odd channel counts */
+    {2, 9, 20, 20, 16, 1, 1, 1, 0, 1},  /* 400 pixels: several GEMM chunks */
 };
 
 static void inputs(const cc *c, dft_input *ins) {
@@ -118,7 +121,8 @@ static void test_addend(void **state) {
     const cc shapes[] = {{2, 6, 9, 7, 5, 3, 3, 1, 1, 1},
                          {2, 3, 8, 8, 20, 3, 3, 2, 1, 0},
                          {2, 3, 7, 5, 5, 3, 3, 1, 1, 1},
-                         {3, 4, 6, 6, 3, 1, 1, 1, 0, 1}};
+                         {3, 4, 6, 6, 3, 1, 1, 1, 0, 1},
+                         {2, 20, 7, 9, 11, 1, 1, 1, 0, 1}};
     for (int wino = 0; wino < 2; wino++)
         for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++)
             for (int pc = 0; pc < 2; pc++) {

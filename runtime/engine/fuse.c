@@ -11,8 +11,11 @@
  *   dt = groupnorm_silu_bwd(x, gamma, beta, gy) read by groupnorm_bwd_x
  *   (dx), groupnorm_bwd_gamma and the reduce to beta's gradient ->
  *   groupnorm_silu_bwd_all(x, gamma, beta, gy), one buffer [dx | dgamma |
- *   dbeta], with the three readers turned into parts (views) and a slice of
- *   it: dt never goes to memory, and x and gy are read once, not four times.
+ *   dbeta], with dx's reader turned into a part (a view) and the others
+ *   into slices (copies of C values, so that the buffer is freed after dx's
+ *   last reader, not at the end where the parameters' gradients are
+ *   copied): dt never goes to memory, and x and gy are read once, not four
+ *   times.
  *
  *   add(conv2d(x, w, b), r) -> conv2d(x, w, b, r): the convolution adds r
  *   (a tensor of its output's shape, or one value per image and channel, as
@@ -118,9 +121,18 @@ static void fuse_conv_add(df_node *a, int k, int layout) {
     y->dead = 1;
 }
 
+/* whether every live reader of n is a reshape (it needs only n's elements) */
+static int read_by_reshapes(const df_graph *g, const df_node *n) {
+    for (int i = n->id + 1; i < g->n; i++) {
+        const df_node *r = g->nodes[i];
+        for (int k = 0; k < r->n_in && !r->dead; k++)
+            if (r->in[k] == n && r->op != DF_OP_RESHAPE) return 0;
+    }
+    return 1;
+}
 /* The role of node r reading dt = groupnorm_silu_bwd(x, gamma, beta, gy)
  * in a groupnorm_silu_bwd_all: 0 dx, 1 dgamma, 2 dbeta, or -1 */
-static int gn_all_role(const df_node *dt, const df_node *r) {
+static int gn_all_role(const df_graph *g, const df_node *dt, const df_node *r) {
     const df_node *x = dt->in[0];
     int64_t C = x->shape.d[1];
     if (r->op == DF_OP_GROUPNORM_BWD_X && r->n_in == 3 && r->in[0] == x && r->in[1] == dt->in[1] &&
@@ -130,7 +142,8 @@ static int gn_all_role(const df_node *dt, const df_node *r) {
         r->ia[0] == dt->ia[0] && r->fa[0] == dt->fa[0])
         return 1;
     if (r->op == DF_OP_REDUCE && r->in[0] == dt && r->fa[0] == 1.0f &&
-        df_shape_numel(&r->shape) == C && r->shape.nd == x->shape.nd && r->shape.d[1] == C)
+        df_shape_numel(&r->shape) == C && r->shape.nd == x->shape.nd && r->shape.d[1] == C &&
+        !r->keep && read_by_reshapes(g, r))
         return 2;
     return -1;
 }
@@ -147,9 +160,9 @@ static int gn_all_fusable(const df_graph *g, const df_node *dt, const int *reade
         if (r->dead) continue;
         for (int k = 0; k < r->n_in; k++) {
             if (r->in[k] != dt) continue;
-            int q = gn_all_role(dt, r);
-            /* dx and dbeta become views: not when they hold a parameter's gradient */
-            if (q < 0 || role[q] || (q != 1 && r->storage == DF_STORE_GRAD)) return 0;
+            int q = gn_all_role(g, dt, r);
+            /* dx becomes a view: not when it holds a parameter's gradient */
+            if (q < 0 || role[q] || (q == 0 && r->storage == DF_STORE_GRAD)) return 0;
             role[q] = r;
             uses++;
         }
@@ -161,17 +174,14 @@ static void fuse_gn_all(df_node *dt, df_node *role[3]) {
     int64_t N = df_shape_numel(&xs), C = xs.d[1];
     dt->op = DF_OP_GROUPNORM_SILU_BWD_ALL;
     dt->shape = df_shape1(N + 2 * C);
-    df_node *dx = role[0], *dg = role[1], *db = role[2];
+    df_node *dx = role[0];
     dx->op = DF_OP_PART, dx->n_in = 1, dx->in[0] = dt, dx->ia[0] = 0;
     df_pack_shape(dx->ia, 1, &xs);
-    if (dg) { /* a slice (a copy): it may write a parameter's gradient */
-        dg->op = DF_OP_SLICE, dg->n_in = 1, dg->in[0] = dt;
-        dg->ia[0] = 0, dg->ia[1] = (int32_t)N, dg->ia[2] = (int32_t)C;
-    }
-    if (db) {
-        df_shape s = db->shape;
-        db->op = DF_OP_PART, db->n_in = 1, db->in[0] = dt, db->ia[0] = (int32_t)(N + C);
-        df_pack_shape(db->ia, 1, &s);
+    for (int q = 1; q < 3; q++) { /* slices [C] (copies: one may be a parameter's gradient) */
+        df_node *r = role[q];
+        if (!r) continue;
+        r->op = DF_OP_SLICE, r->n_in = 1, r->in[0] = dt, r->shape = df_shape1(C);
+        r->ia[0] = 0, r->ia[1] = (int32_t)(N + (q - 1) * C), r->ia[2] = (int32_t)C;
     }
 }
 

@@ -41,6 +41,32 @@ static void test_reshape(void **state) {
     assert_int_equal(dft_gradcheck(build_reshape, NULL, ins, 1, 2, 1e-2f, 2e-3, 32), 0);
 }
 
+/* part: a view of elements [7, 7 + 12) of a computed [60] as [3, 4],
+ * feeding a computation (a view of an input would alias the input itself) */
+static df_node *build_part(df_graph *g, df_node **in, void *ctx) {
+    (void)ctx;
+    return df_scale(g, df_part(g, df_scale(g, in[0], 2.0f), 7, df_shape2(3, 4)), 1.5f);
+}
+static void test_part(void **state) {
+    (void)state;
+    float x[60], ref[12];
+    dft_fill_uniform(x, 60, -1, 1, 3);
+    dft_input ins[1] = {{"x", DF_F32, df_shape1(60), 1, -1, 1, 0, 0}};
+    df_shape os;
+    float *y = dft_forward(build_part, NULL, ins, 1, (void *[]){x}, &os);
+    assert_true(df_shape_eq(&os, &(df_shape){2, {3, 4}}));
+    for (int i = 0; i < 12; i++) ref[i] = 1.5f * (2.0f * x[7 + i]);
+    assert_int_equal(dft_close(y, ref, 12, 0, 0, "part"), 0);
+    free(y);
+    /* a part that does not fit is refused */
+    df_params *ps = df_params_new();
+    df_graph *g = df_graph_new(ps);
+    assert_null(df_part(g, df_input(g, "x", DF_F32, df_shape1(10)), 5, df_shape1(6)));
+    assert_non_null(strstr(df_graph_errmsg(g), "does not fit"));
+    df_graph_free(g);
+    df_params_free(ps);
+}
+
 static void test_permute(void **state) {
     (void)state;
     int perm[4] = {0, 2, 3, 1};
@@ -177,9 +203,10 @@ static void test_shape_errors(void **state) {
 
 int dft_run_shape(void) {
     const struct CMUnitTest t[] = {
-        cmocka_unit_test(test_reshape),   cmocka_unit_test(test_permute),
-        cmocka_unit_test(test_slice_pad), cmocka_unit_test(test_concat),
-        cmocka_unit_test(test_upsample),  cmocka_unit_test(test_shape_errors),
+        cmocka_unit_test(test_reshape),      cmocka_unit_test(test_part),
+        cmocka_unit_test(test_permute),      cmocka_unit_test(test_slice_pad),
+        cmocka_unit_test(test_concat),       cmocka_unit_test(test_upsample),
+        cmocka_unit_test(test_shape_errors),
     };
     return cmocka_run_group_tests_name("shape", t, NULL, NULL);
 }

@@ -81,10 +81,11 @@ static int64_t tiles_of(const dconv_shape *c, int m) {
  * give 0.56, where it was measured 1.3-1.5x faster; at 28 (0.73) single
  * convolutions gained 1.02-1.3x but the whole UNet only 1.01x, not worth
  * the error. With bf16 operands its error would
- * be 40%, so bf16 always uses F(4,3). */
-const wino_kind *wino_kind_of(const dconv_shape *c, int bf16) {
+ * be 40%, so bf16 products are used with F(4,3) tiles only (wino_bf16_for);
+ * F(7,3) convolutions stay float32 in bf16 graphs. */
+const wino_kind *wino_kind_of(const dconv_shape *c) {
     int mode = df_conv_winograd();
-    if (bf16 || mode == 4) return &wino_f4;
+    if (mode == 4) return &wino_f4;
     if (mode == 7) return &wino_f7;
     return 5 * 81 * tiles_of(c, 7) <= 3 * 36 * tiles_of(c, 4) ? &wino_f7 : &wino_f4;
 }
@@ -109,6 +110,13 @@ static void wgeom_of(const dconv_shape *c, const wino_kind *k, wgeom *g) {
     g->uk = ((g->Coutp * c->Cin + 15) & ~(int64_t)15) + 16;
     g->uk2 = ((g->Coutp * g->Cin2 + 15) & ~(int64_t)15) + 16;
     g->act = ((T / g->ntile + 2) * c->H * c->W + 15) & ~(int64_t)15;
+}
+
+int wino_bf16_for(const wino_kind *k, int bf16) {
+    return bf16 && k == &wino_f4;
+}
+int wino_tile(const dconv_shape *c) {
+    return wino_applies(c) && df_conv_winograd() ? wino_kind_of(c)->m : 0;
 }
 
 int wino_applies(const dconv_shape *c) {
@@ -399,7 +407,8 @@ void wino_run(const dconv_shape *c, const float *x, const struct gn_silu_pre *pr
               void **cache) {
     (void)nt; /* the scratch holds a piece's buffers per worker */
     wgeom g;
-    wgeom_of(c, wino_kind_of(c, bf16), &g);
+    wgeom_of(c, wino_kind_of(c), &g);
+    bf16 = wino_bf16_for(g.k, bf16);
     int fresh;
     float *U = kept_u(cache, c, &g, w, flip, bf16, &fresh); // [nn][uk]
     if (!U) U = scratch;
@@ -435,6 +444,10 @@ void wino_run(const dconv_shape *c, const float *x, const struct gn_silu_pre *pr
     (void)cache, (void)pre;
 }
 long wino_weight_transforms(void) {
+    return 0;
+}
+int wino_tile(const dconv_shape *c) {
+    (void)c;
     return 0;
 }
 #endif

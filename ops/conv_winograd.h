@@ -32,6 +32,10 @@ struct gn_silu_pre;
 void wino_run(const dconv_shape *c, const float *x, const struct gn_silu_pre *pre, const float *w,
               int flip, const dconv_epilogue *ep, float *y, float *scratch, int nthreads, int bf16,
               void **cache);
+/* The output tile side shape c runs with (4 or 7), 0 when Winograd is off
+ * or doesn't apply. With bf16, only F(4,3) convolutions (tile 4) use bf16
+ * products; F(7,3) ones stay float32. */
+int wino_tile(const dconv_shape *c);
 /* Weight transforms computed so far (tests: a kept one is reused). */
 long wino_weight_transforms(void);
 

@@ -257,7 +257,8 @@ static void wbw_sum(void *ctx, int64_t o0, int64_t o1, int worker) {
 void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
                  int nt, int bf16) {
     bgeom g;
-    bgeom_of(c, wino_kind_of(c, bf16), &g);
+    bgeom_of(c, wino_kind_of(c), &g);
+    bf16 = wino_bf16_for(g.k, bf16);
     size_t per = bw_per_thread(&g);
     wbw_job j = {c,
                  &g,

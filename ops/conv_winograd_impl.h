@@ -152,7 +152,10 @@ extern const wino_kind wino_f4, wino_f7;
 #define WINO_KINDS 2
 extern const wino_kind *const wino_kinds[WINO_KINDS];
 /* The tile size for shape c (the forward's: the weight gradient uses the same) */
-const wino_kind *wino_kind_of(const dconv_shape *c, int bf16);
+const wino_kind *wino_kind_of(const dconv_shape *c);
+/* Whether a convolution with tiles k runs bf16 products when the graph
+ * asks for bf16: with F(4,3) only (F(7,3)'s error would be 40%) */
+int wino_bf16_for(const wino_kind *k, int bf16);
 /* The 16 channel lanes of r to z[0 .. RB) and z[T RB ..) (two blocks of Z) */
 static inline void wino_store_z(float *z, int64_t T, __m512 r) {
     _mm256_storeu_ps(z, _mm512_castps512_ps256(r));

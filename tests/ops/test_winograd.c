@@ -315,7 +315,9 @@ static double rms_err(const float *got, const double *ref, int64_t n) {
 }
 
 /* precision bf16: the forward, data and weight gradients from bf16-rounded operands
- * (vdpbf16ps, and the emulation), against float64. bf16 keeps 8 bits, and
+ * (vdpbf16ps, and the emulation), against float64, where the shape runs
+ * F(4,3) tiles; F(7,3) shapes stay float32 (their error is checked against
+ * F(7,3)'s float32 bounds, so bf16 there would fail). bf16 keeps 8 bits, and
  * F(4,3)'s transforms magnify the rounding of the transformed operands
  * (AT's rows reach 8): measured rms error 1.9-2.4% of the rms value, and at
  * most 8% of the largest value (float32: 2e-6). Bounds: rms above 1e-4 (the
@@ -354,13 +356,16 @@ static void test_bf16(void **state) {
                 "rms %.1e max %.1e\n",
                 c->B, c->Cin, c->Cout, c->H, c->W, rms[0], er[0], rms[1], er[1],
                 rms_err(s.dw, s.rdw, s.nw), er[2]);
-        for (int e = 0; e < 2; e++) {
-            if (rms[e] > worst[e]) worst[e] = rms[e];
-            assert_true(rms[e] > 1e-4 && rms[e] < BF16_RMS_TOL && er[e] < BF16_MAX_TOL);
+        double rw = rms_err(s.dw, s.rdw, s.nw), all[3] = {rms[0], rms[1], rw};
+        dconv_shape d = shape_of(c);
+        for (int e = 0; e < 3; e++) {
+            if (wino_tile(&d) == 7) { /* float32 F(7,3) */
+                assert_true(all[e] < WINO7_RMS_TOL && er[e] < WINO7_REL_TOL);
+                continue;
+            }
+            if (all[e] > worst[e]) worst[e] = all[e];
+            assert_true(all[e] > 1e-4 && all[e] < BF16_RMS_TOL && er[e] < BF16_MAX_TOL);
         }
-        double rw = rms_err(s.dw, s.rdw, s.nw);
-        if (rw > worst[2]) worst[2] = rw;
-        assert_true(rw > 1e-4 && rw < BF16_RMS_TOL && er[2] < BF16_MAX_TOL);
         /* emulated against native: the same operands, other rounding of the sums */
         double *dy = malloc(s.ny * 8);
         for (int64_t i = 0; i < s.ny; i++) dy[i] = s.y[i];

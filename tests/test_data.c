@@ -88,6 +88,13 @@ static void test_idx(void **state) {
     df_status st = df_idx_load(p, &x);
     if (st == DF_OK) df_idx_free(&x); /* a flip may land in data bytes only */
     assert_int_equal(df_idx_load("/nonexistent/x.idx", &x), DF_EIO);
+    /* a header promising 2 GiB (256 x 256 x 32768) over 17 bytes: truncated,
+     * and the buffer grows with the data instead of taking 2 GiB at once
+     * (the fuzzer's input, tests/fuzz/crashes/idx/) */
+    unsigned char big[33] = {0, 0, 8, 3, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0x80, 0};
+    write_bytes(p, big, sizeof big, 0);
+    assert_int_equal(df_idx_load(p, &x), DF_EIO);
+    assert_non_null(strstr(df_errmsg(), "truncated: 17 of 2147483648 data bytes"));
 }
 
 static void test_real_mnist(void **state) {

@@ -59,14 +59,21 @@ df_status df_idx_load(const char *path, df_idx *out) {
         }
     }
     out->n = n;
-    out->data = malloc((size_t)n);
-    if (!out->data) {
-        st = df_seterr(DF_ENOMEM, "%s: cannot allocate %lld bytes", path, (long long)n);
-        goto out;
-    }
-    int64_t got = 0;
+    /* The buffer grows as data arrives (doubling from 16 MiB), so a short
+     * file whose header promises 2 GiB costs what it holds, not 2 GiB. */
+    int64_t got = 0, cap = 0;
     while (got < n) {
-        int want = n - got > (1 << 30) ? (1 << 30) : (int)(n - got);
+        if (got == cap) {
+            int64_t ncap = cap ? 2 * cap : (int64_t)1 << 24;
+            if (ncap > n) ncap = n;
+            unsigned char *p = realloc(out->data, (size_t)ncap);
+            if (!p) {
+                st = df_seterr(DF_ENOMEM, "%s: cannot allocate %lld bytes", path, (long long)ncap);
+                goto out;
+            }
+            out->data = p, cap = ncap;
+        }
+        int want = cap - got > (1 << 30) ? (1 << 30) : (int)(cap - got);
         int r = gzread(f, out->data + got, (unsigned)want);
         if (r <= 0) break;
         got += r;

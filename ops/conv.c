@@ -12,7 +12,7 @@
 #include "util.h"
 #include "conv_direct.h"
 #include "conv_winograd.h"
-#include "gn_silu.h"
+#include "conv_pre.h"
 #include <cblas.h>
 #include <string.h>
 #include "parallel.h"
@@ -47,9 +47,15 @@ static void geom(conv_geom *g, int64_t B, int64_t Cin, int64_t H, int64_t W, int
     g->direct = KH == 1 && KW == 1 && s == 1 && p == 0;
 }
 
+/* the factor of a nearest upsample read through (ia[6], see conv_ins_of), or 1 */
+static int64_t up_of(const df_node *n) {
+    return n->ia[6] > 1 ? n->ia[6] : 1;
+}
 static void geom_fwd(conv_geom *g, const df_node *n) {
     const df_shape *x = &n->in[0]->shape, *w = &n->in[1]->shape;
-    geom(g, x->d[0], x->d[1], x->d[2], x->d[3], w->d[0], w->d[2], w->d[3], n->ia[0], n->ia[1]);
+    int64_t u = up_of(n);
+    geom(g, x->d[0], x->d[1], x->d[2] * u, x->d[3] * u, w->d[0], w->d[2], w->d[3], n->ia[0],
+         n->ia[1]);
 }
 static void geom_bwd_data(conv_geom *g, const df_node *n) {
     const df_shape *w = &n->in[1]->shape;
@@ -286,12 +292,15 @@ static void fwd_gemm(const conv_geom *g, const df_node *n, int64_t c, float *ws,
  * when there is an addend (a fused add, see fuse.c), ia[3] = 1 when it is
  * [B, Cout] (one value per image and channel). ia[4] = G > 0 when x is read
  * through a fused groupnorm_silu with G groups and eps fa[0], ia[5] = 1 when
- * it has gamma and beta. The index of each optional input, or -1. */
+ * it has gamma and beta; ia[6] = f > 1 when x is read through a nearest
+ * upsample by f (x is then the upsample's input). The index of each
+ * optional input, or -1, and whether x is read through an op (pre). */
 typedef struct {
     int bias, add, gamma, pre;
 } conv_ins;
 static conv_ins conv_ins_of(const df_node *n) {
-    int pre = n->ia[4] > 0, aff = pre && n->ia[5] == 1, has_add = n->ia[2] == 1;
+    int gn = n->ia[4] > 0, aff = gn && n->ia[5] == 1, has_add = n->ia[2] == 1;
+    int pre = gn || n->ia[6] > 1;
     int nconv = n->n_in - 2 * aff; /* x, w, [bias], [addend] */
     return (conv_ins){nconv - has_add == 3 ? 2 : -1, has_add ? nconv - 1 : -1, aff ? nconv : -1,
                       pre};
@@ -362,22 +371,24 @@ static dconv_shape dshape_fwd(const conv_geom *g) {
     dconv_shape d = {g->B, g->Cin, g->H, g->W, g->Cout, g->KH, g->KW, g->s, g->p, g->Ho, g->Wo};
     return d;
 }
-/* A fused groupnorm_silu's floats of scratch before the kernel's: the
+/* A fused op's floats of scratch before the kernel's: a groupnorm_silu's
  * statistics [B, G, 2] */
 static size_t pre_floats(const df_node *n) {
     return n->ia[4] > 0 ? ((size_t)(2 * n->in[0]->shape.d[0] * n->ia[4]) + 15) & ~(size_t)15 : 0;
 }
-/* y of a conv2d reading x through a groupnorm_silu (fuse.c, AVX-512 builds,
- * 3x3 stride-1 shapes): Winograd applies it as pieces read x; else (the
- * switch turned off) it is computed into the scratch's end, which is
- * touched only then, and the direct kernel runs on that. */
+/* y of a conv2d reading x through a groupnorm_silu or a nearest upsample
+ * (fuse.c, AVX-512 builds, 3x3 stride-1 shapes): Winograd applies it as
+ * pieces read x; else (the switch turned off) the virtual input is made in
+ * the scratch's end, which is touched only then, and the direct kernel runs
+ * on that. */
 static df_status conv_fwd_pre(const df_node *n, df_exec_ctx *ctx, const dconv_shape *d) {
     conv_ins ci = conv_ins_of(n);
-    const float *x = df_inp(n, 0);                            // [B, Cin, H, W]
+    const float *x = df_inp(n, 0); // [B, Cin, H, W], or [B, Cin, H / up, W / up]
     float *stats = ctx->scratch, *ks = stats + pre_floats(n); // [B, G, 2]; the kernel's
-    struct gn_silu_pre pre = {stats, ci.gamma >= 0 ? df_inp(n, ci.gamma) : NULL,
-                              ci.gamma >= 0 ? df_inp(n, ci.gamma + 1) : NULL, d->Cin, n->ia[4]};
-    gn_stats(x, d->B, d->Cin, d->H * d->W, pre.G, n->fa[0], stats);
+    conv_pre pre = {{stats, ci.gamma >= 0 ? df_inp(n, ci.gamma) : NULL,
+                     ci.gamma >= 0 ? df_inp(n, ci.gamma + 1) : NULL, d->Cin, n->ia[4]},
+                    n->ia[6] > 1 ? n->ia[6] : 0};
+    if (!pre.up) gn_stats(x, d->B, d->Cin, d->H * d->W, pre.gn.G, n->fa[0], stats);
     dconv_epilogue ep = epilogue_of(n);
     if (wino_available(d)) {
         wino_run(d, x, &pre, df_inp(n, 1), 0, &ep, df_out(n), ks, ctx->nthreads, ctx->bf16,
@@ -386,8 +397,7 @@ static df_status conv_fwd_pre(const df_node *n, df_exec_ctx *ctx, const dconv_sh
     }
     float *t = ks + direct_scratch(d, ctx->nthreads); // [B, Cin, H, W]
     for (int64_t p = 0; p < d->B * d->Cin; p++)
-        gn_silu_pre_row(&pre, p / d->Cin, p % d->Cin, x + p * d->H * d->W, t + p * d->H * d->W,
-                        d->H * d->W);
+        conv_pre_rows(&pre, x, p / d->Cin, p % d->Cin, 0, d->H, d->H, d->W, t + p * d->H * d->W);
     dconv_run(d, t, df_inp(n, 1), 0, &ep, df_out(n), ks, ctx->nthreads);
     return DF_OK;
 }
@@ -396,7 +406,7 @@ static df_status conv_fwd(const df_node *n, df_exec_ctx *ctx) {
     conv_geom g;
     geom_fwd(&g, n);
     dconv_shape d = dshape_fwd(&g);
-    if (n->ia[4] > 0) return conv_fwd_pre(n, ctx, &d);
+    if (conv_ins_of(n).pre) return conv_fwd_pre(n, ctx, &d);
     if (wino_available(&d)) {
         dconv_epilogue ep = epilogue_of(n);
         wino_run(&d, df_inp(n, 0), NULL, df_inp(n, 1), 0, &ep, df_out(n), ctx->scratch,
@@ -415,7 +425,7 @@ static size_t conv_scratch(const df_node *n, int nt) {
     conv_geom g;
     geom_fwd(&g, n);
     dconv_shape d = dshape_fwd(&g);
-    if (n->ia[4] > 0) /* the statistics, the kernel's, and x's size for the switch off */
+    if (conv_ins_of(n).pre) /* statistics, the kernel's, and the input's size for the switch off */
         return (pre_floats(n) + direct_scratch(&d, nt) + (size_t)(d.B * d.Cin * d.H * d.W)) * 4;
     if (dconv_available(&d)) return direct_scratch(&d, nt) * 4;
     return fwd_per_thread(&g) * (size_t)(nt > 0 ? nt : 1) * 4;
@@ -435,8 +445,10 @@ static df_status conv_shape(df_node *n) {
     int s = n->ia[0], p = n->ia[1];
     if (s < 1 || p < 0 || s > 1024 || p > 1024)
         return df_seterr(DF_EINVAL, "stride %d must be >= 1 and padding %d >= 0", s, p);
-    int64_t Ho = (x->shape.d[2] + 2 * p - w->shape.d[2]),
-            Wo = (x->shape.d[3] + 2 * p - w->shape.d[3]);
+    if (n->ia[6] < 0 || n->ia[6] > 64 || (n->ia[6] > 1 && n->ia[4] > 0))
+        return df_seterr(DF_EINVAL, "conv2d: bad upsample attribute %d", n->ia[6]);
+    int64_t u = up_of(n), H = x->shape.d[2] * u, W = x->shape.d[3] * u; /* what it reads */
+    int64_t Ho = (H + 2 * p - w->shape.d[2]), Wo = (W + 2 * p - w->shape.d[3]);
     if (Ho < 0 || Wo < 0)
         return df_seterr(DF_ESHAPE,
                          "kernel %lldx%lld is larger than the padded input %s (padding %d)",
@@ -446,19 +458,12 @@ static df_status conv_shape(df_node *n) {
     if (n->ia[2] < 0 || n->ia[2] > 1 || n->ia[3] < 0 || n->ia[3] > 1 ||
         n->n_in - (ci.add >= 0) - (ci.gamma >= 0 ? 2 : 0) < 2)
         return df_seterr(DF_EINVAL, "conv2d: bad addend attributes (%d, %d)", n->ia[2], n->ia[3]);
-    if (ci.pre) { /* a fused groupnorm_silu (fuse.c) */
-        dconv_shape d = {x->shape.d[0],
-                         x->shape.d[1],
-                         x->shape.d[2],
-                         x->shape.d[3],
-                         w->shape.d[0],
-                         w->shape.d[2],
-                         w->shape.d[3],
-                         s,
-                         p,
-                         Ho / s + 1,
+    if (ci.pre) { /* a fused groupnorm_silu or upsample (fuse.c) */
+        dconv_shape d = {x->shape.d[0], x->shape.d[1], H, W, w->shape.d[0],
+                         w->shape.d[2], w->shape.d[3], s, p, Ho / s + 1,
                          Wo / s + 1};
-        if (x->shape.d[1] % n->ia[4] || n->ia[5] < 0 || n->ia[5] > 1 || !(n->fa[0] > 0) ||
+        if ((n->ia[4] > 0 &&
+             (x->shape.d[1] % n->ia[4] || n->ia[5] < 0 || n->ia[5] > 1 || !(n->fa[0] > 0))) ||
             !dconv_available(&d))
             return df_seterr(DF_EINVAL,
                              "conv2d: bad groupnorm_silu attributes (groups %d, affine %d, eps %g)"
@@ -494,8 +499,9 @@ static df_status conv_shape(df_node *n) {
 
 static df_status conv_bwd(df_graph *gr, df_node *n, df_node *gy, df_node **gin) {
     df_node *x = n->in[0], *w = n->in[1];
-    if (n->ia[4] > 0) /* fused only after autodiff, in graphs without gradients */
-        return df_seterr(DF_EINVAL, "conv2d %s: no gradient through a fused groupnorm_silu",
+    if (conv_ins_of(n).pre) /* fused only after autodiff, in graphs without gradients */
+        return df_seterr(DF_EINVAL,
+                         "conv2d %s: no gradient through a fused groupnorm_silu or upsample",
                          n->name ? n->name : "");
     if (x->requires_grad) {
         int32_t ia[6] = {n->ia[0],

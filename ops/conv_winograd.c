@@ -37,7 +37,7 @@ int df_conv_winograd(void) {
 #if defined(__AVX512F__) && defined(__AVX512VL__)
 #include "conv_winograd_bf16.h"
 #include "conv_winograd_impl.h"
-#include "gn_silu.h"
+#include "conv_pre.h"
 #include "parallel.h"
 
 #define PIECE_FLOATS 163840 /* V and M of a piece: 640 KiB (measured best of 384-1280) */
@@ -289,8 +289,8 @@ const wino_kind *const wino_kinds[WINO_KINDS] = {&wino_f4, &wino_f7};
 
 /* act [images b0 ..][H][W] = pre of channel ci of x, in the rows that the
  * patches of tiles t0 .. t0 + n - 1 read */
-static void pre_channel(const dconv_shape *c, const wgeom *g, const struct gn_silu_pre *pre,
-                        const float *x, int64_t ci, int64_t t0, int64_t n, float *act) {
+static void pre_channel(const dconv_shape *c, const wgeom *g, const conv_pre *pre, const float *x,
+                        int64_t ci, int64_t t0, int64_t n, float *act) {
     int64_t HW = c->H * c->W, b0 = t0 / g->ntile, m = g->k->m;
     for (int64_t b = b0; b <= (t0 + n - 1) / g->ntile; b++) {
         int64_t lo = t0 > b * g->ntile ? t0 - b * g->ntile : 0;
@@ -298,17 +298,15 @@ static void pre_channel(const dconv_shape *c, const wgeom *g, const struct gn_si
         int64_t r0 = lo / g->ntw * m - 1, r1 = (hi - 1) / g->ntw * m - 1 + g->k->n;
         if (r0 < 0) r0 = 0;
         if (r1 > c->H) r1 = c->H;
-        gn_silu_pre_row(pre, b, ci, x + (b * c->Cin + ci) * HW + r0 * c->W,
-                        act + (b - b0) * HW + r0 * c->W, (r1 - r0) * c->W);
+        conv_pre_rows(pre, x, b, ci, r0, r1, c->H, c->W, act + (b - b0) * HW + r0 * c->W);
     }
 }
 
 /* One piece: tiles p T .. p T + T - 1. V [nn][Cin][T], M [nn][RB][T];
  * with U2 (bf16), V2 [nn][Cin2][T] pairs; with pre, act [g->act]. */
-static void run_piece(const dconv_shape *c, const wgeom *g, const float *x,
-                      const struct gn_silu_pre *pre, const float *U, const uint32_t *U2,
-                      const dconv_epilogue *ep, float *y, int64_t p, float *V, float *M,
-                      uint32_t *V2, float *act) {
+static void run_piece(const dconv_shape *c, const wgeom *g, const float *x, const conv_pre *pre,
+                      const float *U, const uint32_t *U2, const dconv_epilogue *ep, float *y,
+                      int64_t p, float *V, float *M, uint32_t *V2, float *act) {
     int64_t t0 = p * g->T, n = g->tiles - t0 < g->T ? g->tiles - t0 : g->T;
     int64_t ng = (n + NT - 1) / NT, nblk = g->Coutp / RB, nn = g->nn, HW = c->H * c->W;
     tile_group tg[MAX_GROUPS];
@@ -349,7 +347,7 @@ typedef struct {
     const dconv_shape *c;
     const wgeom *g;
     const float *x, *U;
-    const struct gn_silu_pre *pre;
+    const conv_pre *pre;
     const uint32_t *U2; /* NULL: float32 products */
     const dconv_epilogue *ep;
     float *y, *base;
@@ -402,9 +400,8 @@ static float *kept_u(void **cache, const dconv_shape *c, const wgeom *g, const f
     return kw + nwp;
 }
 
-void wino_run(const dconv_shape *c, const float *x, const struct gn_silu_pre *pre, const float *w,
-              int flip, const dconv_epilogue *ep, float *y, float *scratch, int nt, int bf16,
-              void **cache) {
+void wino_run(const dconv_shape *c, const float *x, const conv_pre *pre, const float *w, int flip,
+              const dconv_epilogue *ep, float *y, float *scratch, int nt, int bf16, void **cache) {
     (void)nt; /* the scratch holds a piece's buffers per worker */
     wgeom g;
     wgeom_of(c, wino_kind_of(c), &g);
@@ -437,7 +434,7 @@ size_t wino_scratch_floats(const dconv_shape *c, int nthreads) {
     (void)c, (void)nthreads;
     return 0;
 }
-void wino_run(const dconv_shape *c, const float *x, const struct gn_silu_pre *pre, const float *w,
+void wino_run(const dconv_shape *c, const float *x, const struct conv_pre *pre, const float *w,
               int flip, const dconv_epilogue *ep, float *y, float *scratch, int nt, int bf16,
               void **cache) {
     (void)c, (void)x, (void)w, (void)flip, (void)ep, (void)y, (void)scratch, (void)nt, (void)bf16;

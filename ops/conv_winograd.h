@@ -21,15 +21,16 @@ int wino_applies(const dconv_shape *c);
 int wino_available(const dconv_shape *c);
 /* Scratch floats needed. */
 size_t wino_scratch_floats(const dconv_shape *c, int nthreads);
-struct gn_silu_pre;
+struct conv_pre;
 /* The same contract as dconv_run, bf16 = 1: the products from operands
  * rounded to bf16, summed in float32 (flip = 1: w is [Cin, Cout, 3, 3] used
  * transposed and rotated, the data gradient of a stride-1 conv). pre: NULL,
- * or a groupnorm_silu applied to x as it is read (gn_silu.h: each piece
- * computes it for one channel of its rows at a time, so it never goes to
- * memory). cache: a node's slot (df_exec_ctx) or NULL: the transformed
- * weights are kept there with a copy of w, and reused while w is unchanged. */
-void wino_run(const dconv_shape *c, const float *x, const struct gn_silu_pre *pre, const float *w,
+ * or the op folded into the convolution's reading of x (conv_pre.h: a
+ * groupnorm_silu or a nearest upsample; each piece computes it for one
+ * channel of its rows at a time, so it never goes to memory). cache: a node's slot (df_exec_ctx) or
+ * NULL: the transformed weights are kept there with a copy of w, and reused while w is unchanged.
+ */
+void wino_run(const dconv_shape *c, const float *x, const struct conv_pre *pre, const float *w,
               int flip, const dconv_epilogue *ep, float *y, float *scratch, int nthreads, int bf16,
               void **cache);
 /* The output tile side shape c runs with (4 or 7), 0 when Winograd is off

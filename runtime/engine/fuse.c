@@ -28,7 +28,8 @@
  *   the weight gradient reads the activation) and Winograd suits its shape:
  *   each piece of the convolution normalises and activates the rows of x it
  *   reads, one channel at a time, so the activation never goes to memory
- *   (conv_winograd.c). Its statistics take one pass over x first. */
+ *   (conv_winograd.c). Its statistics take one pass over x first. A nearest
+ *   upsample read by such a convolution alone is folded in the same way. */
 #include "internal.h"
 #include "conv_winograd.h"
 #include "util.h"
@@ -185,12 +186,13 @@ static void fuse_gn_all(df_node *dt, df_node *role[3]) {
     }
 }
 
-/* c = conv2d(t, ...) with t = groupnorm_silu read by c alone, Winograd's shape */
+/* c = conv2d(t, ...) with t = groupnorm_silu or a nearest upsample read by
+ * c alone, Winograd's shape */
 static int conv_pre_fusable(const df_node *c, const int *readers) {
-    if (c->op != DF_OP_CONV2D || c->dead || c->ia[4] > 0) return 0;
+    if (c->op != DF_OP_CONV2D || c->dead || c->ia[4] > 0 || c->ia[6] > 1) return 0;
     const df_node *t = c->in[0], *w = c->in[1];
-    if (t->op != DF_OP_GROUPNORM_SILU || t->dead || t->keep || readers[t->id] != 1 ||
-        t->shape.nd != 4 || t->in[0]->dtype != DF_F32)
+    if ((t->op != DF_OP_GROUPNORM_SILU && (t->op != DF_OP_UPSAMPLE || t->ia[0] < 2)) || t->dead ||
+        t->keep || readers[t->id] != 1 || t->shape.nd != 4 || t->in[0]->dtype != DF_F32)
         return 0;
     dconv_shape d = {t->shape.d[0], t->shape.d[1], t->shape.d[2], t->shape.d[3],
                      w->shape.d[0], w->shape.d[2], w->shape.d[3], c->ia[0],
@@ -201,6 +203,11 @@ static int conv_pre_fusable(const df_node *c, const int *readers) {
 static void fuse_conv_pre(df_node *c) {
     df_node *t = c->in[0];
     c->in[0] = t->in[0];
+    if (t->op == DF_OP_UPSAMPLE) {
+        c->ia[6] = t->ia[0];
+        t->dead = 1;
+        return;
+    }
     for (int k = 1; k < t->n_in; k++) c->in[c->n_in++] = t->in[k]; /* gamma, beta */
     c->ia[4] = t->ia[0];
     c->ia[5] = t->n_in == 3;

@@ -1,6 +1,7 @@
-/* A groupnorm_silu fused into the convolution that reads it (fuse.c,
- * graphs without gradients): conv2d(groupnorm_silu(x)) with a bias and a
- * time-embedding addend, compiled fused and unfused, must agree bitwise, at
+/* A groupnorm_silu or a nearest upsample fused into the convolution that
+ * reads it (fuse.c, graphs without gradients): conv2d(groupnorm_silu(x)) or
+ * conv2d(upsample(x)) with a bias and a time-embedding addend, compiled
+ * fused and unfused, must agree bitwise, at
  * both Winograd tile sizes, with pieces that split images, without affine
  * parameters, under bf16, with Winograd switched off (the fused node then
  * computes the activation into its scratch) and on 1 and 2 threads. The
@@ -13,7 +14,7 @@
 #include <string.h>
 
 typedef struct {
-    int B, C, H, W, Cout, groups, affine;
+    int B, C, H, W, Cout, groups, affine; /* groups 0: an upsample by 2 of [H / 2, W / 2] */
 } pc;
 
 typedef struct {
@@ -27,13 +28,15 @@ typedef struct {
 static void pgraph_new(const pc *c, int fuse, int grad, int precision, pgraph *p) {
     p->ps = df_params_new();
     df_graph *g = p->g = df_graph_new(p->ps);
-    p->x = df_input(g, "x", DF_F32, df_shape4(c->B, c->C, c->H, c->W));
+    int up = c->groups == 0;
+    p->x = df_input(g, "x", DF_F32, df_shape4(c->B, c->C, c->H >> up, c->W >> up));
     p->ga = c->affine ? df_input(g, "gamma", DF_F32, df_shape1(c->C)) : NULL;
     p->be = c->affine ? df_input(g, "beta", DF_F32, df_shape1(c->C)) : NULL;
     p->w = df_input(g, "w", DF_F32, df_shape4(c->Cout, c->C, 3, 3));
     p->b = df_input(g, "b", DF_F32, df_shape1(c->Cout));
     p->e = df_input(g, "e", DF_F32, df_shape4(c->B, c->Cout, 1, 1));
-    df_node *t = df_silu(g, df_groupnorm(g, p->x, p->ga, p->be, c->groups, 1e-5f));
+    df_node *t = up ? df_upsample(g, p->x, 2)
+                    : df_silu(g, df_groupnorm(g, p->x, p->ga, p->be, c->groups, 1e-5f));
     p->y = df_add(g, df_conv2d(g, t, p->w, p->b, 1, 1), p->e);
     df_keep(g, p->y);
     if (grad) assert_int_equal(df_backward(g, df_sum_all(g, p->y), (df_node *[]){p->w}, 1), DF_OK);
@@ -59,7 +62,7 @@ static int fused_count(const pgraph *p) {
     int n = 0;
     for (int i = 0; i < df_graph_size(p->g); i++) {
         const df_node *d = df_graph_node(p->g, i);
-        n += !d->dead && d->op == DF_OP_CONV2D && d->ia[4] > 0;
+        n += !d->dead && d->op == DF_OP_CONV2D && (d->ia[4] > 0 || d->ia[6] > 1);
     }
     return n;
 }
@@ -72,6 +75,9 @@ static void test_fused_equals_pair(void **state) {
         {5, 16, 7, 7, 16, 4, 1},   /* F(7,3): a tile per image, pieces of 16 images */
         {9, 24, 14, 14, 8, 4, 0},  /* F(7,3), 4 tiles per image; no gamma and beta */
         {2, 8, 9, 13, 5, 2, 1},    /* ragged tiles */
+        {3, 16, 28, 28, 8, 0, 0},  /* upsample 14x14 -> 28x28, F(4,3) */
+        {5, 24, 14, 14, 16, 0, 0}, /* upsample 7x7 -> 14x14, F(7,3) */
+        {2, 8, 10, 12, 5, 0, 0},   /* upsample 5x6 -> 10x12, ragged */
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
         for (int mode = 0; mode < 3; mode++) { /* Winograd on, off, bf16 */

@@ -1,0 +1,40 @@
+/* How a convolution reads its input when fuse.c has folded the op before it
+ * into it (graphs without gradients): through a groupnorm_silu, or through
+ * a nearest upsample. The convolution sees the virtual input of that op's
+ * output shape; its kernels ask for rows of it (internal to ops/). */
+#ifndef DFRUN_CONV_PRE_H
+#define DFRUN_CONV_PRE_H
+#include "gn_silu.h"
+#include <stdint.h>
+#include <string.h>
+
+typedef struct conv_pre {
+    struct gn_silu_pre gn; /* up == 0: silu(groupnorm(x)) with these statistics */
+    int64_t up;            /* > 1: x is [B, C, H / up, W / up], repeated up x up */
+} conv_pre;
+
+/* dst[(r - r0) W + j] = rows [r0, r1) of channel c of image b of the virtual
+ * input [B, C, H, W] made from x */
+static inline void conv_pre_rows(const conv_pre *p, const float *x, int64_t b, int64_t c,
+                                 int64_t r0, int64_t r1, int64_t H, int64_t W, float *dst) {
+    if (!p->up) {
+        gn_silu_pre_row(&p->gn, b, c, x + (b * p->gn.C + c) * H * W + r0 * W, dst, (r1 - r0) * W);
+        return;
+    }
+    int64_t Hs = H / p->up, Ws = W / p->up, u = p->up;
+    for (int64_t r = r0; r < r1; r++) {
+        float *d = dst + (r - r0) * W;
+        if (r > r0 && r % u) { /* the row above came from the same source row */
+            memcpy(d, d - W, (size_t)W * 4);
+            continue;
+        }
+        const float *s = x + ((b * p->gn.C + c) * Hs + r / u) * Ws;
+        if (u == 2)
+            for (int64_t j = 0; j < Ws; j++) d[2 * j] = d[2 * j + 1] = s[j];
+        else
+            for (int64_t j = 0; j < Ws; j++)
+                for (int64_t k = 0; k < u; k++) d[j * u + k] = s[j];
+    }
+}
+
+#endif

@@ -6,7 +6,8 @@
  *
  *   conv2d            (x, w[, b])  ia: stride, pad (fuse.c adds an addend,
  *                                  and in graphs without gradients a
- *                                  groupnorm_silu of x: see conv_ins_of)
+ *                                  groupnorm_silu or upsample of x: see
+ *                                  conv_ins_of)
  *   conv2d_bwd_data   (gy, w)      ia: stride, pad, B, Cin, H, W  -> dx
  *   conv2d_bwd_weight (x, gy)      ia: stride, pad, KH, KW        -> dw */
 #include "util.h"

@@ -139,6 +139,15 @@ static void test_other_commands(void **state) {
             has("under load, share of quiet kept over 2 rounds: dfrun train");
         }
     }
+    /* --scaling: 1 thread against T, alternating, with the ratios */
+    assert_int_equal(cli("bench graphs/toy_ring.yaml --batch 64 --sample-batch 64 --steps 2 "
+                         "--scaling --rounds 2 --threads 2"),
+                     0);
+    has("round 2  1 thread: train");
+    has("2 threads: train");
+    has("1 -> 2 threads over 2 rounds: train");
+    assert_int_equal(cli("bench graphs/toy_ring.yaml --scaling --compare"), 2);
+    has("give --compare or --scaling, not both");
     assert_int_equal(cli("bench graphs/toy_ring.yaml --compare --peer /nonexistent.py"), 1);
     has("the peer benchmark '/nonexistent.py' cannot be read");
     /* --precision: a choice of train.precision, checked by the parser */

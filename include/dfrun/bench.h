@@ -64,4 +64,15 @@ typedef void (*df_compare_round_fn)(void *ctx, int round, const df_bench_result 
  * process (the share each keeps of its quiet rate under load). */
 df_status df_bench_compare(const df_compare_opts *o, df_compare_round_fn on_round, void *ctx);
 
+/* ---- thread scaling ---- */
+/* Called after each round with the results on 1 thread and on the current
+ * thread count. */
+typedef void (*df_scaling_round_fn)(void *ctx, int round, const df_bench_result *one,
+                                    const df_bench_result *many);
+/* Runs df_bench on 1 thread and on the current thread count `rounds` times
+ * each, alternating which goes first, each run in a child process of its
+ * own (the options' graph, sets, batches, steps and rounds; the peer's
+ * fields and busy are not used). */
+df_status df_bench_scaling(const df_compare_opts *o, df_scaling_round_fn on_round, void *ctx);
+
 #endif

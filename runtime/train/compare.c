@@ -49,8 +49,9 @@ static df_status wait_child(pid_t pid, const char *what) {
     return DF_OK;
 }
 
-/* dfrun's side: df_bench in a forked child, the result through a pipe. */
-static df_status run_ours(const df_compare_opts *o, df_bench_result *r) {
+/* dfrun's side: df_bench in a forked child (on `threads` threads; 0: the
+ * current count), the result through a pipe. */
+static df_status run_ours(const df_compare_opts *o, int threads, df_bench_result *r) {
     int fd[2];
     if (pipe(fd)) return df_seterr(DF_EIO, "pipe: %s", strerror(errno));
     pid_t pid = fork();
@@ -65,6 +66,7 @@ static df_status run_ours(const df_compare_opts *o, df_bench_result *r) {
             df_bench_result r;
             char msg[512];
         } out = {0};
+        if (threads > 0) df_set_threads(threads);
         out.st = df_bench(o->graph, o->sets, o->nsets, o->batch, o->sample_batch, o->steps, &out.r);
         snprintf(out.msg, sizeof out.msg, "%s", out.st ? df_errmsg() : "");
         ssize_t w = write(fd[1], &out, sizeof out);
@@ -148,9 +150,9 @@ static df_status run_pair(const df_compare_opts *o, int k, df_bench_result *ours
                           df_peer_result *peer) {
     df_status st;
     if (k % 2 == 0) {
-        if (!(st = run_ours(o, ours))) st = run_peer(o, peer);
+        if (!(st = run_ours(o, 0, ours))) st = run_peer(o, peer);
     } else {
-        if (!(st = run_peer(o, peer))) st = run_ours(o, ours);
+        if (!(st = run_peer(o, peer))) st = run_ours(o, 0, ours);
     }
     if (!st && peer->params != ours->params)
         st = df_seterr(DF_EINVAL,
@@ -196,6 +198,24 @@ df_status df_bench_compare(const df_compare_opts *o, df_compare_round_fn on_roun
         }
         if (!st && on_round)
             on_round(ctx, k, &ours, &peer, o->busy ? &ours_q : NULL, o->busy ? &peer_q : NULL);
+    }
+    return st;
+}
+
+df_status df_bench_scaling(const df_compare_opts *o, df_scaling_round_fn on_round, void *ctx) {
+    if (!o || !o->graph || o->rounds < 1)
+        return df_seterr(DF_EINVAL, "df_bench_scaling: graph and rounds >= 1 needed");
+    int many = df_get_threads();
+    df_status st = DF_OK;
+    for (int k = 0; k < o->rounds && !st; k++) {
+        df_bench_result one, all;
+        /* alternate which goes first: drifts in the machine's speed cancel */
+        if (k % 2 == 0) {
+            if (!(st = run_ours(o, 1, &one))) st = run_ours(o, many, &all);
+        } else {
+            if (!(st = run_ours(o, many, &all))) st = run_ours(o, 1, &one);
+        }
+        if (!st && on_round) on_round(ctx, k, &one, &all);
     }
     return st;
 }

@@ -68,11 +68,38 @@ static int compare(const df_compare_opts *o) {
     return 0;
 }
 
+static void on_scaling(void *ctx, int k, const df_bench_result *one, const df_bench_result *many) {
+    ratio_span *s = ctx;
+    double r[2] = {many->train_img_per_s / one->train_img_per_s,
+                   many->eval_img_per_s / one->eval_img_per_s};
+    for (int j = 0; j < 2; j++) span(s, k, j, r[j]);
+    printf("round %d  1 thread: train %6.1f img/s  sample %6.1f img/s\n", k + 1,
+           one->train_img_per_s, one->eval_img_per_s);
+    printf("         %d threads: train %6.1f img/s  sample %6.1f img/s\n", many->threads,
+           many->train_img_per_s, many->eval_img_per_s);
+    printf("         scaling: train %.2fx  sample %.2fx\n", r[0], r[1]);
+    fflush(stdout);
+}
+
+static int scaling(const df_compare_opts *o) {
+    ratio_span s;
+    printf("dfrun %s on 1 and %d threads, batch %lld, sample batch %lld, %d rounds\ncpu: %s\n",
+           o->graph, df_get_threads(), (long long)o->batch, (long long)o->sample_batch, o->rounds,
+           df_cpu_summary());
+    if (df_bench_scaling(o, on_scaling, &s)) {
+        fprintf(stderr, "dfrun: %s\n", df_errmsg());
+        return 1;
+    }
+    printf("1 -> %d threads over %d rounds: train %.2f-%.2fx  sample %.2f-%.2fx\n",
+           df_get_threads(), o->rounds, s.lo[0], s.hi[0], s.lo[1], s.hi[1]);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *graph = NULL, *precision = NULL, *peer = NULL, *python = "/usr/bin/python3",
                *peer_channels = NULL;
     long long batch = 128, sample_batch = 256, steps = 10, threads = 0, rounds = 3;
-    int do_compare = 0, busy = 0;
+    int do_compare = 0, busy = 0, do_scaling = 0;
     args_multi sets = {0};
     arg_spec specs[] = {
         {"GRAPH.yaml", A_POS, &graph, NULL, NULL, 0, 0, 0},
@@ -87,8 +114,10 @@ int cmd_bench(int argc, char **argv) {
         {"--set", A_MULTI, &sets, "PATH=VALUE", "override a value of the graph file", 0, 0, 0},
         {"--compare", A_FLAG, &do_compare, NULL,
          "also run the PyTorch peer, alternating, and print the ratios", 0, 0, 0},
-        {"--rounds", A_INT, &rounds, "N", "runs of each side with --compare (default 3)", 1, 100,
-         0},
+        {"--scaling", A_FLAG, &do_scaling, NULL,
+         "run on 1 thread and on T, alternating, and print the ratios", 0, 0, 0},
+        {"--rounds", A_INT, &rounds, "N",
+         "runs of each side with --compare or --scaling (default 3)", 1, 100, 0},
         {"--busy", A_FLAG, &busy, NULL,
          "with --compare: a competing busy process runs meanwhile (a shared machine)", 0, 0, 0},
         {"--peer", A_STR, &peer, "SCRIPT",
@@ -104,7 +133,8 @@ int cmd_bench(int argc, char **argv) {
         "batch S on random data after a warm-up; prints img/s, GFLOP/s, planned and peak memory.\n"
         "--compare runs the PyTorch peer (../shared/bench/torch_ref.py) too, alternating, each "
         "run\n"
-        "in a process of its own, and prints dfrun/peer ratios.\n",
+        "in a process of its own, and prints dfrun/peer ratios; --scaling does the same with\n"
+        "1 thread against T.\n",
         specs, sizeof specs / sizeof specs[0]};
     int a = args_parse(&c, argc, argv);
     if (a) return a == 1 ? 0 : 2;
@@ -115,6 +145,18 @@ int cmd_bench(int argc, char **argv) {
     if (ps[0] && sets.n < ARGS_MAX_MULTI) sets.v[sets.n++] = ps;
     if (threads) df_set_threads((int)threads);
     if (!peer) peer = getenv("DFRUN_PEER") ? getenv("DFRUN_PEER") : "../shared/bench/torch_ref.py";
+    if (do_compare && do_scaling) return args_fail(&c, "give --compare or --scaling, not both");
+    if (do_scaling) {
+        if (busy) return args_fail(&c, "--busy goes with --compare");
+        df_compare_opts o = {.graph = graph,
+                             .sets = sets.v,
+                             .nsets = sets.n,
+                             .batch = batch,
+                             .sample_batch = sample_batch,
+                             .steps = (int)steps,
+                             .rounds = (int)rounds};
+        return scaling(&o);
+    }
     if (do_compare) {
         df_compare_opts o = {graph,       sets.v, sets.n, batch, sample_batch, (int)steps,
                              (int)rounds, busy,   python, peer,  peer_channels};

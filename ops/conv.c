@@ -388,7 +388,7 @@ static df_status conv_fwd_pre(const df_node *n, df_exec_ctx *ctx, const dconv_sh
     float *stats = ctx->scratch, *ks = stats + pre_floats(n); // [B, G, 2]; the kernel's
     conv_pre pre = {{stats, ci.gamma >= 0 ? df_inp(n, ci.gamma) : NULL,
                      ci.gamma >= 0 ? df_inp(n, ci.gamma + 1) : NULL, d->Cin, n->ia[4]},
-                    n->ia[6] > 1 ? n->ia[6] : 0};
+                    up_of(n) > 1 ? up_of(n) : 0};
     if (!pre.up) gn_stats(x, d->B, d->Cin, d->H * d->W, pre.gn.G, n->fa[0], stats);
     dconv_epilogue ep = epilogue_of(n);
     if (wino_available(d)) {

@@ -304,9 +304,12 @@ static df_status gn_all_shape(df_node *n) {
 }
 /* scratch: gamma's terms [B][C] doubles, beta's [B][C] floats, then per
  * thread (64-aligned) dt of one group [cg][S] and 2 cg doubles */
+/* floats of one group's dt, rounded to a cache line (gamma's terms follow) */
+static int64_t gn_all_dt(const gn_dims *d) {
+    return (d->cg * d->S + 15) & ~(int64_t)15;
+}
 static size_t gn_all_per(const gn_dims *d) {
-    return ((size_t)((d->cg * d->S + 15) & ~(int64_t)15) * 4 + (size_t)d->cg * 16 + 63) &
-           ~(size_t)63;
+    return ((size_t)gn_all_dt(d) * 4 + (size_t)d->cg * 16 + 63) & ~(size_t)63;
 }
 static size_t gn_all_scratch(const df_node *n, int nt) {
     gn_dims d = dims_of(n->in[0], n->ia[0]);
@@ -325,8 +328,8 @@ static void gn_all_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
     const df_node *n = j->n;
     gn_dims d = j->d;
     const float *x = df_inp(n, 0), *gam = df_inp(n, 1), *bet = df_inp(n, 2), *gy = df_inp(n, 3);
-    float *dt = (float *)(j->per_thread + j->per * (size_t)worker);      // [cg][S]
-    double *gpart = (double *)(dt + ((d.cg * d.S + 15) & ~(int64_t)15)); // [2][cg]
+    float *dt = (float *)(j->per_thread + j->per * (size_t)worker); // [cg][S]
+    double *gpart = (double *)(dt + gn_all_dt(&d));                 // [2][cg]
     for (int64_t bg = i0; bg < i1; bg++) {
         int64_t b = bg / d.G, grp = bg % d.G, off = (b * d.C + grp * d.cg) * d.S;
         double m, r;

@@ -11,7 +11,16 @@
  * tiles). Pieces of tiles are grouped into chunks fixed by the shape; a
  * thread sums a chunk's pieces in order into its P, transforms it into the
  * chunk's part of dw, and the parts are added in chunk order: the result
- * doesn't depend on the thread count. */
+ * doesn't depend on the thread count.
+ *
+ * When every chunk would hold a single piece (few tiles, as with 7x7 and
+ * 14x14 images at F(7,3)), each chunk's P (nn Cout Cin floats, 5.3 MB at
+ * 128 channels) would be written and read for the products of only one
+ * piece, and that traffic, which both threads share, is what limits the
+ * speed. Such shapes run whole: the transforms of all tiles go to one V and
+ * one Z (parallel over tiles), each position's products then sum over all
+ * tiles at once into the one P (parallel over positions), and the output
+ * transform reads P once (parallel over output channels). */
 #include "conv_winograd.h"
 
 #if defined(__AVX512F__) && defined(__AVX512VL__)
@@ -22,6 +31,7 @@
 #define BW_TILES 128 /* tiles per piece at most; at least 32 */
 #define BW_PIECES 8  /* pieces wanted when that leaves 32 tiles or more */
 #define BW_CHUNKS 16 /* at most; a thread's work item */
+#define BW_WHOLE 512 /* tiles at most for running whole (above) */
 
 typedef struct {
     const wino_kind *k;        /* the tile size: the forward's for this shape */
@@ -32,9 +42,20 @@ typedef struct {
     int64_t Cinp, Coutp;       /* channels rounded up to 16 */
     int64_t pk, vk, zk;        /* floats per position k of P, V and Z (+ a cache line) */
     int64_t T2, vk2, zk2;      /* bf16: tile pairs per piece; pairs per position k of V2, Z2 */
+    int whole;                 /* one piece of all tiles (T = tiles), run whole */
 } bgeom;
 
-static void bgeom_of(const dconv_shape *c, const wino_kind *k, bgeom *g) {
+static void bgeom_sizes(bgeom *g) {
+    g->pk = g->Coutp * g->Cinp + 16;
+    g->vk = g->T * g->Cinp + 16;
+    g->zk = g->T * g->Coutp + 16;
+    g->T2 = (g->T + 1) / 2;
+    g->vk2 = g->T2 * g->Cinp + 16;
+    g->zk2 = g->T2 * g->Coutp + 16;
+}
+/* The geometry for shape c with tiles k; bf16: whether the products are
+ * bf16 (those run in chunks) */
+static void bgeom_of(const dconv_shape *c, const wino_kind *k, int bf16, bgeom *g) {
     g->k = k;
     g->m = k->m, g->n = k->n, g->nn = k->n * k->n;
     g->ntw = (c->Wo + g->m - 1) / g->m;
@@ -49,12 +70,11 @@ static void bgeom_of(const dconv_shape *c, const wino_kind *k, bgeom *g) {
     g->chunks = (g->pieces + g->per_chunk - 1) / g->per_chunk;
     g->Cinp = (c->Cin + NT - 1) / NT * NT;
     g->Coutp = (c->Cout + NT - 1) / NT * NT;
-    g->pk = g->Coutp * g->Cinp + 16;
-    g->vk = g->T * g->Cinp + 16;
-    g->zk = g->T * g->Coutp + 16;
-    g->T2 = (g->T + 1) / 2;
-    g->vk2 = g->T2 * g->Cinp + 16;
-    g->zk2 = g->T2 * g->Coutp + 16;
+    /* whole when the chunks' P would outweigh V and Z (written and read once either way) */
+    g->whole = g->per_chunk == 1 && !bf16 && g->tiles <= BW_WHOLE &&
+               g->chunks * c->Cout * c->Cin > g->tiles * (c->Cin + c->Cout);
+    if (g->whole) g->T = g->tiles, g->pieces = g->per_chunk = g->chunks = 1;
+    bgeom_sizes(g);
 }
 
 int wino_bw_applies(const dconv_shape *c) {
@@ -64,20 +84,24 @@ int wino_bw_available(const dconv_shape *c) {
     return wino_bw_applies(c) && df_conv_winograd();
 }
 
-/* per thread: P [nn][pk], V [nn][T][Cinp], Z [nn][Coutp / RB][T][RB], and for
- * bf16 V2 [nn][T2][Cinp], Z2 [nn][Coutp / RB][T2][RB] (tile pairs) */
+/* per thread (whole: once): P [nn][pk], V [nn][T][Cinp], Z [nn][Coutp / RB][T][RB],
+ * and for bf16 V2 [nn][T2][Cinp], Z2 [nn][Coutp / RB][T2][RB] (tile pairs) */
 static size_t bw_per_thread(const bgeom *g) {
-    return (size_t)(g->nn * (g->pk + g->vk + g->zk + g->vk2 + g->zk2));
+    return (size_t)(g->nn * (g->pk + g->vk + g->zk + (g->whole ? 0 : g->vk2 + g->zk2)));
+}
+static size_t bw_scratch(const dconv_shape *c, const bgeom *g, int nthreads) {
+    return (size_t)(g->whole ? 1 : nthreads) * bw_per_thread(g) +
+           (size_t)(g->chunks * c->Cout * 9 * g->Cinp) + 16;
 }
 size_t wino_bw_scratch_floats(const dconv_shape *c, int nthreads) {
-    size_t most = 0; /* either tile size */
-    for (int i = 0; i < WINO_KINDS; i++) {
-        bgeom g;
-        bgeom_of(c, wino_kinds[i], &g);
-        size_t n =
-            (size_t)nthreads * bw_per_thread(&g) + (size_t)(g.chunks * c->Cout * 9 * g.Cinp) + 16;
-        if (n > most) most = n;
-    }
+    size_t most = 0; /* either tile size, float32 or bf16 */
+    for (int i = 0; i < WINO_KINDS; i++)
+        for (int bf16 = 0; bf16 < 2; bf16++) {
+            bgeom g;
+            bgeom_of(c, wino_kinds[i], bf16, &g);
+            size_t n = bw_scratch(c, &g, nthreads);
+            if (n > most) most = n;
+        }
     return most;
 }
 
@@ -154,13 +178,11 @@ static void pair_tiles(const bgeom *g, int64_t n, const float *V, const float *Z
         }
 }
 
-/* One piece: P (+)= its tiles' products (add = 0: the chunk's first piece);
- * with V2 (bf16), from pairs of tiles. */
-static void bw_piece(const dconv_shape *c, const bgeom *g, const float *x, const float *gy,
-                     int64_t p, int add, float *P, float *V, float *Z, uint32_t *V2, uint32_t *Z2) {
-    int64_t t0 = p * g->T, n = g->tiles - t0 < g->T ? g->tiles - t0 : g->T;
-    for (int64_t t = 0; t < n; t++) {
-        int64_t b = (t0 + t) / g->ntile, r = (t0 + t) % g->ntile;
+/* Tiles [u0, u1) transformed into V and Z at places u - base */
+static void bw_tiles(const dconv_shape *c, const bgeom *g, const float *x, const float *gy,
+                     int64_t u0, int64_t u1, int64_t base, float *V, float *Z) {
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t b = u / g->ntile, r = u % g->ntile, t = u - base;
         int64_t oh = r / g->ntw * g->m, ow = r % g->ntw * g->m;
         for (int64_t ci0 = 0; ci0 < g->Cinp; ci0 += NT) {
             patch16 pt;
@@ -170,6 +192,22 @@ static void bw_piece(const dconv_shape *c, const bgeom *g, const float *x, const
         for (int64_t co0 = 0; co0 < g->Coutp; co0 += NT)
             g->k->gy(c, gy, b, oh, ow, co0, g->T, g->zk, t, Z);
     }
+}
+/* Positions [k0, k1) of P (+)= the products of V and Z's first n tiles */
+static void bw_products(const bgeom *g, int64_t n, int64_t k0, int64_t k1, int add, float *P,
+                        const float *V, const float *Z) {
+    for (int64_t k = k0; k < k1; k++)
+        for (int64_t cb = 0; cb < g->Coutp / RB; cb++)
+            products_cols(Z + k * g->zk + cb * g->T * RB, V + k * g->vk, n, g->Cinp,
+                          P + k * g->pk + cb * RB * g->Cinp, g->Cinp, g->Cinp / NT, add);
+}
+
+/* One piece: P (+)= its tiles' products (add = 0: the chunk's first piece);
+ * with V2 (bf16), from pairs of tiles. */
+static void bw_piece(const dconv_shape *c, const bgeom *g, const float *x, const float *gy,
+                     int64_t p, int add, float *P, float *V, float *Z, uint32_t *V2, uint32_t *Z2) {
+    int64_t t0 = p * g->T, n = g->tiles - t0 < g->T ? g->tiles - t0 : g->T;
+    bw_tiles(c, g, x, gy, t0, t0 + n, t0, V, Z);
     if (V2) {
         pair_tiles(g, n, V, Z, V2, Z2);
         bf16_products_fn bf = wino_bf16_products();
@@ -179,19 +217,16 @@ static void bw_piece(const dconv_shape *c, const bgeom *g, const float *x, const
                    P + k * g->pk + cb * RB * g->Cinp, g->Cinp, g->Cinp / NT, add);
         return;
     }
-    for (int64_t k = 0; k < g->nn; k++)
-        for (int64_t cb = 0; cb < g->Coutp / RB; cb++)
-            products_cols(Z + k * g->zk + cb * g->T * RB, V + k * g->vk, n, g->Cinp,
-                          P + k * g->pk + cb * RB * g->Cinp, g->Cinp, g->Cinp / NT, add);
+    bw_products(g, n, 0, g->nn, add, P, V, Z);
 }
 
-/* part [Cout][9][Cinp] = GT P G per (co, ci) */
-static void bw_output(const dconv_shape *c, const bgeom *g, const float *P, float *part) {
+/* part [Cout][9][Cinp] = GT P G per (co, ci), for co in [co0, co1) */
+static void bw_output(const bgeom *g, const float *P, int64_t co0, int64_t co1, float *part) {
     int n = (int)g->n;
     __m512 G[9][3];
     for (int a = 0; a < n; a++)
         for (int k = 0; k < 3; k++) G[a][k] = _mm512_set1_ps((float)g->k->G[a * 3 + k]);
-    for (int64_t co = 0; co < c->Cout; co++)
+    for (int64_t co = co0; co < co1; co++)
         for (int64_t q = 0; q < g->Cinp; q += NT) {
             __m512 h[9][3]; /* h[s][kw] = sum over t of P[s][t] G[t][kw] */
             for (int s = 0; s < n; s++)
@@ -236,8 +271,30 @@ static void wbw_chunks(void *ctx, int64_t c0, int64_t c1, int worker) {
                 p1 = p0 + g->per_chunk < g->pieces ? p0 + g->per_chunk : g->pieces;
         for (int64_t p = p0; p < p1; p++)
             bw_piece(j->c, g, j->x, j->gy, p, p > p0, P, V, Z, V2, Z2);
-        bw_output(j->c, g, P, j->parts + ch * j->psz);
+        bw_output(g, P, 0, j->c->Cout, j->parts + ch * j->psz);
     }
+}
+/* Whole: tiles [u0, u1) into the one V and Z */
+static void wbw_whole_tiles(void *ctx, int64_t u0, int64_t u1, int worker) {
+    const wbw_job *j = ctx;
+    const bgeom *g = j->g;
+    float *V = j->scratch + g->nn * g->pk, *Z = V + g->nn * g->vk;
+    (void)worker;
+    bw_tiles(j->c, g, j->x, j->gy, u0, u1, 0, V, Z);
+}
+/* Whole: positions [k0, k1) of P, summed over all tiles */
+static void wbw_whole_products(void *ctx, int64_t k0, int64_t k1, int worker) {
+    const wbw_job *j = ctx;
+    const bgeom *g = j->g;
+    float *P = j->scratch, *V = P + g->nn * g->pk, *Z = V + g->nn * g->vk;
+    (void)worker;
+    bw_products(g, g->tiles, k0, k1, 0, P, V, Z);
+}
+/* Whole: the output transform of channels [co0, co1) */
+static void wbw_whole_output(void *ctx, int64_t co0, int64_t co1, int worker) {
+    const wbw_job *j = ctx;
+    (void)worker;
+    bw_output(j->g, j->scratch, co0, co1, j->parts);
 }
 /* dw[co][ci][kk] for co in [o0, o1) = the parts' sum in chunk order */
 static void wbw_sum(void *ctx, int64_t o0, int64_t o1, int worker) {
@@ -257,8 +314,9 @@ static void wbw_sum(void *ctx, int64_t o0, int64_t o1, int worker) {
 void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
                  int nt, int bf16) {
     bgeom g;
-    bgeom_of(c, wino_kind_of(c), &g);
-    bf16 = wino_bf16_for(g.k, bf16);
+    const wino_kind *k = wino_kind_of(c);
+    bf16 = wino_bf16_for(k, bf16);
+    bgeom_of(c, k, bf16, &g);
     size_t per = bw_per_thread(&g);
     wbw_job j = {c,
                  &g,
@@ -266,11 +324,16 @@ void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *d
                  gy,
                  dw,
                  scratch,
-                 scratch + per * (size_t)nt, /* [chunks][Cout][9][Cinp] */
+                 scratch + per * (size_t)(g.whole ? 1 : nt), /* [chunks][Cout][9][Cinp] */
                  per,
                  c->Cout * 9 * g.Cinp,
                  bf16};
-    df_parallel_for(g.chunks, 1, wbw_chunks, &j);
+    if (g.whole) {
+        df_parallel_for(g.tiles, 2, wbw_whole_tiles, &j);
+        df_parallel_for(g.nn, 1, wbw_whole_products, &j);
+        df_parallel_for(c->Cout, 1, wbw_whole_output, &j);
+    } else
+        df_parallel_for(g.chunks, 1, wbw_chunks, &j);
     df_parallel_for(c->Cout, 1, wbw_sum, &j);
 }
 

@@ -39,25 +39,29 @@ static df_status binary_shape(df_node *n) {
 
 enum { BIN_ADD, BIN_SUB, BIN_MUL };
 
+#define BIN_SPAN 16384 /* a long row is split into spans of this many elements */
+
 typedef struct {
     df_iter it;
     float *y;
     const float *a, *b;
     int64_t inner, sy, sa, sb;
+    int64_t spans; /* per row of the coalesced space */
     int kind;
 } binary_job;
 
-/* rows [o0, o1) of the coalesced iteration space */
+/* spans [o0, o1) of the rows of the coalesced iteration space (spans per row) */
 static void binary_rows(void *ctx, int64_t o0, int64_t o1, int worker) {
     const binary_job *j = ctx;
-    int64_t inner = j->inner, sy = j->sy, sa = j->sa, sb = j->sb;
+    int64_t sy = j->sy, sa = j->sa, sb = j->sb;
     int kind = j->kind;
     (void)worker;
     for (int64_t o = o0; o < o1; o++) {
-        int64_t off[3];
-        df_iter_offsets(&j->it, o, 3, off);
-        float *yy = j->y + off[0];
-        const float *aa = j->a + off[1], *bb = j->b + off[2];
+        int64_t off[3], i0 = o % j->spans * BIN_SPAN;
+        int64_t inner = j->inner - i0 < BIN_SPAN || j->spans == 1 ? j->inner - i0 : BIN_SPAN;
+        df_iter_offsets(&j->it, o / j->spans, 3, off);
+        float *yy = j->y + off[0] + i0 * sy;
+        const float *aa = j->a + off[1] + i0 * sa, *bb = j->b + off[2] + i0 * sb;
         if (sy == 1 && sa == 1 && sb == 1) {
             if (kind == BIN_ADD)
                 for (int64_t i = 0; i < inner; i++) yy[i] = aa[i] + bb[i];
@@ -92,10 +96,19 @@ static df_status binary_fwd(const df_node *n, int kind) {
     df_iter it;
     df_iter_init(&it, nd, ext, st, 3);
     int64_t inner = it.ext[it.nd - 1], outer = df_shape_numel(&n->shape) / inner;
-    binary_job j = {it,    df_out(n),           df_inp(n, 0),        df_inp(n, 1),
-                    inner, it.st[0][it.nd - 1], it.st[1][it.nd - 1], it.st[2][it.nd - 1],
+    int64_t spans = inner >= 2 * BIN_SPAN ? (inner + BIN_SPAN - 1) / BIN_SPAN : 1;
+    binary_job j = {it,
+                    df_out(n),
+                    df_inp(n, 0),
+                    df_inp(n, 1),
+                    inner,
+                    it.st[0][it.nd - 1],
+                    it.st[1][it.nd - 1],
+                    it.st[2][it.nd - 1],
+                    spans,
                     kind};
-    df_parallel_for(outer, DF_PIECE_IF(outer, outer * inner > 32768), binary_rows, &j);
+    int64_t m = outer * spans;
+    df_parallel_for(m, DF_PIECE_IF(m, outer * inner > 32768), binary_rows, &j);
     return DF_OK;
 }
 

@@ -45,6 +45,9 @@ static void test_binary_forward(void **state) {
         {df_shape3(1, 5, 1), df_shape3(4, 1, 3), df_shape3(4, 5, 3), 0, 0},    /* both broadcast */
         {df_shape1(1), df_shape3(2, 3, 5), df_shape3(2, 3, 5), 2, 0},          /* scalar */
         {df_shape4(1, 3, 1, 1), df_shape4(4, 3, 9, 9), df_shape4(4, 3, 9, 9), 0, 0},
+        /* long rows, split into spans (the last one short) */
+        {df_shape3(3, 5, 8001), df_shape3(3, 5, 8001), df_shape3(3, 5, 8001), 0, 0},
+        {df_shape2(2, 50001), df_shape2(2, 1), df_shape2(2, 50001), 0, 0},
     };
     int ops[3] = {DF_OP_ADD, DF_OP_SUB, DF_OP_MUL};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)

@@ -21,6 +21,7 @@ static wc cases[] = {
     {22, 8, 28, 28, 4, 0},   /* 1078 tiles: weight-gradient chunks of 2 pieces */
     {1, 200, 5, 130, 4, 1},  {2, 32, 28, 28, 1, 1}, /* few output channels */
     {3, 4, 9, 7, 5, 1},      {2, 5, 28, 28, 32, 0}, /* few input channels */
+    {40, 96, 7, 7, 96, 1}, /* weight gradient run whole over 40 tiles (2 pieces' worth) */
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
@@ -288,10 +289,10 @@ static void test_switch(void **state) {
 /* 1 and 2 threads: bitwise identical forward and gradients. */
 static void test_threads(void **state) {
     (void)state;
-    int idx[] = {0, 2, 7, 12, 13, 6, 8};
+    int idx[] = {0, 2, 7, 12, 13, 18, 6, 8};
     for (size_t k = 0; k < sizeof idx / sizeof idx[0]; k++) {
         const wc *c = &cases[idx[k]];
-        df_conv_set_winograd(k < 5 ? 1 : 7); /* the default's choice; F(7,3) on odd sizes */
+        df_conv_set_winograd(k < 6 ? 1 : 7); /* the default's choice; F(7,3) on odd sizes */
         bufs s;
         bufs_new(c, 30 + k, &s);
         float *y1 = malloc(s.ny * 4), *dx1 = malloc(s.nx * 4), *dw1 = malloc(s.nw * 4);

@@ -1,7 +1,9 @@
-/* Layout ops: reshape (a view), permute, slice, pad, concat, nearest upsample. */
+/* Layout ops: reshape (a view), permute, slice, pad, concat, nearest upsample and its
+ * gradient. */
 #include "util.h"
 #include <string.h>
 #include "parallel.h"
+#include "simd16.h"
 
 /* ---- reshape: ia = packed shape (one extent may be -1) ---- */
 static df_status reshape_shape(df_node *n) {
@@ -368,14 +370,9 @@ static df_status upsample_fwd(const df_node *n, df_exec_ctx *c) {
     df_parallel_for(planes, DF_PIECE(planes), upsample_planes, (void *)n);
     return DF_OK;
 }
-/* gradient: sum over each f x f block, from reshape + reduce + reshape */
+/* gradient: the sum over each f x f block */
 static df_status upsample_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
-    const df_shape *s = &n->in[0]->shape;
-    int64_t f = n->ia[0];
-    df_shape six = df_shape_make(6, (int64_t[]){s->d[0], s->d[1], s->d[2], f, s->d[3], f});
-    df_node *r = df_reshape(g, gy, six);
-    r = df_sum(g, r, (1u << 3) | (1u << 5));
-    gin[0] = df_reshape(g, r, *s);
+    gin[0] = df_upsample_bwd(g, gy, n->ia[0]);
     return df_graph_status(g);
 }
 static double upsample_flops(const df_node *n) {
@@ -392,4 +389,92 @@ const df_op_desc df_opdesc_upsample = {.name = "upsample",
 df_node *df_upsample(df_graph *g, df_node *x, int factor) {
     int32_t ia[1] = {factor};
     return df_node_new(g, DF_OP_UPSAMPLE, &x, 1, ia, 1, NULL, 0);
+}
+
+/* ---- upsample_bwd: ia[0] = factor; x [B, C, H*f, W*f] -> [B, C, H, W], the sum
+ * of each f x f block (row by row: each row's f values, then the f rows) ---- */
+static df_status upsample_bwd_shape(df_node *n) {
+    char a[96];
+    const df_shape *x = &n->in[0]->shape;
+    int f = n->ia[0];
+    if (x->nd != 4 || n->in[0]->dtype != DF_F32) return df_shape_err(n, "float32 [B, C, H, W]", x);
+    if (f < 1 || f > 64 || x->d[2] % f || x->d[3] % f)
+        return df_seterr(DF_EINVAL, "factor %d out of range 1..64 or not dividing H and W of %s", f,
+                         df_shape_str(x, a, sizeof a));
+    n->shape = *x;
+    n->shape.d[2] /= f;
+    n->shape.d[3] /= f;
+    n->dtype = DF_F32;
+    return DF_OK;
+}
+/* yr[w] = (xr[2w] + xr[2w + 1]) + (xr[X + 2w] + xr[X + 2w + 1]) for w < W */
+static void block_sum2(const float *xr, int64_t X, float *yr, int64_t W) {
+    int64_t w = 0;
+#if defined(__AVX512F__)
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    for (; w < W; w += 16) {
+        int64_t n = W - w < 16 ? W - w : 16; /* outputs; 2 n inputs per row */
+        __mmask16 m0 = lanes(2 * n), m1 = lanes(2 * n - 16 > 0 ? 2 * n - 16 : 0), mo = lanes(n);
+        __m512 s[2];
+        for (int r = 0; r < 2; r++) {
+            const float *p = xr + r * X + 2 * w;
+            __m512 a = _mm512_maskz_loadu_ps(m0, p), b = _mm512_maskz_loadu_ps(m1, p + 16);
+            s[r] =
+                _mm512_add_ps(_mm512_permutex2var_ps(a, ev, b), _mm512_permutex2var_ps(a, od, b));
+        }
+        _mm512_mask_storeu_ps(yr + w, mo, _mm512_add_ps(s[0], s[1]));
+    }
+#endif
+    for (; w < W; w++) yr[w] = (xr[2 * w] + xr[2 * w + 1]) + (xr[X + 2 * w] + xr[X + 2 * w + 1]);
+}
+static void upsample_bwd_planes(void *ctx, int64_t p0, int64_t p1, int worker) {
+    const df_node *n = ctx;
+    int64_t H = n->shape.d[2], W = n->shape.d[3], f = n->ia[0], X = W * f;
+    const float *x = df_inp(n, 0); // [B, C, H*f, W*f]
+    float *y = df_out(n);          // [B, C, H, W]
+    (void)worker;
+    for (int64_t p = p0; p < p1; p++)
+        for (int64_t h = 0; h < H; h++) {
+            const float *xr = x + (p * H + h) * f * X;
+            float *yr = y + (p * H + h) * W;
+            if (f == 2) {
+                block_sum2(xr, X, yr, W);
+                continue;
+            }
+            for (int64_t w = 0; w < W; w++) {
+                float s = 0;
+                for (int64_t r = 0; r < f; r++) {
+                    float row = 0;
+                    for (int64_t k = 0; k < f; k++) row += xr[r * X + w * f + k];
+                    s += row;
+                }
+                yr[w] = s;
+            }
+        }
+}
+static df_status upsample_bwd_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    int64_t planes = n->shape.d[0] * n->shape.d[1];
+    df_parallel_for(planes, DF_PIECE(planes), upsample_bwd_planes, (void *)n);
+    return DF_OK;
+}
+/* its gradient: each block gets the block's gy, a nearest upsample */
+static df_status upsample_bwd_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
+    gin[0] = df_upsample(g, gy, n->ia[0]);
+    return df_graph_status(g);
+}
+static double upsample_bwd_flops(const df_node *n) {
+    return (double)df_shape_numel(&n->in[0]->shape);
+}
+const df_op_desc df_opdesc_upsample_bwd = {.name = "upsample_bwd",
+                                           .min_in = 1,
+                                           .max_in = 1,
+                                           .shape = upsample_bwd_shape,
+                                           .forward = upsample_bwd_fwd,
+                                           .backward = upsample_bwd_bwd,
+                                           .flops = upsample_bwd_flops};
+df_node *df_upsample_bwd(df_graph *g, df_node *x, int factor) {
+    int32_t ia[1] = {factor};
+    return df_node_new(g, DF_OP_UPSAMPLE_BWD, &x, 1, ia, 1, NULL, 0);
 }

@@ -81,6 +81,8 @@ df_node *df_param(df_graph *g, const char *name, df_shape s, df_init init);
 df_node *df_conv2d(df_graph *g, df_node *x, df_node *w, df_node *b, int stride, int pad);
 /* x [B,C,H,W] -> [B,C,H*f,W*f], nearest neighbour */
 df_node *df_upsample(df_graph *g, df_node *x, int factor);
+/* x [B,C,H*f,W*f] -> [B,C,H,W], the sum of each f x f block (upsample's gradient) */
+df_node *df_upsample_bwd(df_graph *g, df_node *x, int factor);
 /* Concatenate n tensors along axis (other extents equal). */
 df_node *df_concat(df_graph *g, df_node **xs, int n, int axis);
 /* x[..., start:start+len, ...] along axis */

@@ -1,4 +1,4 @@
-/* reshape, permute, slice, pad, concat, upsample. */
+/* reshape, permute, slice, pad, concat, upsample and its gradient. */
 #include "harness.h"
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +175,50 @@ static void test_upsample(void **state) {
     assert_int_equal(dft_gradcheck(build_upsample, &f, ins, 1, 12, 1e-2f, 2e-3, 48), 0);
 }
 
+static df_node *build_upsample_bwd(df_graph *g, df_node **in, void *ctx) {
+    return df_upsample_bwd(g, in[0], *(const int *)ctx);
+}
+/* upsample's gradient: the sum of each f x f block, rows of 21 outputs (a
+ * vector and a masked one), 14 (28 -> 14, the UNet's) and f = 3 */
+static void test_upsample_bwd(void **state) {
+    (void)state;
+    const int cases[][5] = {{2, 3, 3, 21, 2}, {1, 2, 14, 14, 2}, {2, 2, 2, 5, 3}}; /* B C H W f */
+    for (int c = 0; c < 3; c++) {
+        int B = cases[c][0], C = cases[c][1], H = cases[c][2], W = cases[c][3], f = cases[c][4];
+        int X = W * f, n = B * C * H * f * X;
+        float *x = malloc(n * 4), *ref = malloc(B * C * H * W * 4);
+        dft_fill_uniform(x, n, -1, 1, 40 + c);
+        dft_input ins[1] = {{"x", DF_F32, df_shape4(B, C, H * f, X), 1, -1, 1, 0, 0}};
+        float *y = dft_forward(build_upsample_bwd, &f, ins, 1, (void *[]){x}, NULL);
+        assert_non_null(y);
+        for (int p = 0; p < B * C; p++)
+            for (int h = 0; h < H; h++)
+                for (int w = 0; w < W; w++) {
+                    float s = 0;
+                    for (int r = 0; r < f; r++) {
+                        float row = 0;
+                        for (int k = 0; k < f; k++) row += x[((p * H + h) * f + r) * X + w * f + k];
+                        s += row;
+                    }
+                    ref[(p * H + h) * W + w] = s;
+                }
+        assert_int_equal(dft_close(y, ref, B * C * H * W, 0, 0, "upsample_bwd"), 0);
+        free(y);
+        if (c != 1)
+            assert_int_equal(dft_gradcheck(build_upsample_bwd, &f, ins, 1, 13 + c, 1e-2f, 2e-3, 48),
+                             0);
+        free(x), free(ref);
+    }
+    dft_mark_forward(DF_OP_UPSAMPLE_BWD);
+    df_params *ps = df_params_new();
+    df_graph *g = df_graph_new(ps);
+    df_node *x = df_input(g, "x", DF_F32, df_shape4(1, 2, 6, 5));
+    assert_null(df_upsample_bwd(g, x, 2));
+    assert_non_null(strstr(df_graph_errmsg(g), "not dividing"));
+    df_graph_free(g);
+    df_params_free(ps);
+}
+
 static void test_shape_errors(void **state) {
     (void)state;
     df_params *ps = df_params_new();
@@ -206,7 +250,7 @@ int dft_run_shape(void) {
         cmocka_unit_test(test_reshape),      cmocka_unit_test(test_part),
         cmocka_unit_test(test_permute),      cmocka_unit_test(test_slice_pad),
         cmocka_unit_test(test_concat),       cmocka_unit_test(test_upsample),
-        cmocka_unit_test(test_shape_errors),
+        cmocka_unit_test(test_upsample_bwd), cmocka_unit_test(test_shape_errors),
     };
     return cmocka_run_group_tests_name("shape", t, NULL, NULL);
 }

@@ -364,11 +364,15 @@ static void upsample_planes(void *ctx, int64_t p0, int64_t p1, int worker) {
             for (int64_t r = 1; r < f; r++) memcpy(yr + r * W * f, yr, (size_t)(W * f) * 4);
         }
 }
+/* fn over the B C planes of node n (an upsample or its gradient) */
+static df_status over_planes(const df_node *n, df_loop_fn fn) {
+    int64_t planes = n->shape.d[0] * n->shape.d[1];
+    df_parallel_for(planes, DF_PIECE(planes), fn, (void *)n);
+    return DF_OK;
+}
 static df_status upsample_fwd(const df_node *n, df_exec_ctx *c) {
     (void)c;
-    int64_t planes = n->in[0]->shape.d[0] * n->in[0]->shape.d[1];
-    df_parallel_for(planes, DF_PIECE(planes), upsample_planes, (void *)n);
-    return DF_OK;
+    return over_planes(n, upsample_planes);
 }
 /* gradient: the sum over each f x f block */
 static df_status upsample_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {
@@ -455,9 +459,7 @@ static void upsample_bwd_planes(void *ctx, int64_t p0, int64_t p1, int worker) {
 }
 static df_status upsample_bwd_fwd(const df_node *n, df_exec_ctx *c) {
     (void)c;
-    int64_t planes = n->shape.d[0] * n->shape.d[1];
-    df_parallel_for(planes, DF_PIECE(planes), upsample_bwd_planes, (void *)n);
-    return DF_OK;
+    return over_planes(n, upsample_bwd_planes);
 }
 /* its gradient: each block gets the block's gy, a nearest upsample */
 static df_status upsample_bwd_bwd(df_graph *g, df_node *n, df_node *gy, df_node **gin) {

@@ -288,18 +288,21 @@ static df_status gn_silu_bwd_fwd(const df_node *n, df_exec_ctx *c) {
 }
 
 /* groupnorm_silu_bwd_all(x, gamma, beta, gy) -> [dx (B C S) | dgamma (C) |
- * dbeta (C)]: what groupnorm_silu_bwd, groupnorm_bwd_x, groupnorm_bwd_gamma
- * and the reduce of dt to beta's shape compute, bitwise, in one pass over
- * memory: each (image, group) makes dt in a buffer of the thread's and
- * takes dx, gamma's and beta's terms from it; the terms are summed over the
- * images in order at the end. fuse.c makes it, and parts (views) and a slice
- * of it replace the four nodes. */
+ * dbeta (C) | dx summed over each plane (B C) | dx summed over all but the
+ * channels (C)]: what groupnorm_silu_bwd, groupnorm_bwd_x,
+ * groupnorm_bwd_gamma, the reduce of dt to beta's shape and the reduces of
+ * dx to [B, C, 1, 1] and [1, C, 1, 1] (the gradients of a time embedding
+ * and of a bias added before the groupnorm) compute, bitwise, in one pass
+ * over memory: each (image, group) makes dt in a buffer of the thread's and
+ * takes dx, gamma's and beta's terms from it, and dx's plane sums while dx
+ * is in cache; the terms are summed over the images in order at the end.
+ * fuse.c makes it, and a part (view) and slices of it replace the nodes. */
 static df_status gn_all_shape(df_node *n) {
     if (n->n_in != 4) return df_seterr(DF_EINVAL, "inputs: x, gamma, beta, gy (got %d)", n->n_in);
     df_status st = gn_silu_bwd_shape(n);
     if (st) return st;
     const df_shape *x = &n->in[0]->shape;
-    n->shape = df_shape1(df_shape_numel(x) + 2 * x->d[1]);
+    n->shape = df_shape1(df_shape_numel(x) + (3 + x->d[0]) * x->d[1]);
     return DF_OK;
 }
 /* scratch: gamma's terms [B][C] doubles, beta's [B][C] floats, then per
@@ -340,20 +343,30 @@ static void gn_all_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
                           gy + off + cc * d.S, dt + cc * d.S, d.S);
             j->bterm[b * d.C + ch] = df_sum_row(dt + cc * d.S, d.S);
         }
-        group_dx(x + off, dt, gam + grp * d.cg, d.cg, d.S, n->fa[0], df_out(n) + off, gpart);
-        for (int64_t cc = 0; cc < d.cg; cc++) j->gterm[b * d.C + grp * d.cg + cc] = gpart[cc];
+        float *dx = df_out(n) + off; // [cg][S]
+        group_dx(x + off, dt, gam + grp * d.cg, d.cg, d.S, n->fa[0], dx, gpart);
+        float *rows = df_out(n) + d.B * d.C * d.S + 2 * d.C + b * d.C + grp * d.cg; // [cg]
+        for (int64_t cc = 0; cc < d.cg; cc++) {
+            j->gterm[b * d.C + grp * d.cg + cc] = gpart[cc];
+            rows[cc] = df_sum_row(dx + cc * d.S, d.S); /* as the reduce to [B, C, 1, 1] */
+        }
     }
 }
-/* dgamma, dbeta of channels [c0, c1): the terms summed over the images in order */
+/* dgamma, dbeta and dx's sums over all but the channels, of channels [c0,
+ * c1): the terms summed over the images in order (as the reduce op does) */
 static void gn_all_sum(void *ctx, int64_t c0, int64_t c1, int worker) {
     const gn_all_job *j = ctx;
     gn_dims d = j->d;
-    float *dg = df_out(j->n) + d.B * d.C * d.S, *db = dg + d.C;
+    float *dg = df_out(j->n) + d.B * d.C * d.S, *db = dg + d.C, *rows = db + d.C; // [B][C]
+    float *cols = rows + d.B * d.C;                                               // [C]
     (void)worker;
     for (int64_t c = c0; c < c1; c++) {
-        double a = 0, s = 0;
-        for (int64_t b = 0; b < d.B; b++) a += j->gterm[b * d.C + c], s += j->bterm[b * d.C + c];
-        dg[c] = (float)a, db[c] = (float)(s * 1.0);
+        double a = 0, s = 0, r = 0;
+        for (int64_t b = 0; b < d.B; b++) {
+            a += j->gterm[b * d.C + c], s += j->bterm[b * d.C + c];
+            r += rows[b * d.C + c];
+        }
+        dg[c] = (float)a, db[c] = (float)(s * 1.0), cols[c] = (float)(r * 1.0);
     }
 }
 static df_status gn_all_fwd(const df_node *n, df_exec_ctx *c) {

@@ -11,11 +11,14 @@
  *   dt = groupnorm_silu_bwd(x, gamma, beta, gy) read by groupnorm_bwd_x
  *   (dx), groupnorm_bwd_gamma and the reduce to beta's gradient ->
  *   groupnorm_silu_bwd_all(x, gamma, beta, gy), one buffer [dx | dgamma |
- *   dbeta], with dx's reader turned into a part (a view) and the others
- *   into slices (copies of C values, so that the buffer is freed after dx's
- *   last reader, not at the end where the parameters' gradients are
- *   copied): dt never goes to memory, and x and gy are read once, not four
- *   times.
+ *   dbeta | dx's plane sums | dx's channel sums], with dx's reader turned
+ *   into a part (a view) and the others into slices (copies of C values, so
+ *   that the buffer is freed after dx's last reader, not at the end where
+ *   the parameters' gradients are copied): dt never goes to memory, and x
+ *   and gy are read once, not four times. Reduces of dx to [B, C, 1, 1] (a
+ *   time embedding's gradient) and [1, C, 1, 1] (a bias's) become slices of
+ *   the sums, which the op takes while dx is in cache: two passes over dx
+ *   fewer.
  *
  *   add(conv2d(x, w, b), r) -> conv2d(x, w, b, r): the convolution adds r
  *   (a tensor of its output's shape, or one value per image and channel, as
@@ -131,6 +134,19 @@ static int read_by_reshapes(const df_graph *g, const df_node *n) {
     }
     return 1;
 }
+#define GN_ROLES 5 /* dx, dgamma, dbeta, dx's plane sums, dx's channel sums */
+
+/* r = reduce(dx) to [B, C, 1, 1] (3: dx's plane sums) or [1, C, 1, 1] (4:
+ * its channel sums), read by reshapes alone (a slice is 1-d), else -1 */
+static int gn_sums_role(const df_graph *g, const df_node *dx, const df_node *r) {
+    const df_shape *x = &dx->shape;
+    if (r->op != DF_OP_REDUCE || r->in[0] != dx || r->fa[0] != 1.0f || r->keep || x->nd != 4 ||
+        !read_by_reshapes(g, r))
+        return -1;
+    const df_shape *s = &r->shape;
+    if (s->d[1] != x->d[1] || s->d[2] != 1 || s->d[3] != 1) return -1;
+    return s->d[0] == x->d[0] ? 3 : s->d[0] == 1 ? 4 : -1;
+}
 /* The role of node r reading dt = groupnorm_silu_bwd(x, gamma, beta, gy)
  * in a groupnorm_silu_bwd_all: 0 dx, 1 dgamma, 2 dbeta, or -1 */
 static int gn_all_role(const df_graph *g, const df_node *dt, const df_node *r) {
@@ -148,12 +164,14 @@ static int gn_all_role(const df_graph *g, const df_node *dt, const df_node *r) {
         return 2;
     return -1;
 }
-/* dt's readers as roles (each at most once, dx among them), or 0 */
+/* dt's readers as roles (each at most once, dx among them), and dx's
+ * reduces to its sums (roles 3, 4), or 0 */
 static int gn_all_fusable(const df_graph *g, const df_node *dt, const int *readers,
-                          df_node *role[3]) {
-    role[0] = role[1] = role[2] = NULL;
+                          df_node *role[GN_ROLES]) {
+    for (int q = 0; q < GN_ROLES; q++) role[q] = NULL;
     if (dt->op != DF_OP_GROUPNORM_SILU_BWD || dt->dead || dt->keep || dt->n_in != 4 ||
-        dt->shape.nd < 2 || df_shape_numel(&dt->shape) + 2 * dt->shape.d[1] > INT32_MAX)
+        dt->shape.nd < 2 ||
+        df_shape_numel(&dt->shape) + (3 + dt->shape.d[0]) * dt->shape.d[1] > INT32_MAX)
         return 0;
     int uses = 0;
     for (int i = dt->id + 1; i < g->n; i++) {
@@ -168,21 +186,31 @@ static int gn_all_fusable(const df_graph *g, const df_node *dt, const int *reade
             uses++;
         }
     }
-    return role[0] && uses == readers[dt->id];
+    if (!role[0] || uses != readers[dt->id]) return 0;
+    for (int i = role[0]->id + 1; i < g->n; i++) { /* dx's reduces to its sums */
+        df_node *r = g->nodes[i];
+        if (r->dead || r->n_in != 1) continue;
+        int q = gn_sums_role(g, role[0], r);
+        if (q == 3 && role[3] && role[0]->shape.d[0] == 1) q = 4; /* B = 1: the same sums */
+        if (q > 0 && !role[q]) role[q] = r;
+    }
+    return 1;
 }
-static void fuse_gn_all(df_node *dt, df_node *role[3]) {
+static void fuse_gn_all(df_node *dt, df_node *role[GN_ROLES]) {
     const df_shape xs = dt->in[0]->shape;
-    int64_t N = df_shape_numel(&xs), C = xs.d[1];
+    int64_t N = df_shape_numel(&xs), B = xs.d[0], C = xs.d[1];
+    int64_t at[GN_ROLES] = {0, N, N + C, N + 2 * C, N + (2 + B) * C}; /* offsets in dt */
+    int64_t len[GN_ROLES] = {N, C, C, B * C, C};
     dt->op = DF_OP_GROUPNORM_SILU_BWD_ALL;
-    dt->shape = df_shape1(N + 2 * C);
+    dt->shape = df_shape1(N + (3 + B) * C);
     df_node *dx = role[0];
     dx->op = DF_OP_PART, dx->n_in = 1, dx->in[0] = dt, dx->ia[0] = 0;
     df_pack_shape(dx->ia, 1, &xs);
-    for (int q = 1; q < 3; q++) { /* slices [C] (copies: one may be a parameter's gradient) */
+    for (int q = 1; q < GN_ROLES; q++) { /* slices (copies: one may be a parameter's gradient) */
         df_node *r = role[q];
         if (!r) continue;
-        r->op = DF_OP_SLICE, r->n_in = 1, r->in[0] = dt, r->shape = df_shape1(C);
-        r->ia[0] = 0, r->ia[1] = (int32_t)(N + (q - 1) * C), r->ia[2] = (int32_t)C;
+        r->op = DF_OP_SLICE, r->n_in = 1, r->in[0] = dt, r->shape = df_shape1(len[q]);
+        r->ia[0] = 0, r->ia[1] = (int32_t)at[q], r->ia[2] = (int32_t)len[q];
     }
 }
 
@@ -228,7 +256,7 @@ df_status df_fuse(df_graph *g) {
     if (!(readers = count_readers(g)))
         return df_seterr(DF_ENOMEM, "df_compile: out of memory while fusing");
     for (int i = 0; i < g->n; i++) {
-        df_node *role[3];
+        df_node *role[GN_ROLES];
         if (gn_all_fusable(g, g->nodes[i], readers, role)) fuse_gn_all(g->nodes[i], role);
     }
     for (int i = 0; i < g->n; i++)

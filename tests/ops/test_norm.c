@@ -115,11 +115,13 @@ static void test_fused_equals_pair(void **state) {
 }
 
 /* The whole gradient of groupnorm_silu fused into one node (fuse.c:
- * groupnorm_silu_bwd_all, whose parts are dx, dgamma and dbeta) against the
- * unfused nodes: every gradient bitwise equal. x = x0 * p, so that dx flows
- * on to a parameter as an activation's gradient does. */
-static void fused_backward(df_shape s, int groups, int fuse, float **grads, int64_t *ng,
-                           int *nall) {
+ * groupnorm_silu_bwd_all, whose parts are dx, dgamma, dbeta and dx's sums)
+ * against the unfused nodes: every gradient bitwise equal. x = x0 * p +
+ * bias + emb, so that dx flows on to a parameter as an activation's
+ * gradient does and is summed to a bias's [C] and a time embedding's [B, C]
+ * gradients. nreduce: the live reduces (fused: only the loss's). */
+static void fused_backward(df_shape s, int groups, int fuse, float **grads, int64_t *ng, int *nall,
+                           int *nreduce) {
     df_params *ps = df_params_new();
     df_graph *g = df_graph_new(ps);
     int64_t C = s.d[1], n = df_shape_numel(&s);
@@ -127,7 +129,11 @@ static void fused_backward(df_shape s, int groups, int fuse, float **grads, int6
     df_node *p = df_param(g, "p", s, (df_init){DF_INIT_ONES, 0});
     df_node *ga = df_param(g, "gamma", df_shape1(C), (df_init){DF_INIT_ONES, 0});
     df_node *be = df_param(g, "beta", df_shape1(C), (df_init){DF_INIT_ZEROS, 0});
-    df_node *t = df_silu(g, df_groupnorm(g, df_mul(g, x0, p), ga, be, groups, 1e-5f));
+    df_node *bias = df_param(g, "bias", df_shape1(C), (df_init){DF_INIT_ZEROS, 0});
+    df_node *emb = df_param(g, "emb", df_shape2(s.d[0], C), (df_init){DF_INIT_ZEROS, 0});
+    df_node *u = df_binary_aligned(g, DF_OP_ADD, df_mul(g, x0, p), bias, 0, 1); /* [C] */
+    u = df_binary_aligned(g, DF_OP_ADD, u, emb, 0, 0);                          /* [B, C] */
+    df_node *t = df_silu(g, df_groupnorm(g, u, ga, be, groups, 1e-5f));
     df_node *loss = df_sum_all(g, df_mul(g, t, w)); /* random weights */
     assert_int_equal(df_backward(g, loss, NULL, 0), DF_OK);
     df_compile_opts o = {.no_fuse = !fuse};
@@ -140,14 +146,17 @@ static void fused_backward(df_shape s, int groups, int fuse, float **grads, int6
     df_set_input(g, w, v, n);
     dft_fill_uniform(df_param_data(ps, 1), C, 0.5f, 1.5f, 13); /* gamma, beta */
     dft_fill_uniform(df_param_data(ps, 2), C, -1, 1, 14);
+    dft_fill_uniform(df_param_data(ps, 3), C, -1, 1, 15); /* bias, emb */
+    dft_fill_uniform(df_param_data(ps, 4), s.d[0] * C, -1, 1, 16);
     assert_int_equal(df_run(g), DF_OK);
     *ng = df_params_block_numel(ps);
     *grads = malloc(*ng * 4);
     memcpy(*grads, df_params_grad(ps), *ng * 4);
-    *nall = 0;
+    *nall = *nreduce = 0;
     for (int i = 0; i < df_graph_size(g); i++) {
         const df_node *d = df_graph_node(g, i);
         *nall += !d->dead && d->op == DF_OP_GROUPNORM_SILU_BWD_ALL;
+        *nreduce += !d->dead && d->op == DF_OP_REDUCE;
     }
     free(v);
     df_graph_free(g);
@@ -161,15 +170,18 @@ static void test_fused_backward(void **state) {
     } cases[] = {{df_shape4(3, 8, 5, 6), 4},
                  {df_shape4(2, 32, 28, 28), 8},
                  {df_shape4(5, 16, 7, 7), 4},
-                 {df_shape4(2, 6, 2, 3), 3}};
+                 {df_shape4(2, 6, 2, 3), 3},
+                 {df_shape4(1, 8, 4, 4), 2}}; /* B = 1: the two sums of dx coincide */
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         int64_t n1, n2;
         float *a, *b;
-        int fused, plain;
-        fused_backward(cases[k].s, cases[k].groups, 1, &a, &n1, &fused);
-        fused_backward(cases[k].s, cases[k].groups, 0, &b, &n2, &plain);
+        int fused, plain, r1, r2;
+        fused_backward(cases[k].s, cases[k].groups, 1, &a, &n1, &fused, &r1);
+        fused_backward(cases[k].s, cases[k].groups, 0, &b, &n2, &plain, &r2);
         assert_int_equal(fused, 1);
         assert_int_equal(plain, 0);
+        assert_int_equal(r1, 1); /* beta's, the bias's and emb's reduces are slices */
+        assert_int_equal(r2, 4);
         assert_int_equal(n1, n2);
         assert_memory_equal(a, b, n1 * 4);
         free(a), free(b);

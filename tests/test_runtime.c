@@ -2,6 +2,7 @@
  * clipping, EMA, and argument checking of the public entry points. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "dfrun/bench.h"
 #include "parallel.h"
 #include <stdatomic.h>
 #include <math.h>
@@ -523,6 +524,17 @@ static void slow_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
 /* Bound, a poster that goes to sleep waiting for a loop's last pieces lets
  * the pool threads run on any CPU (so the kernel can move one that a
  * competing process holds off its CPU); the next loop binds them again. */
+/* df_cpu_scaling measures (a ratio of times: no bound on it is asserted,
+ * the machine may be busy) and gives the thread count back */
+static void test_cpu_scaling(void **state) {
+    (void)state;
+    df_set_threads(3);
+    double r = df_cpu_scaling(2);
+    assert_true(r > 0 && isfinite(r));
+    assert_int_equal(df_get_threads(), 3);
+    df_set_threads(0);
+}
+
 static void test_pool_release(void **state) {
     (void)state;
     cpu_set_t all;
@@ -563,6 +575,7 @@ int main(void) {
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_pool_bind),
         cmocka_unit_test(test_pool_release),
+        cmocka_unit_test(test_cpu_scaling),
     };
     return cmocka_run_group_tests_name("runtime", t, NULL, NULL);
 }

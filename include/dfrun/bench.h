@@ -65,14 +65,20 @@ typedef void (*df_compare_round_fn)(void *ctx, int round, const df_bench_result 
 df_status df_bench_compare(const df_compare_opts *o, df_compare_round_fn on_round, void *ctx);
 
 /* ---- thread scaling ---- */
+/* The machine's own 1 -> threads scaling at this moment: arithmetic alone
+ * (no memory traffic) in pieces on dfrun's thread pool, timed on 1 thread
+ * and on `threads` with the same work per thread; threads x t1 / tT. On
+ * free cores it is about `threads`; less when other processes or virtual
+ * machines share them: the ceiling for any program's scaling then. */
+double df_cpu_scaling(int threads);
 /* Called after each round with the results on 1 thread and on the current
- * thread count. */
+ * thread count, and df_cpu_scaling measured between them. */
 typedef void (*df_scaling_round_fn)(void *ctx, int round, const df_bench_result *one,
-                                    const df_bench_result *many);
+                                    const df_bench_result *many, double cpu);
 /* Runs df_bench on 1 thread and on the current thread count `rounds` times
  * each, alternating which goes first, each run in a child process of its
  * own (the options' graph, sets, batches, steps and rounds; the peer's
- * fields and busy are not used). */
+ * fields and busy are not used), with df_cpu_scaling between the two. */
 df_status df_bench_scaling(const df_compare_opts *o, df_scaling_round_fn on_round, void *ctx);
 
 #endif

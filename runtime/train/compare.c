@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "dfrun/bench.h"
 #include "dfrun/runtime.h"
+#include "parallel.h"
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -202,6 +203,46 @@ df_status df_bench_compare(const df_compare_opts *o, df_compare_round_fn on_roun
     return st;
 }
 
+/* ---- the machine's own scaling ---- */
+#define SPIN_LANES 64  /* independent multiply-adds per step: a few vector registers */
+#define SPIN_PIECES 16 /* pieces per thread */
+typedef struct {
+    int64_t steps;    /* per piece */
+    float mul, add;   /* set at run time: the compiler cannot fold the loop */
+    float sink[1024]; /* per worker: keeps the arithmetic */
+} spin_job;
+static void spin_pieces(void *ctx, int64_t i0, int64_t i1, int worker) {
+    spin_job *j = ctx;
+    float a[SPIN_LANES], mul = j->mul, add = j->add;
+    for (int l = 0; l < SPIN_LANES; l++) a[l] = 1.0f + (float)l * 1e-3f;
+    for (int64_t i = i0; i < i1; i++)
+        for (int64_t r = 0; r < j->steps; r++)
+            for (int l = 0; l < SPIN_LANES; l++) a[l] = a[l] * mul + add;
+    float s = 0;
+    for (int l = 0; l < SPIN_LANES; l++) s += a[l];
+    j->sink[worker & 1023] = s;
+}
+/* seconds for n pieces on t threads */
+static double spin_time(spin_job *j, int t, int64_t n) {
+    df_set_threads(t);
+    double t0 = df_seconds();
+    df_parallel_for(n, 1, spin_pieces, j);
+    return df_seconds() - t0;
+}
+double df_cpu_scaling(int threads) {
+    int old = df_get_threads();
+    static spin_job j; /* 4 KiB: off the stack */
+    j.steps = 1 << 12;
+    j.mul = 0.5f + (float)(threads > 0) * 0.25f, j.add = 0.25f; /* converges to 1, stays finite */
+    double t = 0;
+    while ((t = spin_time(&j, 1, 1)) < 2e-3 && j.steps < ((int64_t)1 << 40)) j.steps *= 4;
+    j.steps = (int64_t)((double)j.steps * 0.02 / (t > 0 ? t : 1e-9)) + 1; /* ~20 ms a piece */
+    double t1 = spin_time(&j, 1, SPIN_PIECES);
+    double tn = spin_time(&j, threads, (int64_t)SPIN_PIECES * threads);
+    df_set_threads(old);
+    return tn > 0 ? threads * t1 / tn : 0;
+}
+
 df_status df_bench_scaling(const df_compare_opts *o, df_scaling_round_fn on_round, void *ctx) {
     if (!o || !o->graph || o->rounds < 1)
         return df_seterr(DF_EINVAL, "df_bench_scaling: graph and rounds >= 1 needed");
@@ -209,13 +250,16 @@ df_status df_bench_scaling(const df_compare_opts *o, df_scaling_round_fn on_roun
     df_status st = DF_OK;
     for (int k = 0; k < o->rounds && !st; k++) {
         df_bench_result one, all;
+        double cpu = 0;
         /* alternate which goes first: drifts in the machine's speed cancel */
         if (k % 2 == 0) {
-            if (!(st = run_ours(o, 1, &one))) st = run_ours(o, many, &all);
+            if (!(st = run_ours(o, 1, &one)))
+                cpu = df_cpu_scaling(many), st = run_ours(o, many, &all);
         } else {
-            if (!(st = run_ours(o, many, &all))) st = run_ours(o, 1, &one);
+            if (!(st = run_ours(o, many, &all)))
+                cpu = df_cpu_scaling(many), st = run_ours(o, 1, &one);
         }
-        if (!st && on_round) on_round(ctx, k, &one, &all);
+        if (!st && on_round) on_round(ctx, k, &one, &all, cpu);
     }
     return st;
 }

@@ -146,8 +146,9 @@ static void test_other_commands(void **state) {
     has("round 2  1 thread: train");
     has("2 threads: train");
     has("1 -> 2 threads over 2 rounds: train");
-    has("sample 1"); /* below: the machine's own scaling, per round and over the rounds */
+    /* the machine's own scaling, per round ("...x)") and over the rounds */
     has("x  (arithmetic alone: ");
+    has("x)\n");
     has("the machine's ceiling)");
     assert_int_equal(cli("bench graphs/toy_ring.yaml --scaling --compare"), 2);
     has("give --compare or --scaling, not both");

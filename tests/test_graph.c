@@ -376,6 +376,53 @@ static void free_deep(deep_net *d) {
     df_params_free(d->ps);
 }
 
+/* y = conv(x, w1, b1) + conv(x, w2, b2): both biases' gradients sum dy to
+ * [C]; fused, the second sum is a copy of the first. Gradients bitwise
+ * equal to the unfused graph's; *copies: live copy nodes */
+static void two_biases(int fuse, float **grads, int64_t *n, int *reduces, int *copies) {
+    df_params *ps = df_params_new();
+    df_graph *g = df_graph_new(ps);
+    df_node *x = df_input(g, "x", DF_F32, df_shape4(2, 3, 5, 5));
+    df_node *w1 = df_param(g, "w1", df_shape4(4, 3, 3, 3), (df_init){DF_INIT_KAIMING, 0});
+    df_node *b1 = df_param(g, "b1", df_shape1(4), (df_init){DF_INIT_KAIMING, 1});
+    df_node *w2 = df_param(g, "w2", df_shape4(4, 3, 1, 1), (df_init){DF_INIT_KAIMING, 0});
+    df_node *b2 = df_param(g, "b2", df_shape1(4), (df_init){DF_INIT_KAIMING, 1});
+    df_node *y = df_add(g, df_conv2d(g, x, w1, b1, 1, 1), df_conv2d(g, x, w2, b2, 1, 0));
+    df_node *loss = df_sum_all(g, df_mul(g, y, y));
+    assert_int_equal(df_backward(g, loss, NULL, 0), DF_OK);
+    df_compile_opts o = {.no_fuse = !fuse};
+    assert_int_equal(df_compile(g, &o), DF_OK);
+    assert_int_equal(df_params_init(ps, 4), DF_OK);
+    float xv[150];
+    dft_fill_uniform(xv, 150, -1, 1, 3);
+    df_set_input(g, x, xv, 150);
+    assert_int_equal(df_run(g), DF_OK);
+    *n = df_params_block_numel(ps);
+    *grads = malloc(*n * 4);
+    memcpy(*grads, df_params_grad(ps), *n * 4);
+    *reduces = *copies = 0;
+    for (int i = 0; i < df_graph_size(g); i++) {
+        const df_node *d = df_graph_node(g, i);
+        *reduces += !d->dead && d->op == DF_OP_REDUCE;
+        *copies += !d->dead && d->op == DF_OP_COPY;
+    }
+    df_graph_free(g);
+    df_params_free(ps);
+}
+static void test_same_sums_once(void **state) {
+    (void)state;
+    float *a, *b;
+    int64_t na, nb;
+    int ra, rb, ca, cb;
+    two_biases(1, &a, &na, &ra, &ca);
+    two_biases(0, &b, &nb, &rb, &cb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na * 4);
+    assert_int_equal(ra, rb - 1); /* one of the two bias sums is a copy of the other */
+    assert_int_equal(ca, cb + 1);
+    free(a), free(b);
+}
+
 static void test_reuse_bitwise_and_determinism(void **state) {
     (void)state;
     deep_net a, b, c;
@@ -522,6 +569,7 @@ int main(void) {
         cmocka_unit_test(test_fanout),
         cmocka_unit_test(test_param_grads),
         cmocka_unit_test(test_planner_property),
+        cmocka_unit_test(test_same_sums_once),
         cmocka_unit_test(test_reuse_bitwise_and_determinism),
         cmocka_unit_test(test_runtime_errors),
         cmocka_unit_test(test_unet_params),

@@ -26,6 +26,10 @@
  *   the sum is not a separate pass over memory. The convolution's gradients
  *   never read its output, so this holds in training graphs too.
  *
+ *   Two reduces of one tensor to one shape (the biases of a residual
+ *   block's second convolution and of its skip convolution both sum the
+ *   block's output gradient) -> the first, and a copy of it in the second.
+ *
  *   conv2d(groupnorm_silu(x), ...) -> conv2d(x, ..., gamma, beta) when the
  *   convolution is the only reader (graphs without gradients: in training
  *   the weight gradient reads the activation) and Winograd suits its shape:
@@ -243,6 +247,18 @@ static void fuse_conv_pre(df_node *c) {
     t->dead = 1;
 }
 
+/* An earlier live reduce of r's input to r's target shape and scale, or NULL */
+static df_node *same_reduce(const df_graph *g, const df_node *r) {
+    if (r->op != DF_OP_REDUCE || r->dead || r->n_in != 1) return NULL;
+    for (int i = r->in[0]->id + 1; i < r->id; i++) {
+        df_node *q = g->nodes[i];
+        if (q->op == DF_OP_REDUCE && !q->dead && q->in[0] == r->in[0] && q->fa[0] == r->fa[0] &&
+            df_shape_eq(&q->shape, &r->shape))
+            return q;
+    }
+    return NULL;
+}
+
 df_status df_fuse(df_graph *g) {
     int *readers = count_readers(g);
     if (!readers) return df_seterr(DF_ENOMEM, "df_compile: out of memory while fusing");
@@ -261,6 +277,10 @@ df_status df_fuse(df_graph *g) {
     }
     for (int i = 0; i < g->n; i++)
         if (conv_pre_fusable(g->nodes[i], readers)) fuse_conv_pre(g->nodes[i]);
+    for (int i = 0; i < g->n; i++) { /* the same sum taken twice: once, and a copy */
+        df_node *r = g->nodes[i], *q = same_reduce(g, r);
+        if (q) r->op = DF_OP_COPY, r->in[0] = q;
+    }
     free(readers);
     return DF_OK;
 }

@@ -524,13 +524,13 @@ static void slow_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
 /* Bound, a poster that goes to sleep waiting for a loop's last pieces lets
  * the pool threads run on any CPU (so the kernel can move one that a
  * competing process holds off its CPU); the next loop binds them again. */
-/* df_cpu_scaling measures (a ratio of times: no bound on it is asserted,
+/* df_cpu_scaling and df_memory_scaling measure (ratios of times: no bound is asserted,
  * the machine may be busy) and gives the thread count back */
 static void test_cpu_scaling(void **state) {
     (void)state;
     df_set_threads(3);
-    double r = df_cpu_scaling(2);
-    assert_true(r > 0 && isfinite(r));
+    double r = df_cpu_scaling(2), m = df_memory_scaling(2);
+    assert_true(r > 0 && isfinite(r) && m > 0 && isfinite(m));
     assert_int_equal(df_get_threads(), 3);
     df_set_threads(0);
 }

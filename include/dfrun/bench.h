@@ -71,14 +71,19 @@ df_status df_bench_compare(const df_compare_opts *o, df_compare_round_fn on_roun
  * free cores it is about `threads`; less when other processes or virtual
  * machines share them: the ceiling for any program's scaling then. */
 double df_cpu_scaling(int threads);
+/* The same for memory traffic alone: a triad c = a + 1.5 b over three
+ * 96 MiB arrays (beyond the caches), best of three on 1 thread and on
+ * `threads`; t1 / tT. Work that streams memory scales no better. */
+double df_memory_scaling(int threads);
 /* Called after each round with the results on 1 thread and on the current
- * thread count, and df_cpu_scaling measured between them. */
+ * thread count, and df_cpu_scaling and df_memory_scaling measured between them. */
 typedef void (*df_scaling_round_fn)(void *ctx, int round, const df_bench_result *one,
-                                    const df_bench_result *many, double cpu);
+                                    const df_bench_result *many, double cpu, double mem);
 /* Runs df_bench on 1 thread and on the current thread count `rounds` times
  * each, alternating which goes first, each run in a child process of its
  * own (the options' graph, sets, batches, steps and rounds; the peer's
- * fields and busy are not used), with df_cpu_scaling between the two. */
+ * fields and busy are not used), with df_cpu_scaling and df_memory_scaling
+ * between the two. */
 df_status df_bench_scaling(const df_compare_opts *o, df_scaling_round_fn on_round, void *ctx);
 
 #endif

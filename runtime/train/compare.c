@@ -243,6 +243,42 @@ double df_cpu_scaling(int threads) {
     return tn > 0 ? threads * t1 / tn : 0;
 }
 
+/* ---- the memory's own scaling ---- */
+#define TRIAD_FLOATS ((int64_t)24 << 20) /* 96 MiB an array: beyond any cache here */
+#define TRIAD_PIECES 64
+typedef struct {
+    float *a, *b, *c;
+} triad_job;
+static void triad_pieces(void *ctx, int64_t p0, int64_t p1, int worker) {
+    const triad_job *j = ctx;
+    int64_t per = TRIAD_FLOATS / TRIAD_PIECES;
+    (void)worker;
+    for (int64_t i = p0 * per; i < p1 * per; i++) j->c[i] = j->a[i] + 1.5f * j->b[i];
+}
+static double triad_time(triad_job *j, int t) {
+    df_set_threads(t);
+    double t0 = df_seconds();
+    df_parallel_for(TRIAD_PIECES, 1, triad_pieces, j);
+    return df_seconds() - t0;
+}
+double df_memory_scaling(int threads) {
+    int old = df_get_threads();
+    triad_job j = {malloc(TRIAD_FLOATS * 4), malloc(TRIAD_FLOATS * 4), malloc(TRIAD_FLOATS * 4)};
+    double r = 0;
+    if (j.a && j.b && j.c) {
+        for (int64_t i = 0; i < TRIAD_FLOATS; i++) j.a[i] = 1, j.b[i] = 2, j.c[i] = 0;
+        double t1 = 1e30, tn = 1e30;
+        for (int k = 0; k < 3; k++) { /* the best of three of each */
+            double a = triad_time(&j, 1), b = triad_time(&j, threads);
+            t1 = a < t1 ? a : t1, tn = b < tn ? b : tn;
+        }
+        r = t1 / tn;
+    }
+    free(j.a), free(j.b), free(j.c); /* unmapped: a child fork()ed later doesn't share them */
+    df_set_threads(old);
+    return r;
+}
+
 df_status df_bench_scaling(const df_compare_opts *o, df_scaling_round_fn on_round, void *ctx) {
     if (!o || !o->graph || o->rounds < 1)
         return df_seterr(DF_EINVAL, "df_bench_scaling: graph and rounds >= 1 needed");
@@ -250,16 +286,18 @@ df_status df_bench_scaling(const df_compare_opts *o, df_scaling_round_fn on_roun
     df_status st = DF_OK;
     for (int k = 0; k < o->rounds && !st; k++) {
         df_bench_result one, all;
-        double cpu = 0;
+        double cpu = 0, mem = 0;
         /* alternate which goes first: drifts in the machine's speed cancel */
         if (k % 2 == 0) {
             if (!(st = run_ours(o, 1, &one)))
-                cpu = df_cpu_scaling(many), st = run_ours(o, many, &all);
+                cpu = df_cpu_scaling(many), mem = df_memory_scaling(many),
+                st = run_ours(o, many, &all);
         } else {
             if (!(st = run_ours(o, many, &all)))
-                cpu = df_cpu_scaling(many), st = run_ours(o, 1, &one);
+                cpu = df_cpu_scaling(many), mem = df_memory_scaling(many),
+                st = run_ours(o, 1, &one);
         }
-        if (!st && on_round) on_round(ctx, k, &one, &all, cpu);
+        if (!st && on_round) on_round(ctx, k, &one, &all, cpu, mem);
     }
     return st;
 }

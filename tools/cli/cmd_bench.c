@@ -69,17 +69,18 @@ static int compare(const df_compare_opts *o) {
 }
 
 static void on_scaling(void *ctx, int k, const df_bench_result *one, const df_bench_result *many,
-                       double cpu) {
+                       double cpu, double mem) {
     ratio_span *s = ctx;
-    double r[3] = {many->train_img_per_s / one->train_img_per_s,
-                   many->eval_img_per_s / one->eval_img_per_s, cpu};
-    for (int j = 0; j < 3; j++) span(s, k, j, r[j]);
+    double r[4] = {many->train_img_per_s / one->train_img_per_s,
+                   many->eval_img_per_s / one->eval_img_per_s, cpu, mem};
+    for (int j = 0; j < 4; j++) span(s, k, j, r[j]);
     printf("round %d  1 thread: train %6.1f img/s  sample %6.1f img/s\n", k + 1,
            one->train_img_per_s, one->eval_img_per_s);
     printf("         %d threads: train %6.1f img/s  sample %6.1f img/s\n", many->threads,
            many->train_img_per_s, many->eval_img_per_s);
-    printf("         scaling: train %.2fx  sample %.2fx  (arithmetic alone: %.2fx)\n", r[0], r[1],
-           r[2]);
+    printf("         scaling: train %.2fx  sample %.2fx  (arithmetic alone: %.2fx, memory "
+           "alone: %.2fx)\n",
+           r[0], r[1], r[2], r[3]);
     fflush(stdout);
 }
 
@@ -92,9 +93,10 @@ static int scaling(const df_compare_opts *o) {
         fprintf(stderr, "dfrun: %s\n", df_errmsg());
         return 1;
     }
-    printf("1 -> %d threads over %d rounds: train %.2f-%.2fx  sample %.2f-%.2fx  (arithmetic "
-           "alone: %.2f-%.2fx, the machine's ceiling)\n",
-           df_get_threads(), o->rounds, s.lo[0], s.hi[0], s.lo[1], s.hi[1], s.lo[2], s.hi[2]);
+    printf("1 -> %d threads over %d rounds: train %.2f-%.2fx  sample %.2f-%.2fx  (the machine: "
+           "arithmetic alone %.2f-%.2fx, memory alone %.2f-%.2fx)\n",
+           df_get_threads(), o->rounds, s.lo[0], s.hi[0], s.lo[1], s.hi[1], s.lo[2], s.hi[2],
+           s.lo[3], s.hi[3]);
     return 0;
 }
 

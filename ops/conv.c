@@ -5,11 +5,12 @@
  * bitwise identical for any number of threads.
  *
  *   conv2d            (x, w[, b])  ia: stride, pad (fuse.c adds an addend,
- *                                  and in graphs without gradients a
- *                                  groupnorm_silu or upsample of x: see
- *                                  conv_ins_of)
+ *                                  and a groupnorm_silu or upsample of x:
+ *                                  see conv_ins_of)
  *   conv2d_bwd_data   (gy, w)      ia: stride, pad, B, Cin, H, W  -> dx
- *   conv2d_bwd_weight (x, gy)      ia: stride, pad, KH, KW        -> dw */
+ *   conv2d_bwd_weight (x, gy)      ia: stride, pad, KH, KW        -> dw (fuse.c may
+ *                                  read x through the same op as its conv2d:
+ *                                  (x, gy[, gamma, beta]), ia[4..6] as conv2d's) */
 #include "util.h"
 #include "conv_direct.h"
 #include "conv_winograd.h"
@@ -64,7 +65,9 @@ static void geom_bwd_data(conv_geom *g, const df_node *n) {
 }
 static void geom_bwd_weight(conv_geom *g, const df_node *n) {
     const df_shape *x = &n->in[0]->shape, *gy = &n->in[1]->shape;
-    geom(g, x->d[0], x->d[1], x->d[2], x->d[3], gy->d[1], n->ia[2], n->ia[3], n->ia[0], n->ia[1]);
+    int64_t u = up_of(n);
+    geom(g, x->d[0], x->d[1], x->d[2] * u, x->d[3] * u, gy->d[1], n->ia[2], n->ia[3], n->ia[0],
+         n->ia[1]);
 }
 
 /* A chunk's work in three phases: prep (im2col / gathers), the GEMM over
@@ -382,14 +385,25 @@ static size_t pre_floats(const df_node *n) {
  * pieces read x; else (the switch turned off) the virtual input is made in
  * the scratch's end, which is touched only then, and the direct kernel runs
  * on that. */
+/* The op node n (a conv2d, or its weight gradient) reads x (input 0)
+ * through: its statistics are taken into stats [B, G, 2]; gamma: the index
+ * of gamma (beta follows) or -1 */
+static conv_pre pre_of(const df_node *n, const dconv_shape *d, int gamma, float *stats) {
+    conv_pre pre = {{stats, gamma >= 0 ? df_inp(n, gamma) : NULL,
+                     gamma >= 0 ? df_inp(n, gamma + 1) : NULL, d->Cin, n->ia[4]},
+                    up_of(n) > 1 ? up_of(n) : 0};
+    if (!pre.up) gn_stats(df_inp(n, 0), d->B, d->Cin, d->H * d->W, pre.gn.G, n->fa[0], stats);
+    return pre;
+}
+/* t [B, Cin, H, W] = the virtual input pre makes from x */
+static void pre_all(const conv_pre *pre, const float *x, const dconv_shape *d, float *t) {
+    for (int64_t p = 0; p < d->B * d->Cin; p++)
+        conv_pre_rows(pre, x, p / d->Cin, p % d->Cin, 0, d->H, d->H, d->W, t + p * d->H * d->W);
+}
 static df_status conv_fwd_pre(const df_node *n, df_exec_ctx *ctx, const dconv_shape *d) {
-    conv_ins ci = conv_ins_of(n);
     const float *x = df_inp(n, 0); // [B, Cin, H, W], or [B, Cin, H / up, W / up]
     float *stats = ctx->scratch, *ks = stats + pre_floats(n); // [B, G, 2]; the kernel's
-    conv_pre pre = {{stats, ci.gamma >= 0 ? df_inp(n, ci.gamma) : NULL,
-                     ci.gamma >= 0 ? df_inp(n, ci.gamma + 1) : NULL, d->Cin, n->ia[4]},
-                    up_of(n) > 1 ? up_of(n) : 0};
-    if (!pre.up) gn_stats(x, d->B, d->Cin, d->H * d->W, pre.gn.G, n->fa[0], stats);
+    conv_pre pre = pre_of(n, d, conv_ins_of(n).gamma, stats);
     dconv_epilogue ep = epilogue_of(n);
     if (wino_available(d)) {
         wino_run(d, x, &pre, df_inp(n, 1), 0, &ep, df_out(n), ks, ctx->nthreads, ctx->bf16,
@@ -397,8 +411,7 @@ static df_status conv_fwd_pre(const df_node *n, df_exec_ctx *ctx, const dconv_sh
         return DF_OK;
     }
     float *t = ks + direct_scratch(d, ctx->nthreads); // [B, Cin, H, W]
-    for (int64_t p = 0; p < d->B * d->Cin; p++)
-        conv_pre_rows(&pre, x, p / d->Cin, p % d->Cin, 0, d->H, d->H, d->W, t + p * d->H * d->W);
+    pre_all(&pre, x, d, t);
     dconv_run(d, t, df_inp(n, 1), 0, &ep, df_out(n), ks, ctx->nthreads);
     return DF_OK;
 }
@@ -500,7 +513,7 @@ static df_status conv_shape(df_node *n) {
 
 static df_status conv_bwd(df_graph *gr, df_node *n, df_node *gy, df_node **gin) {
     df_node *x = n->in[0], *w = n->in[1];
-    if (conv_ins_of(n).pre) /* fused only after autodiff, in graphs without gradients */
+    if (conv_ins_of(n).pre) /* fused only after autodiff */
         return df_seterr(DF_EINVAL,
                          "conv2d %s: no gradient through a fused groupnorm_silu or upsample",
                          n->name ? n->name : "");
@@ -686,12 +699,29 @@ static void bw_sum_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
         dw[i] = s;
     }
 }
+/* dw of a conv2d reading x through a groupnorm_silu or a nearest upsample
+ * (fuse.c: training graphs, where the conv2d reads it so too): Winograd
+ * makes the images' input as it transforms their tiles; else (the switch
+ * turned off) the input is made in the scratch's end, as for the conv2d. */
+static df_status bwd_weight_pre(const df_node *n, df_exec_ctx *ctx, const dconv_shape *d) {
+    float *stats = ctx->scratch, *ks = stats + pre_floats(n); // [B, G, 2]; the kernel's
+    conv_pre pre = pre_of(n, d, n->ia[5] == 1 ? 2 : -1, stats);
+    if (wino_bw_available(d)) {
+        wino_bw_run(d, df_inp(n, 0), &pre, df_inp(n, 1), df_out(n), ks, ctx->nthreads, ctx->bf16);
+        return DF_OK;
+    }
+    float *t = ks + direct_bw_scratch(d, ctx->nthreads); // [B, Cin, H, W]
+    pre_all(&pre, df_inp(n, 0), d, t);
+    dconv_bw_run(d, t, df_inp(n, 1), df_out(n), ks, ctx->nthreads);
+    return DF_OK;
+}
 static df_status bwd_weight_fwd(const df_node *n, df_exec_ctx *ctx) {
     conv_geom g;
     geom_bwd_weight(&g, n);
     dconv_shape d = dshape_fwd(&g);
+    if (n->ia[4] > 0 || up_of(n) > 1) return bwd_weight_pre(n, ctx, &d);
     if (wino_bw_available(&d)) {
-        wino_bw_run(&d, df_inp(n, 0), df_inp(n, 1), df_out(n), ctx->scratch, ctx->nthreads,
+        wino_bw_run(&d, df_inp(n, 0), NULL, df_inp(n, 1), df_out(n), ctx->scratch, ctx->nthreads,
                     ctx->bf16);
         return DF_OK;
     }
@@ -712,6 +742,8 @@ static size_t bwd_weight_scratch(const df_node *n, int nt) {
     conv_geom g;
     geom_bwd_weight(&g, n);
     dconv_shape d = dshape_fwd(&g);
+    if (n->ia[4] > 0 || up_of(n) > 1) /* statistics, the kernel's, the input for the switch off */
+        return (pre_floats(n) + direct_bw_scratch(&d, nt) + (size_t)(d.B * d.Cin * d.H * d.W)) * 4;
     if (dconv_bw_available(&d)) return direct_bw_scratch(&d, nt) * 4;
     size_t parts = g.chunks > 1 ? (size_t)(g.chunks * g.Cout * g.CKK) : 0;
     return (bwd_weight_per_thread(&g) * (size_t)(nt > 0 ? nt : 1) + parts) * 4;
@@ -729,7 +761,7 @@ static double bwd_weight_flops(const df_node *n) {
 }
 const df_op_desc df_opdesc_conv2d_bwd_weight = {.name = "conv2d_bwd_weight",
                                                 .min_in = 2,
-                                                .max_in = 2,
+                                                .max_in = 4,
                                                 .flags = DF_OPF_GRAD_ONLY,
                                                 .shape = bwd_weight_shape,
                                                 .forward = bwd_weight_fwd,

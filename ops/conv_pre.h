@@ -1,5 +1,5 @@
-/* How a convolution reads its input when fuse.c has folded the op before it
- * into it (graphs without gradients): through a groupnorm_silu, or through
+/* How a convolution (and its weight gradient) reads its input when fuse.c
+ * has folded the op before it into it: through a groupnorm_silu, or through
  * a nearest upsample. The convolution sees the virtual input of that op's
  * output shape; its kernels ask for rows of it (internal to ops/). */
 #ifndef DFRUN_CONV_PRE_H

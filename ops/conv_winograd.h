@@ -41,12 +41,14 @@ int wino_tile(const dconv_shape *c);
 long wino_weight_transforms(void);
 
 /* The weight gradient (conv_winograd_bw.c) of the forward conv c, where
- * wino_applies; the same contract as dconv_bw_run. */
+ * wino_applies; the same contract as dconv_bw_run. pre: NULL, or the op x is
+ * read through (conv_pre.h), made for the images of the tiles being
+ * transformed, one at a time, in a buffer of the thread's. */
 int wino_bw_applies(const dconv_shape *c);
 int wino_bw_available(const dconv_shape *c);
 size_t wino_bw_scratch_floats(const dconv_shape *c, int nthreads);
-void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
-                 int nthreads, int bf16);
+void wino_bw_run(const dconv_shape *c, const float *x, const struct conv_pre *pre, const float *gy,
+                 float *dw, float *scratch, int nthreads, int bf16);
 
 /* bf16 products (conv_winograd_bf16.c): 1 when they use vdpbf16ps (the CPU
  * has AVX512_BF16 and emulation is not forced); wino_bf16_force_emulation(1)

@@ -24,14 +24,16 @@
 #include "conv_winograd.h"
 
 #if defined(__AVX512F__) && defined(__AVX512VL__)
+#include "conv_pre.h"
 #include "conv_winograd_bf16.h"
 #include "conv_winograd_impl.h"
 #include "parallel.h"
 
-#define BW_TILES 128 /* tiles per piece at most; at least 32 */
-#define BW_PIECES 8  /* pieces wanted when that leaves 32 tiles or more */
-#define BW_CHUNKS 16 /* at most; a thread's work item */
-#define BW_WHOLE 512 /* tiles at most for running whole (above) */
+#define BW_TILES 128    /* tiles per piece at most; at least 32 */
+#define BW_PIECES 8     /* pieces wanted when that leaves 32 tiles or more */
+#define BW_CHUNKS 16    /* at most; a thread's work item */
+#define BW_WHOLE 512    /* tiles at most for running whole (above) */
+#define BW_WHOLE_ITEM 2 /* tiles a thread transforms at a time when whole */
 
 typedef struct {
     const wino_kind *k;        /* the tile size: the forward's for this shape */
@@ -43,6 +45,8 @@ typedef struct {
     int64_t pk, vk, zk;        /* floats per position k of P, V and Z (+ a cache line) */
     int64_t T2, vk2, zk2;      /* bf16: tile pairs per piece; pairs per position k of V2, Z2 */
     int whole;                 /* one piece of all tiles (T = tiles), run whole */
+    int64_t act;               /* floats per thread for x read through a pre: the images
+                                  of the tiles transformed at a time, [imgs][Cin][H][W] */
 } bgeom;
 
 static void bgeom_sizes(bgeom *g) {
@@ -73,7 +77,10 @@ static void bgeom_of(const dconv_shape *c, const wino_kind *k, int bf16, bgeom *
     /* whole when the chunks' P would outweigh V and Z (written and read once either way) */
     g->whole = g->per_chunk == 1 && !bf16 && g->tiles <= BW_WHOLE &&
                g->chunks * c->Cout * c->Cin > g->tiles * (c->Cin + c->Cout);
-    if (g->whole) g->T = g->tiles, g->pieces = g->per_chunk = g->chunks = 1;
+    int64_t at_once = g->T; /* tiles transformed at a time: their images' pre made first */
+    if (g->whole)
+        g->T = g->tiles, g->pieces = g->per_chunk = g->chunks = 1, at_once = BW_WHOLE_ITEM;
+    g->act = ((at_once + g->ntile - 1) / g->ntile + 1) * c->Cin * c->H * c->W;
     bgeom_sizes(g);
 }
 
@@ -89,9 +96,13 @@ int wino_bw_available(const dconv_shape *c) {
 static size_t bw_per_thread(const bgeom *g) {
     return (size_t)(g->nn * (g->pk + g->vk + g->zk + (g->whole ? 0 : g->vk2 + g->zk2)));
 }
-static size_t bw_scratch(const dconv_shape *c, const bgeom *g, int nthreads) {
+/* the above, the chunks' parts [chunks][Cout][9][Cinp], then act per thread */
+static size_t bw_parts_end(const dconv_shape *c, const bgeom *g, int nthreads) {
     return (size_t)(g->whole ? 1 : nthreads) * bw_per_thread(g) +
-           (size_t)(g->chunks * c->Cout * 9 * g->Cinp) + 16;
+           (size_t)(g->chunks * c->Cout * 9 * g->Cinp);
+}
+static size_t bw_scratch(const dconv_shape *c, const bgeom *g, int nthreads) {
+    return bw_parts_end(c, g, nthreads) + (size_t)nthreads * (size_t)g->act + 16;
 }
 size_t wino_bw_scratch_floats(const dconv_shape *c, int nthreads) {
     size_t most = 0; /* either tile size, float32 or bf16 */
@@ -178,15 +189,26 @@ static void pair_tiles(const bgeom *g, int64_t n, const float *V, const float *Z
         }
 }
 
-/* Tiles [u0, u1) transformed into V and Z at places u - base */
-static void bw_tiles(const dconv_shape *c, const bgeom *g, const float *x, const float *gy,
-                     int64_t u0, int64_t u1, int64_t base, float *V, float *Z) {
+/* Tiles [u0, u1) transformed into V and Z at places u - base. With pre, x
+ * is read through it: the tiles' images are made in act first. */
+static void bw_tiles(const dconv_shape *c, const bgeom *g, const float *x, const conv_pre *pre,
+                     const float *gy, int64_t u0, int64_t u1, int64_t base, float *V, float *Z,
+                     float *act) {
+    int64_t b0 = 0, HW = c->H * c->W;
+    if (pre) { /* act [images][Cin][H][W] */
+        b0 = u0 / g->ntile;
+        for (int64_t b = b0; b <= (u1 - 1) / g->ntile; b++)
+            for (int64_t ci = 0; ci < c->Cin; ci++)
+                conv_pre_rows(pre, x, b, ci, 0, c->H, c->H, c->W,
+                              act + ((b - b0) * c->Cin + ci) * HW);
+        x = act;
+    }
     for (int64_t u = u0; u < u1; u++) {
         int64_t b = u / g->ntile, r = u % g->ntile, t = u - base;
         int64_t oh = r / g->ntw * g->m, ow = r % g->ntw * g->m;
         for (int64_t ci0 = 0; ci0 < g->Cinp; ci0 += NT) {
             patch16 pt;
-            channel_patches(c, (int)g->n, b, oh, ow, ci0, &pt);
+            channel_patches(c, (int)g->n, b - b0, oh, ow, ci0, &pt);
             g->k->input(x, c->W, &pt, g->vk, V + t * g->Cinp + ci0);
         }
         for (int64_t co0 = 0; co0 < g->Coutp; co0 += NT)
@@ -204,10 +226,11 @@ static void bw_products(const bgeom *g, int64_t n, int64_t k0, int64_t k1, int a
 
 /* One piece: P (+)= its tiles' products (add = 0: the chunk's first piece);
  * with V2 (bf16), from pairs of tiles. */
-static void bw_piece(const dconv_shape *c, const bgeom *g, const float *x, const float *gy,
-                     int64_t p, int add, float *P, float *V, float *Z, uint32_t *V2, uint32_t *Z2) {
+static void bw_piece(const dconv_shape *c, const bgeom *g, const float *x, const conv_pre *pre,
+                     const float *gy, int64_t p, int add, float *P, float *V, float *Z,
+                     uint32_t *V2, uint32_t *Z2, float *act) {
     int64_t t0 = p * g->T, n = g->tiles - t0 < g->T ? g->tiles - t0 : g->T;
-    bw_tiles(c, g, x, gy, t0, t0 + n, t0, V, Z);
+    bw_tiles(c, g, x, pre, gy, t0, t0 + n, t0, V, Z, act);
     if (V2) {
         pair_tiles(g, n, V, Z, V2, Z2);
         bf16_products_fn bf = wino_bf16_products();
@@ -254,6 +277,8 @@ typedef struct {
     size_t per;
     int64_t psz;
     int bf16;
+    const conv_pre *pre; /* x read through it, or NULL */
+    float *act;          /* per thread: g->act floats */
 } wbw_job;
 
 /* chunks [c0, c1): each sums its pieces in order into its part */
@@ -270,7 +295,8 @@ static void wbw_chunks(void *ctx, int64_t c0, int64_t c1, int worker) {
         int64_t p0 = ch * g->per_chunk,
                 p1 = p0 + g->per_chunk < g->pieces ? p0 + g->per_chunk : g->pieces;
         for (int64_t p = p0; p < p1; p++)
-            bw_piece(j->c, g, j->x, j->gy, p, p > p0, P, V, Z, V2, Z2);
+            bw_piece(j->c, g, j->x, j->pre, j->gy, p, p > p0, P, V, Z, V2, Z2,
+                     j->act + g->act * worker);
         bw_output(g, P, 0, j->c->Cout, j->parts + ch * j->psz);
     }
 }
@@ -279,8 +305,7 @@ static void wbw_whole_tiles(void *ctx, int64_t u0, int64_t u1, int worker) {
     const wbw_job *j = ctx;
     const bgeom *g = j->g;
     float *V = j->scratch + g->nn * g->pk, *Z = V + g->nn * g->vk;
-    (void)worker;
-    bw_tiles(j->c, g, j->x, j->gy, u0, u1, 0, V, Z);
+    bw_tiles(j->c, g, j->x, j->pre, j->gy, u0, u1, 0, V, Z, j->act + g->act * worker);
 }
 /* Whole: positions [k0, k1) of P, summed over all tiles */
 static void wbw_whole_products(void *ctx, int64_t k0, int64_t k1, int worker) {
@@ -311,8 +336,8 @@ static void wbw_sum(void *ctx, int64_t o0, int64_t o1, int worker) {
             }
 }
 
-void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
-                 int nt, int bf16) {
+void wino_bw_run(const dconv_shape *c, const float *x, const conv_pre *pre, const float *gy,
+                 float *dw, float *scratch, int nt, int bf16) {
     bgeom g;
     const wino_kind *k = wino_kind_of(c);
     bf16 = wino_bf16_for(k, bf16);
@@ -327,9 +352,11 @@ void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *d
                  scratch + per * (size_t)(g.whole ? 1 : nt), /* [chunks][Cout][9][Cinp] */
                  per,
                  c->Cout * 9 * g.Cinp,
-                 bf16};
+                 bf16,
+                 pre,
+                 scratch + bw_parts_end(c, &g, nt)};
     if (g.whole) {
-        df_parallel_for(g.tiles, 2, wbw_whole_tiles, &j);
+        df_parallel_for(g.tiles, BW_WHOLE_ITEM, wbw_whole_tiles, &j);
         df_parallel_for(g.nn, 1, wbw_whole_products, &j);
         df_parallel_for(c->Cout, 1, wbw_whole_output, &j);
     } else
@@ -350,8 +377,8 @@ size_t wino_bw_scratch_floats(const dconv_shape *c, int nthreads) {
     (void)c, (void)nthreads;
     return 0;
 }
-void wino_bw_run(const dconv_shape *c, const float *x, const float *gy, float *dw, float *scratch,
-                 int nt, int bf16) {
-    (void)c, (void)x, (void)gy, (void)dw, (void)scratch, (void)nt, (void)bf16;
+void wino_bw_run(const dconv_shape *c, const float *x, const struct conv_pre *pre, const float *gy,
+                 float *dw, float *scratch, int nt, int bf16) {
+    (void)c, (void)x, (void)pre, (void)gy, (void)dw, (void)scratch, (void)nt, (void)bf16;
 }
 #endif

@@ -31,12 +31,13 @@
  *   block's output gradient) -> the first, and a copy of it in the second.
  *
  *   conv2d(groupnorm_silu(x), ...) -> conv2d(x, ..., gamma, beta) when the
- *   convolution is the only reader (graphs without gradients: in training
- *   the weight gradient reads the activation) and Winograd suits its shape:
- *   each piece of the convolution normalises and activates the rows of x it
- *   reads, one channel at a time, so the activation never goes to memory
- *   (conv_winograd.c). Its statistics take one pass over x first. A nearest
- *   upsample read by such a convolution alone is folded in the same way. */
+ *   convolution and its weight gradients are the only readers and Winograd
+ *   suits its shape: each piece of the convolution normalises and activates
+ *   the rows of x it reads, one channel at a time, and the weight gradient
+ *   makes the images of the tiles it transforms, so the activation never
+ *   goes to memory (conv_winograd.c, conv_winograd_bw.c). Their statistics
+ *   take one pass over x first. A nearest upsample read so is folded in the
+ *   same way. */
 #include "internal.h"
 #include "conv_winograd.h"
 #include "util.h"
@@ -218,32 +219,55 @@ static void fuse_gn_all(df_node *dt, df_node *role[GN_ROLES]) {
     }
 }
 
+/* Whether r is c's weight gradient (conv2d_bwd_weight of c's geometry)
+ * reading t as its x */
+static int weight_grad_of(const df_node *r, const df_node *c, const df_node *t) {
+    const df_shape *w = &c->in[1]->shape;
+    return r->op == DF_OP_CONV2D_BWD_WEIGHT && r->n_in == 2 && r->in[0] == t && r->in[1] != t &&
+           r->ia[0] == c->ia[0] && r->ia[1] == c->ia[1] && r->ia[2] == w->d[2] &&
+           r->ia[3] == w->d[3] && df_shape_eq(&r->shape, w);
+}
 /* c = conv2d(t, ...) with t = groupnorm_silu or a nearest upsample read by
- * c alone, Winograd's shape */
-static int conv_pre_fusable(const df_node *c, const int *readers) {
+ * c and (training) c's weight gradients alone, Winograd's shape */
+static int conv_pre_fusable(const df_graph *g, const df_node *c, const int *readers) {
     if (c->op != DF_OP_CONV2D || c->dead || c->ia[4] > 0 || c->ia[6] > 1) return 0;
     const df_node *t = c->in[0], *w = c->in[1];
     if ((t->op != DF_OP_GROUPNORM_SILU && (t->op != DF_OP_UPSAMPLE || t->ia[0] < 2)) || t->dead ||
-        t->keep || readers[t->id] != 1 || t->shape.nd != 4 || t->in[0]->dtype != DF_F32)
+        t->keep || t->shape.nd != 4 || t->in[0]->dtype != DF_F32)
         return 0;
+    int uses = 0;
+    for (int i = t->id + 1; i < g->n; i++) {
+        const df_node *r = g->nodes[i];
+        for (int k = 0; k < r->n_in && !r->dead; k++) {
+            if (r->in[k] != t) continue;
+            if (!(r == c && k == 0) && !(k == 0 && weight_grad_of(r, c, t))) return 0;
+            uses++;
+        }
+    }
+    if (uses != readers[t->id]) return 0;
     dconv_shape d = {t->shape.d[0], t->shape.d[1], t->shape.d[2], t->shape.d[3],
                      w->shape.d[0], w->shape.d[2], w->shape.d[3], c->ia[0],
                      c->ia[1],      c->shape.d[2], c->shape.d[3]};
     return wino_applies(&d);
 }
 
-static void fuse_conv_pre(df_node *c) {
-    df_node *t = c->in[0];
-    c->in[0] = t->in[0];
+/* n (c, or one of its weight gradients) reads t's input through t */
+static void read_through(df_node *n, const df_node *t) {
+    n->in[0] = t->in[0];
     if (t->op == DF_OP_UPSAMPLE) {
-        c->ia[6] = t->ia[0];
-        t->dead = 1;
+        n->ia[6] = t->ia[0];
         return;
     }
-    for (int k = 1; k < t->n_in; k++) c->in[c->n_in++] = t->in[k]; /* gamma, beta */
-    c->ia[4] = t->ia[0];
-    c->ia[5] = t->n_in == 3;
-    c->fa[0] = t->fa[0];
+    for (int k = 1; k < t->n_in; k++) n->in[n->n_in++] = t->in[k]; /* gamma, beta */
+    n->ia[4] = t->ia[0];
+    n->ia[5] = t->n_in == 3;
+    n->fa[0] = t->fa[0];
+}
+static void fuse_conv_pre(df_graph *g, df_node *c) {
+    df_node *t = c->in[0];
+    for (int i = c->id + 1; i < g->n; i++)
+        if (!g->nodes[i]->dead && weight_grad_of(g->nodes[i], c, t)) read_through(g->nodes[i], t);
+    read_through(c, t);
     t->dead = 1;
 }
 
@@ -276,7 +300,7 @@ df_status df_fuse(df_graph *g) {
         if (gn_all_fusable(g, g->nodes[i], readers, role)) fuse_gn_all(g->nodes[i], role);
     }
     for (int i = 0; i < g->n; i++)
-        if (conv_pre_fusable(g->nodes[i], readers)) fuse_conv_pre(g->nodes[i]);
+        if (conv_pre_fusable(g, g->nodes[i], readers)) fuse_conv_pre(g, g->nodes[i]);
     for (int i = 0; i < g->n; i++) { /* the same sum taken twice: once, and a copy */
         df_node *r = g->nodes[i], *q = same_reduce(g, r);
         if (q) r->op = DF_OP_COPY, r->in[0] = q;

@@ -1,13 +1,14 @@
 /* A groupnorm_silu or a nearest upsample fused into the convolution that
- * reads it (fuse.c, graphs without gradients): conv2d(groupnorm_silu(x)) or
+ * reads it and its weight gradient (fuse.c): conv2d(groupnorm_silu(x)) or
  * conv2d(upsample(x)) with a bias and a time-embedding addend, compiled
  * fused and unfused, must agree bitwise, at
  * both Winograd tile sizes, with pieces that split images, without affine
  * parameters, under bf16, with Winograd switched off (the fused node then
  * computes the activation into its scratch) and on 1 and 2 threads. The
  * unfused pair is checked against float64 references in test_norm.c and
- * test_winograd.c. Training graphs keep the pair (the weight gradient reads
- * the activation): checked too. Skipped in builds without the kernel. */
+ * test_winograd.c. In training graphs the weight gradient reads x through
+ * the op too: the gradients of w and x, fused and unfused, agree bitwise.
+ * Skipped in builds without the kernel. */
 #include "harness.h"
 #include "conv_winograd.h"
 #include <stdlib.h>
@@ -20,7 +21,7 @@ typedef struct {
 typedef struct {
     df_params *ps;
     df_graph *g;
-    df_node *x, *ga, *be, *w, *b, *e, *y;
+    df_node *x, *ga, *be, *w, *b, *e, *y, *r, *dw, *dx; /* r: the loss's random weights */
 } pgraph;
 
 /* y = conv(groupnorm_silu(x)) + b + e[b, co], forward only (or with
@@ -39,11 +40,19 @@ static void pgraph_new(const pc *c, int fuse, int grad, int precision, pgraph *p
                     : df_silu(g, df_groupnorm(g, p->x, p->ga, p->be, c->groups, 1e-5f));
     p->y = df_add(g, df_conv2d(g, t, p->w, p->b, 1, 1), p->e);
     df_keep(g, p->y);
-    if (grad) assert_int_equal(df_backward(g, df_sum_all(g, p->y), (df_node *[]){p->w}, 1), DF_OK);
+    p->r = NULL;
+    if (grad) { /* a random-weighted loss */
+        p->r = df_input(g, "r", DF_F32, p->y->shape);
+        assert_int_equal(
+            df_backward(g, df_sum_all(g, df_mul(g, p->y, p->r)), (df_node *[]){p->w, p->x}, 2),
+            DF_OK);
+        p->dw = df_grad_of(g, p->w), p->dx = df_grad_of(g, p->x);
+        df_keep(g, p->dw), df_keep(g, p->dx);
+    }
     df_compile_opts o = {.no_fuse = !fuse, .precision = precision};
     assert_int_equal(df_compile(g, &o), DF_OK);
-    df_node *in[6] = {p->x, p->ga, p->be, p->w, p->b, p->e};
-    for (int k = 0; k < 6; k++) {
+    df_node *in[7] = {p->x, p->ga, p->be, p->w, p->b, p->e, p->r};
+    for (int k = 0; k < 7; k++) {
         if (!in[k]) continue;
         int64_t n = df_shape_numel(&in[k]->shape);
         float *v = malloc(n * 4);
@@ -57,14 +66,49 @@ static void pgraph_free(pgraph *p) {
     df_graph_free(p->g);
     df_params_free(p->ps);
 }
-/* the fused graph's conv2d nodes that read x through a groupnorm_silu */
-static int fused_count(const pgraph *p) {
+/* the graph's nodes of op (conv2d, or its weight gradient) that read x
+ * through a groupnorm_silu or an upsample */
+static int fused_count(const pgraph *p, int op) {
     int n = 0;
     for (int i = 0; i < df_graph_size(p->g); i++) {
         const df_node *d = df_graph_node(p->g, i);
-        n += !d->dead && d->op == DF_OP_CONV2D && (d->ia[4] > 0 || d->ia[6] > 1);
+        n += !d->dead && d->op == op && (d->ia[4] > 0 || d->ia[6] > 1);
     }
     return n;
+}
+
+/* Each case fused and unfused (with gradients: grad), Winograd on, off and
+ * bf16, 1 and 2 threads: y (and dw, dx) bitwise equal */
+static void fused_vs_pair(const pc *cases, size_t ncases, int grad) {
+    for (size_t k = 0; k < ncases; k++)
+        for (int mode = 0; mode < 3; mode++) { /* Winograd on, off, bf16 */
+            const pc *c = &cases[k];
+            df_conv_set_winograd(mode != 1);
+            int prec = mode == 2 ? DF_PRECISION_BF16 : DF_PRECISION_FP32;
+            pgraph f, u;
+            pgraph_new(c, 1, grad, prec, &f);
+            pgraph_new(c, 0, grad, prec, &u);
+            assert_int_equal(fused_count(&f, DF_OP_CONV2D), 1);
+            assert_int_equal(fused_count(&u, DF_OP_CONV2D), 0);
+            assert_int_equal(fused_count(&f, DF_OP_CONV2D_BWD_WEIGHT), grad);
+            assert_int_equal(df_run(u.g), DF_OK);
+            for (int nt = 1; nt <= 2; nt++) {
+                int old = df_get_threads();
+                df_set_threads(nt);
+                assert_int_equal(df_run(f.g), DF_OK);
+                df_set_threads(old);
+                assert_memory_equal(df_data(f.y), df_data(u.y), df_shape_numel(&f.y->shape) * 4);
+                if (!grad) continue;
+                assert_memory_equal(df_data(f.dw), df_data(u.dw), df_shape_numel(&f.dw->shape) * 4);
+                assert_memory_equal(df_data(f.dx), df_data(u.dx), df_shape_numel(&f.dx->shape) * 4);
+            }
+            if (grad) { /* not all zeros */
+                const float *dw = df_data(f.dw);
+                assert_true(dw[0] != 0 && dw[df_shape_numel(&f.dw->shape) - 1] != 0);
+            }
+            pgraph_free(&f), pgraph_free(&u);
+        }
+    df_conv_set_winograd(1);
 }
 
 static void test_fused_equals_pair(void **state) {
@@ -79,43 +123,28 @@ static void test_fused_equals_pair(void **state) {
         {5, 24, 14, 14, 16, 0, 0}, /* upsample 7x7 -> 14x14, F(7,3) */
         {2, 8, 10, 12, 5, 0, 0},   /* upsample 5x6 -> 10x12, ragged */
     };
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
-        for (int mode = 0; mode < 3; mode++) { /* Winograd on, off, bf16 */
-            const pc *c = &cases[k];
-            df_conv_set_winograd(mode != 1);
-            int prec = mode == 2 ? DF_PRECISION_BF16 : DF_PRECISION_FP32;
-            pgraph f, u;
-            pgraph_new(c, 1, 0, prec, &f);
-            pgraph_new(c, 0, 0, prec, &u);
-            assert_int_equal(fused_count(&f), 1);
-            assert_int_equal(fused_count(&u), 0);
-            int64_t n = df_shape_numel(&f.y->shape);
-            assert_int_equal(df_run(u.g), DF_OK);
-            for (int nt = 1; nt <= 2; nt++) {
-                int old = df_get_threads();
-                df_set_threads(nt);
-                assert_int_equal(df_run(f.g), DF_OK);
-                df_set_threads(old);
-                assert_memory_equal(df_data(f.y), df_data(u.y), n * 4);
-            }
-            pgraph_free(&f), pgraph_free(&u);
-        }
-    df_conv_set_winograd(1);
+    fused_vs_pair(cases, sizeof cases / sizeof cases[0], 0);
     dft_mark_forward(DF_OP_CONV2D);
 }
 
-/* With gradients the activation is kept for the weight gradient: no fusion */
-static void test_training_keeps_pair(void **state) {
+/* With gradients: the weight gradient reads x through the op as well, in
+ * chunks of pieces, whole (7x7 at many channels), with split images */
+static void test_training_fused(void **state) {
     (void)state;
-    const pc c = {2, 16, 8, 8, 16, 4, 1};
-    pgraph p;
-    pgraph_new(&c, 1, 1, DF_PRECISION_FP32, &p);
-    assert_int_equal(fused_count(&p), 0);
-    pgraph_free(&p);
+    if (!wino_applies(&(dconv_shape){1, 16, 8, 8, 16, 3, 3, 1, 1, 8, 8})) skip();
+    const pc cases[] = {
+        {3, 32, 28, 28, 24, 8, 1}, /* F(4,3): pieces of 128 tiles split images */
+        {24, 64, 7, 7, 96, 8, 1},  /* F(7,3), run whole */
+        {9, 24, 14, 14, 8, 4, 0},  /* F(7,3), 4 tiles per image; no gamma and beta */
+        {2, 8, 9, 13, 5, 2, 1},    /* ragged tiles */
+        {3, 16, 28, 28, 8, 0, 0},  /* upsample 14x14 -> 28x28 */
+        {5, 24, 14, 14, 16, 0, 0}, /* upsample 7x7 -> 14x14 */
+    };
+    fused_vs_pair(cases, sizeof cases / sizeof cases[0], 1);
 }
 
 int dft_run_prenorm(void) {
     const struct CMUnitTest t[] = {cmocka_unit_test(test_fused_equals_pair),
-                                   cmocka_unit_test(test_training_keeps_pair)};
+                                   cmocka_unit_test(test_training_fused)};
     return cmocka_run_group_tests_name("prenorm", t, NULL, NULL);
 }

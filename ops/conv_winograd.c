@@ -291,13 +291,9 @@ const wino_kind *const wino_kinds[WINO_KINDS] = {&wino_f4, &wino_f7};
  * patches of tiles t0 .. t0 + n - 1 read */
 static void pre_channel(const dconv_shape *c, const wgeom *g, const conv_pre *pre, const float *x,
                         int64_t ci, int64_t t0, int64_t n, float *act) {
-    int64_t HW = c->H * c->W, b0 = t0 / g->ntile, m = g->k->m;
+    int64_t HW = c->H * c->W, b0 = t0 / g->ntile, r0, r1;
     for (int64_t b = b0; b <= (t0 + n - 1) / g->ntile; b++) {
-        int64_t lo = t0 > b * g->ntile ? t0 - b * g->ntile : 0;
-        int64_t hi = t0 + n < (b + 1) * g->ntile ? t0 + n - b * g->ntile : g->ntile;
-        int64_t r0 = lo / g->ntw * m - 1, r1 = (hi - 1) / g->ntw * m - 1 + g->k->n;
-        if (r0 < 0) r0 = 0;
-        if (r1 > c->H) r1 = c->H;
+        wino_tile_rows(b, t0, n, g->ntile, g->ntw, g->k->m, g->k->n, c->H, &r0, &r1);
         conv_pre_rows(pre, x, b, ci, r0, r1, c->H, c->W, act + (b - b0) * HW + r0 * c->W);
     }
 }

@@ -190,17 +190,21 @@ static void pair_tiles(const bgeom *g, int64_t n, const float *V, const float *Z
 }
 
 /* Tiles [u0, u1) transformed into V and Z at places u - base. With pre, x
- * is read through it: the tiles' images are made in act first. */
+ * is read through it: the rows of the tiles' images that their patches read
+ * are made in act first. */
 static void bw_tiles(const dconv_shape *c, const bgeom *g, const float *x, const conv_pre *pre,
                      const float *gy, int64_t u0, int64_t u1, int64_t base, float *V, float *Z,
                      float *act) {
     int64_t b0 = 0, HW = c->H * c->W;
     if (pre) { /* act [images][Cin][H][W] */
         b0 = u0 / g->ntile;
-        for (int64_t b = b0; b <= (u1 - 1) / g->ntile; b++)
+        for (int64_t b = b0; b <= (u1 - 1) / g->ntile; b++) {
+            int64_t r0, r1;
+            wino_tile_rows(b, u0, u1 - u0, g->ntile, g->ntw, (int)g->m, (int)g->n, c->H, &r0, &r1);
             for (int64_t ci = 0; ci < c->Cin; ci++)
-                conv_pre_rows(pre, x, b, ci, 0, c->H, c->H, c->W,
-                              act + ((b - b0) * c->Cin + ci) * HW);
+                conv_pre_rows(pre, x, b, ci, r0, r1, c->H, c->W,
+                              act + ((b - b0) * c->Cin + ci) * HW + r0 * c->W);
+        }
         x = act;
     }
     for (int64_t u = u0; u < u1; u++) {

@@ -150,6 +150,17 @@ typedef struct {
 extern const wino_kind wino_f4, wino_f7;
 /* Both, for sizing scratch: the switch may change the choice after planning */
 #define WINO_KINDS 2
+/* The rows [*r0, *r1) of image b that the n x n patches of tiles [t0, t0 + cnt)
+ * read (tiles of m x m outputs, numbered image by image and row by row: ntile
+ * an image, ntw a row; a patch starts a row above its tile) */
+static inline void wino_tile_rows(int64_t b, int64_t t0, int64_t cnt, int64_t ntile, int64_t ntw,
+                                  int m, int n, int64_t H, int64_t *r0, int64_t *r1) {
+    int64_t lo = t0 > b * ntile ? t0 - b * ntile : 0;
+    int64_t hi = t0 + cnt < (b + 1) * ntile ? t0 + cnt - b * ntile : ntile;
+    *r0 = lo / ntw * m - 1, *r1 = (hi - 1) / ntw * m - 1 + n;
+    if (*r0 < 0) *r0 = 0;
+    if (*r1 > H) *r1 = H;
+}
 extern const wino_kind *const wino_kinds[WINO_KINDS];
 /* The tile size for shape c (the forward's: the weight gradient uses the same) */
 const wino_kind *wino_kind_of(const dconv_shape *c);

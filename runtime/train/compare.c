@@ -222,11 +222,11 @@ static void spin_pieces(void *ctx, int64_t i0, int64_t i1, int worker) {
     for (int l = 0; l < SPIN_LANES; l++) s += a[l];
     j->sink[worker & 1023] = s;
 }
-/* seconds for n pieces on t threads */
-static double spin_time(spin_job *j, int t, int64_t n) {
+/* seconds for n pieces of fn on t threads */
+static double loop_time(int t, int64_t n, df_loop_fn fn, void *ctx) {
     df_set_threads(t);
     double t0 = df_seconds();
-    df_parallel_for(n, 1, spin_pieces, j);
+    df_parallel_for(n, 1, fn, ctx);
     return df_seconds() - t0;
 }
 double df_cpu_scaling(int threads) {
@@ -235,10 +235,11 @@ double df_cpu_scaling(int threads) {
     j.steps = 1 << 12;
     j.mul = 0.5f + (float)(threads > 0) * 0.25f, j.add = 0.25f; /* converges to 1, stays finite */
     double t = 0;
-    while ((t = spin_time(&j, 1, 1)) < 2e-3 && j.steps < ((int64_t)1 << 40)) j.steps *= 4;
+    while ((t = loop_time(1, 1, spin_pieces, &j)) < 2e-3 && j.steps < ((int64_t)1 << 40))
+        j.steps *= 4;
     j.steps = (int64_t)((double)j.steps * 0.02 / (t > 0 ? t : 1e-9)) + 1; /* ~20 ms a piece */
-    double t1 = spin_time(&j, 1, SPIN_PIECES);
-    double tn = spin_time(&j, threads, (int64_t)SPIN_PIECES * threads);
+    double t1 = loop_time(1, SPIN_PIECES, spin_pieces, &j);
+    double tn = loop_time(threads, (int64_t)SPIN_PIECES * threads, spin_pieces, &j);
     df_set_threads(old);
     return tn > 0 ? threads * t1 / tn : 0;
 }
@@ -255,12 +256,6 @@ static void triad_pieces(void *ctx, int64_t p0, int64_t p1, int worker) {
     (void)worker;
     for (int64_t i = p0 * per; i < p1 * per; i++) j->c[i] = j->a[i] + 1.5f * j->b[i];
 }
-static double triad_time(triad_job *j, int t) {
-    df_set_threads(t);
-    double t0 = df_seconds();
-    df_parallel_for(TRIAD_PIECES, 1, triad_pieces, j);
-    return df_seconds() - t0;
-}
 double df_memory_scaling(int threads) {
     int old = df_get_threads();
     triad_job j = {malloc(TRIAD_FLOATS * 4), malloc(TRIAD_FLOATS * 4), malloc(TRIAD_FLOATS * 4)};
@@ -269,7 +264,8 @@ double df_memory_scaling(int threads) {
         for (int64_t i = 0; i < TRIAD_FLOATS; i++) j.a[i] = 1, j.b[i] = 2, j.c[i] = 0;
         double t1 = 1e30, tn = 1e30;
         for (int k = 0; k < 3; k++) { /* the best of three of each */
-            double a = triad_time(&j, 1), b = triad_time(&j, threads);
+            double a = loop_time(1, TRIAD_PIECES, triad_pieces, &j),
+                   b = loop_time(threads, TRIAD_PIECES, triad_pieces, &j);
             t1 = a < t1 ? a : t1, tn = b < tn ? b : tn;
         }
         r = t1 / tn;

@@ -332,11 +332,15 @@ static void wbw_sum(void *ctx, int64_t o0, int64_t o1, int worker) {
     (void)worker;
     for (int64_t co = o0; co < o1; co++)
         for (int64_t kk = 0; kk < 9; kk++)
-            for (int64_t ci = 0; ci < c->Cin; ci++) {
-                float s = 0;
+            for (int64_t ci0 = 0; ci0 < c->Cin; ci0 += NT) { /* 16 channels a vector */
+                const float *p = j->parts + (co * 9 + kk) * j->g->Cinp + ci0;
+                __m512 s = _mm512_setzero_ps();
                 for (int64_t ch = 0; ch < j->g->chunks; ch++)
-                    s += j->parts[ch * j->psz + (co * 9 + kk) * j->g->Cinp + ci];
-                j->dw[(co * c->Cin + ci) * 9 + kk] = s;
+                    s = _mm512_add_ps(s, _mm512_loadu_ps(p + ch * j->psz));
+                float r[NT];
+                _mm512_storeu_ps(r, s);
+                for (int64_t ci = ci0; ci < c->Cin && ci < ci0 + NT; ci++)
+                    j->dw[(co * c->Cin + ci) * 9 + kk] = r[ci - ci0];
             }
 }
 

@@ -287,9 +287,10 @@ static df_status gn_silu_bwd_fwd(const df_node *n, df_exec_ctx *c) {
     return DF_OK;
 }
 
-/* groupnorm_silu_bwd_all(x, gamma, beta, gy) -> [dx (B C S) | dgamma (C) |
- * dbeta (C) | dx summed over each plane (B C) | dx summed over all but the
- * channels (C)]: what groupnorm_silu_bwd, groupnorm_bwd_x,
+/* groupnorm_silu_bwd_all(x, gamma, beta, gy, [acc]) -> [dx (B C S) | dgamma
+ * (C) | dbeta (C) | dx summed over each plane (B C) | dx summed over all but
+ * the channels (C)], where with acc (x's shape) dx is the sum dx + acc, as
+ * the add of another path's gradient to dx gives it: what groupnorm_silu_bwd, groupnorm_bwd_x,
  * groupnorm_bwd_gamma, the reduce of dt to beta's shape and the reduces of
  * dx to [B, C, 1, 1] and [1, C, 1, 1] (the gradients of a time embedding
  * and of a bias added before the groupnorm) compute, bitwise, in one pass
@@ -298,10 +299,16 @@ static df_status gn_silu_bwd_fwd(const df_node *n, df_exec_ctx *c) {
  * is in cache; the terms are summed over the images in order at the end.
  * fuse.c makes it, and a part (view) and slices of it replace the nodes. */
 static df_status gn_all_shape(df_node *n) {
-    if (n->n_in != 4) return df_seterr(DF_EINVAL, "inputs: x, gamma, beta, gy (got %d)", n->n_in);
+    int nin = n->n_in;
+    if (nin != 4 && nin != 5)
+        return df_seterr(DF_EINVAL, "inputs: x, gamma, beta, gy, [acc] (got %d)", nin);
+    n->n_in = 4; /* groupnorm_silu_bwd's own inputs */
     df_status st = gn_silu_bwd_shape(n);
+    n->n_in = nin;
     if (st) return st;
     const df_shape *x = &n->in[0]->shape;
+    if (nin == 5 && (!df_shape_eq(&n->in[4]->shape, x) || n->in[4]->dtype != DF_F32))
+        return df_shape_err(n, "acc in the input's shape", &n->in[4]->shape);
     n->shape = df_shape1(df_shape_numel(x) + (3 + x->d[0]) * x->d[1]);
     return DF_OK;
 }
@@ -345,6 +352,11 @@ static void gn_all_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
         }
         float *dx = df_out(n) + off; // [cg][S]
         group_dx(x + off, dt, gam + grp * d.cg, d.cg, d.S, n->fa[0], dx, gpart);
+        if (n->n_in == 5) { /* dx + acc, as the add it replaces (a separate pass: no fma) */
+            const float *a = df_inp(n, 4) + off;
+#pragma omp simd
+            for (int64_t i = 0; i < d.cg * d.S; i++) dx[i] = dx[i] + a[i];
+        }
         float *rows = df_out(n) + d.B * d.C * d.S + 2 * d.C + b * d.C + grp * d.cg; // [cg]
         for (int64_t cc = 0; cc < d.cg; cc++) {
             j->gterm[b * d.C + grp * d.cg + cc] = gpart[cc];
@@ -433,7 +445,7 @@ const df_op_desc df_opdesc_groupnorm_silu_bwd = {.name = "groupnorm_silu_bwd",
                                                  .flops = gn_silu_flops};
 const df_op_desc df_opdesc_groupnorm_silu_bwd_all = {.name = "groupnorm_silu_bwd_all",
                                                      .min_in = 4,
-                                                     .max_in = 4,
+                                                     .max_in = 5,
                                                      .flags = DF_OPF_GRAD_ONLY,
                                                      .shape = gn_all_shape,
                                                      .forward = gn_all_fwd,

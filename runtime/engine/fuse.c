@@ -18,7 +18,9 @@
  *   and gy are read once, not four times. Reduces of dx to [B, C, 1, 1] (a
  *   time embedding's gradient) and [1, C, 1, 1] (a bias's) become slices of
  *   the sums, which the op takes while dx is in cache: two passes over dx
- *   fewer.
+ *   fewer. When dx's only reader adds it to another path's gradient (made
+ *   earlier: a residual connection's), the op adds that as it writes dx,
+ *   the add becomes the part, and the sums are of the total.
  *
  *   add(conv2d(x, w, b), r) -> conv2d(x, w, b, r): the convolution adds r
  *   (a tensor of its output's shape, or one value per image and channel, as
@@ -139,7 +141,7 @@ static int read_by_reshapes(const df_graph *g, const df_node *n) {
     }
     return 1;
 }
-#define GN_ROLES 5 /* dx, dgamma, dbeta, dx's plane sums, dx's channel sums */
+#define GN_ROLES 6 /* dx, dgamma, dbeta, dx's plane sums, dx's channel sums, dx + acc */
 
 /* r = reduce(dx) to [B, C, 1, 1] (3: dx's plane sums) or [1, C, 1, 1] (4:
  * its channel sums), read by reshapes alone (a slice is 1-d), else -1 */
@@ -169,8 +171,25 @@ static int gn_all_role(const df_graph *g, const df_node *dt, const df_node *r) {
         return 2;
     return -1;
 }
-/* dt's readers as roles (each at most once, dx among them), and dx's
- * reduces to its sums (roles 3, 4), or 0 */
+/* The add that is dx's only reader, adding another path's gradient made
+ * before dt (role 5: the op adds it as it writes dx), or NULL */
+static df_node *acc_add_of(const df_graph *g, const df_node *dt, const df_node *dx,
+                           const int *readers) {
+    if (readers[dx->id] != 1) return NULL;
+    for (int i = dx->id + 1; i < g->n; i++) {
+        df_node *r = g->nodes[i];
+        if (r->dead || r->n_in < 1 || (r->in[0] != dx && (r->n_in < 2 || r->in[1] != dx))) continue;
+        const df_node *o = r->in[0] == dx ? r->in[1] : r->in[0];
+        int ok = r->op == DF_OP_ADD && r->n_in == 2 && o != dx && o->id < dt->id && !r->keep &&
+                 r->storage != DF_STORE_GRAD && o->dtype == DF_F32 &&
+                 df_shape_eq(&o->shape, &dx->shape) && df_shape_eq(&r->shape, &dx->shape);
+        return ok ? r : NULL;
+    }
+    return NULL;
+}
+/* dt's readers as roles (each at most once, dx among them), dx's add of
+ * another gradient (role 5), and the reduces of dx (or of that sum) to its
+ * sums (roles 3, 4), or 0 */
 static int gn_all_fusable(const df_graph *g, const df_node *dt, const int *readers,
                           df_node *role[GN_ROLES]) {
     for (int q = 0; q < GN_ROLES; q++) role[q] = NULL;
@@ -192,11 +211,13 @@ static int gn_all_fusable(const df_graph *g, const df_node *dt, const int *reade
         }
     }
     if (!role[0] || uses != readers[dt->id]) return 0;
-    for (int i = role[0]->id + 1; i < g->n; i++) { /* dx's reduces to its sums */
+    role[5] = acc_add_of(g, dt, role[0], readers);
+    const df_node *out = role[5] ? role[5] : role[0]; /* what the op's first part holds */
+    for (int i = out->id + 1; i < g->n; i++) {        /* its reduces to its sums */
         df_node *r = g->nodes[i];
         if (r->dead || r->n_in != 1) continue;
-        int q = gn_sums_role(g, role[0], r);
-        if (q == 3 && role[3] && role[0]->shape.d[0] == 1) q = 4; /* B = 1: the same sums */
+        int q = gn_sums_role(g, out, r);
+        if (q == 3 && role[3] && out->shape.d[0] == 1) q = 4; /* B = 1: the same sums */
         if (q > 0 && !role[q]) role[q] = r;
     }
     return 1;
@@ -204,14 +225,20 @@ static int gn_all_fusable(const df_graph *g, const df_node *dt, const int *reade
 static void fuse_gn_all(df_node *dt, df_node *role[GN_ROLES]) {
     const df_shape xs = dt->in[0]->shape;
     int64_t N = df_shape_numel(&xs), B = xs.d[0], C = xs.d[1];
-    int64_t at[GN_ROLES] = {0, N, N + C, N + 2 * C, N + (2 + B) * C}; /* offsets in dt */
-    int64_t len[GN_ROLES] = {N, C, C, B * C, C};
+    int64_t at[5] = {0, N, N + C, N + 2 * C, N + (2 + B) * C}; /* offsets in dt */
+    int64_t len[5] = {N, C, C, B * C, C};
     dt->op = DF_OP_GROUPNORM_SILU_BWD_ALL;
     dt->shape = df_shape1(N + (3 + B) * C);
     df_node *dx = role[0];
+    if (role[5]) { /* the op adds the other gradient: the add is the part, dx is gone */
+        df_node *a = role[5];
+        dt->in[dt->n_in++] = a->in[0] == dx ? a->in[1] : a->in[0];
+        dx->dead = 1;
+        dx = a;
+    }
     dx->op = DF_OP_PART, dx->n_in = 1, dx->in[0] = dt, dx->ia[0] = 0;
     df_pack_shape(dx->ia, 1, &xs);
-    for (int q = 1; q < GN_ROLES; q++) { /* slices (copies: one may be a parameter's gradient) */
+    for (int q = 1; q < 5; q++) { /* slices (copies: one may be a parameter's gradient) */
         df_node *r = role[q];
         if (!r) continue;
         r->op = DF_OP_SLICE, r->n_in = 1, r->in[0] = dt, r->shape = df_shape1(len[q]);

@@ -119,9 +119,12 @@ static void test_fused_equals_pair(void **state) {
  * against the unfused nodes: every gradient bitwise equal. x = x0 * p +
  * bias + emb, so that dx flows on to a parameter as an activation's
  * gradient does and is summed to a bias's [C] and a time embedding's [B, C]
- * gradients. nreduce: the live reduces (fused: only the loss's). */
-static void fused_backward(df_shape s, int groups, int fuse, float **grads, int64_t *ng, int *nall,
-                           int *nreduce) {
+ * gradients. With residual, the loss reads x + silu(groupnorm(x)), so that
+ * x's gradient is dx plus the residual path's (the op adds it; the sums are
+ * of the total). nreduce: the live reduces (fused: only the loss's); nadd:
+ * the live adds. */
+static void fused_backward(df_shape s, int groups, int residual, int fuse, float **grads,
+                           int64_t *ng, int *nall, int *nreduce, int *nadd) {
     df_params *ps = df_params_new();
     df_graph *g = df_graph_new(ps);
     int64_t C = s.d[1], n = df_shape_numel(&s);
@@ -134,6 +137,7 @@ static void fused_backward(df_shape s, int groups, int fuse, float **grads, int6
     df_node *u = df_binary_aligned(g, DF_OP_ADD, df_mul(g, x0, p), bias, 0, 1); /* [C] */
     u = df_binary_aligned(g, DF_OP_ADD, u, emb, 0, 0);                          /* [B, C] */
     df_node *t = df_silu(g, df_groupnorm(g, u, ga, be, groups, 1e-5f));
+    if (residual) t = df_add(g, u, t);
     df_node *loss = df_sum_all(g, df_mul(g, t, w)); /* random weights */
     assert_int_equal(df_backward(g, loss, NULL, 0), DF_OK);
     df_compile_opts o = {.no_fuse = !fuse};
@@ -152,11 +156,12 @@ static void fused_backward(df_shape s, int groups, int fuse, float **grads, int6
     *ng = df_params_block_numel(ps);
     *grads = malloc(*ng * 4);
     memcpy(*grads, df_params_grad(ps), *ng * 4);
-    *nall = *nreduce = 0;
+    *nall = *nreduce = *nadd = 0;
     for (int i = 0; i < df_graph_size(g); i++) {
         const df_node *d = df_graph_node(g, i);
         *nall += !d->dead && d->op == DF_OP_GROUPNORM_SILU_BWD_ALL;
         *nreduce += !d->dead && d->op == DF_OP_REDUCE;
+        *nadd += !d->dead && d->op == DF_OP_ADD;
     }
     free(v);
     df_graph_free(g);
@@ -172,16 +177,19 @@ static void test_fused_backward(void **state) {
                  {df_shape4(5, 16, 7, 7), 4},
                  {df_shape4(2, 6, 2, 3), 3},
                  {df_shape4(1, 8, 4, 4), 2}}; /* B = 1: the two sums of dx coincide */
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    for (size_t k = 0; k < 2 * sizeof cases / sizeof cases[0]; k++) {
         int64_t n1, n2;
         float *a, *b;
-        int fused, plain, r1, r2;
-        fused_backward(cases[k].s, cases[k].groups, 1, &a, &n1, &fused, &r1);
-        fused_backward(cases[k].s, cases[k].groups, 0, &b, &n2, &plain, &r2);
+        int fused, plain, r1, r2, a1, a2, res = (int)(k % 2);
+        df_shape s = cases[k / 2].s;
+        fused_backward(s, cases[k / 2].groups, res, 1, &a, &n1, &fused, &r1, &a1);
+        fused_backward(s, cases[k / 2].groups, res, 0, &b, &n2, &plain, &r2, &a2);
         assert_int_equal(fused, 1);
         assert_int_equal(plain, 0);
         assert_int_equal(r1, 1); /* beta's, the bias's and emb's reduces are slices */
         assert_int_equal(r2, 4);
+        assert_int_equal(a2, 2 + 2 * res); /* + the residual and its gradients' sum */
+        assert_int_equal(a1, 2 + res);     /* the op adds the residual's gradient */
         assert_int_equal(n1, n2);
         assert_memory_equal(a, b, n1 * 4);
         free(a), free(b);
@@ -206,6 +214,17 @@ static void test_errors(void **state) {
     be = df_input(g, "b", DF_F32, df_shape1(6));
     assert_null(df_groupnorm(g, x, ga, be, 3, 1e-5f));
     assert_non_null(strstr(df_graph_errmsg(g), "gamma has shape [5], expected [6]"));
+    df_graph_free(g);
+    g = df_graph_new(ps); /* the fused gradient's added gradient in the wrong shape */
+    x = df_input(g, "x", DF_F32, df_shape4(2, 6, 3, 3));
+    ga = df_input(g, "g", DF_F32, df_shape1(6));
+    be = df_input(g, "b", DF_F32, df_shape1(6));
+    df_node *acc = df_input(g, "acc", DF_F32, df_shape4(2, 6, 3, 2));
+    int32_t groups = 3;
+    float eps = 1e-5f;
+    assert_null(df_node_new(g, DF_OP_GROUPNORM_SILU_BWD_ALL, (df_node *[]){x, ga, be, x, acc}, 5,
+                            &groups, 1, &eps, 1));
+    assert_non_null(strstr(df_graph_errmsg(g), "acc in the input's shape"));
     df_graph_free(g);
     df_params_free(ps);
 }

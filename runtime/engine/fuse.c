@@ -132,12 +132,12 @@ static void fuse_conv_add(df_node *a, int k, int layout) {
     y->dead = 1;
 }
 
-/* whether every live reader of n is a reshape (it needs only n's elements) */
+/* whether every live reader of n is a reshape or a copy (it needs only n's elements) */
 static int read_by_reshapes(const df_graph *g, const df_node *n) {
     for (int i = n->id + 1; i < g->n; i++) {
         const df_node *r = g->nodes[i];
         for (int k = 0; k < r->n_in && !r->dead; k++)
-            if (r->in[k] == n && r->op != DF_OP_RESHAPE) return 0;
+            if (r->in[k] == n && r->op != DF_OP_RESHAPE && r->op != DF_OP_COPY) return 0;
     }
     return 1;
 }
@@ -319,6 +319,10 @@ df_status df_fuse(df_graph *g) {
         int layout, k = conv_add_fusable(g->nodes[i], readers, &layout);
         if (k >= 0) fuse_conv_add(g->nodes[i], k, layout);
     }
+    for (int i = 0; i < g->n; i++) { /* the same sum taken twice: once, and a copy */
+        df_node *r = g->nodes[i], *q = same_reduce(g, r);
+        if (q) r->op = DF_OP_COPY, r->in[0] = q; /* (the first may become a slice below) */
+    }
     free(readers);
     if (!(readers = count_readers(g)))
         return df_seterr(DF_ENOMEM, "df_compile: out of memory while fusing");
@@ -328,10 +332,6 @@ df_status df_fuse(df_graph *g) {
     }
     for (int i = 0; i < g->n; i++)
         if (conv_pre_fusable(g, g->nodes[i], readers)) fuse_conv_pre(g, g->nodes[i]);
-    for (int i = 0; i < g->n; i++) { /* the same sum taken twice: once, and a copy */
-        df_node *r = g->nodes[i], *q = same_reduce(g, r);
-        if (q) r->op = DF_OP_COPY, r->in[0] = q;
-    }
     free(readers);
     return DF_OK;
 }

@@ -118,8 +118,8 @@ static void test_fused_equals_pair(void **state) {
  * groupnorm_silu_bwd_all, whose parts are dx, dgamma, dbeta and dx's sums)
  * against the unfused nodes: every gradient bitwise equal. x = x0 * p +
  * bias + emb, so that dx flows on to a parameter as an activation's
- * gradient does and is summed to a bias's [C] and a time embedding's [B, C]
- * gradients. With residual, the loss reads x + silu(groupnorm(x)), so that
+ * gradient does and is summed to a bias's [C] (twice: a second bias) and a
+ * time embedding's [B, C] gradients. With residual, the loss reads x + silu(groupnorm(x)), so that
  * x's gradient is dx plus the residual path's (the op adds it; the sums are
  * of the total). nreduce: the live reduces (fused: only the loss's); nadd:
  * the live adds. */
@@ -134,8 +134,10 @@ static void fused_backward(df_shape s, int groups, int residual, int fuse, float
     df_node *be = df_param(g, "beta", df_shape1(C), (df_init){DF_INIT_ZEROS, 0});
     df_node *bias = df_param(g, "bias", df_shape1(C), (df_init){DF_INIT_ZEROS, 0});
     df_node *emb = df_param(g, "emb", df_shape2(s.d[0], C), (df_init){DF_INIT_ZEROS, 0});
+    df_node *bias2 = df_param(g, "bias2", df_shape1(C), (df_init){DF_INIT_ZEROS, 0});
     df_node *u = df_binary_aligned(g, DF_OP_ADD, df_mul(g, x0, p), bias, 0, 1); /* [C] */
     u = df_binary_aligned(g, DF_OP_ADD, u, emb, 0, 0);                          /* [B, C] */
+    u = df_binary_aligned(g, DF_OP_ADD, u, bias2, 0, 1); /* the same sum as bias's: a copy */
     df_node *t = df_silu(g, df_groupnorm(g, u, ga, be, groups, 1e-5f));
     if (residual) t = df_add(g, u, t);
     df_node *loss = df_sum_all(g, df_mul(g, t, w)); /* random weights */
@@ -152,6 +154,7 @@ static void fused_backward(df_shape s, int groups, int residual, int fuse, float
     dft_fill_uniform(df_param_data(ps, 2), C, -1, 1, 14);
     dft_fill_uniform(df_param_data(ps, 3), C, -1, 1, 15); /* bias, emb */
     dft_fill_uniform(df_param_data(ps, 4), s.d[0] * C, -1, 1, 16);
+    dft_fill_uniform(df_param_data(ps, 5), C, -1, 1, 17);
     assert_int_equal(df_run(g), DF_OK);
     *ng = df_params_block_numel(ps);
     *grads = malloc(*ng * 4);
@@ -186,10 +189,10 @@ static void test_fused_backward(void **state) {
         fused_backward(s, cases[k / 2].groups, res, 0, &b, &n2, &plain, &r2, &a2);
         assert_int_equal(fused, 1);
         assert_int_equal(plain, 0);
-        assert_int_equal(r1, 1); /* beta's, the bias's and emb's reduces are slices */
-        assert_int_equal(r2, 4);
-        assert_int_equal(a2, 2 + 2 * res); /* + the residual and its gradients' sum */
-        assert_int_equal(a1, 2 + res);     /* the op adds the residual's gradient */
+        assert_int_equal(r1, 1); /* beta's, the biases' and emb's reduces are slices */
+        assert_int_equal(r2, 5);
+        assert_int_equal(a2, 3 + 2 * res); /* + the residual and its gradients' sum */
+        assert_int_equal(a1, 3 + res);     /* the op adds the residual's gradient */
         assert_int_equal(n1, n2);
         assert_memory_equal(a, b, n1 * 4);
         free(a), free(b);

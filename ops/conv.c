@@ -2,7 +2,10 @@
  * bias) through OpenBLAS: im2col + GEMM, batched across images so small maps
  * (7x7) still make large GEMMs. Images are grouped into fixed chunks chosen
  * from the shapes alone (never from the thread count), so results are
- * bitwise identical for any number of threads.
+ * bitwise identical for any number of threads. 3x3 stride-1 shapes run
+ * faster kernels where they apply: the thin one (conv_thin.h: at most 4
+ * channels on one side), Winograd (conv_winograd.h), or the direct one
+ * (conv_direct.h).
  *
  *   conv2d            (x, w[, b])  ia: stride, pad (fuse.c adds an addend,
  *                                  and a groupnorm_silu or upsample of x:
@@ -14,6 +17,7 @@
 #include "util.h"
 #include "conv_direct.h"
 #include "conv_winograd.h"
+#include "conv_thin.h"
 #include "conv_pre.h"
 #include <cblas.h>
 #include <string.h>
@@ -361,11 +365,13 @@ static size_t fwd_per_thread(const conv_geom *g) {
 /* Floats for the direct kernel's scratch, or Winograd's when the shape suits
  * it and that is larger (the switch may be turned on after planning). */
 static size_t direct_scratch(const dconv_shape *d, int nt) {
+    if (thin_applies(d)) return thin_scratch_floats(d, nt > 0 ? nt : 1);
     size_t a = dconv_scratch_floats(d, nt > 0 ? nt : 1);
     size_t b = wino_applies(d) ? wino_scratch_floats(d, nt > 0 ? nt : 1) : 0;
     return a > b ? a : b;
 }
 static size_t direct_bw_scratch(const dconv_shape *d, int nt) {
+    if (thin_applies(d)) return thin_bw_scratch_floats(d, nt > 0 ? nt : 1);
     size_t a = dconv_bw_scratch_floats(d, nt > 0 ? nt : 1);
     size_t b = wino_bw_applies(d) ? wino_bw_scratch_floats(d, nt > 0 ? nt : 1) : 0;
     return a > b ? a : b;
@@ -405,6 +411,10 @@ static df_status conv_fwd_pre(const df_node *n, df_exec_ctx *ctx, const dconv_sh
     float *stats = ctx->scratch, *ks = stats + pre_floats(n); // [B, G, 2]; the kernel's
     conv_pre pre = pre_of(n, d, conv_ins_of(n).gamma, stats);
     dconv_epilogue ep = epilogue_of(n);
+    if (thin_applies(d)) {
+        thin_run(d, x, &pre, df_inp(n, 1), 0, &ep, df_out(n), ks, ctx->nthreads);
+        return DF_OK;
+    }
     if (wino_available(d)) {
         wino_run(d, x, &pre, df_inp(n, 1), 0, &ep, df_out(n), ks, ctx->nthreads, ctx->bf16,
                  ctx->cache);
@@ -421,6 +431,12 @@ static df_status conv_fwd(const df_node *n, df_exec_ctx *ctx) {
     geom_fwd(&g, n);
     dconv_shape d = dshape_fwd(&g);
     if (conv_ins_of(n).pre) return conv_fwd_pre(n, ctx, &d);
+    if (thin_applies(&d)) {
+        dconv_epilogue ep = epilogue_of(n);
+        thin_run(&d, df_inp(n, 0), NULL, df_inp(n, 1), 0, &ep, df_out(n), ctx->scratch,
+                 ctx->nthreads);
+        return DF_OK;
+    }
     if (wino_available(&d)) {
         dconv_epilogue ep = epilogue_of(n);
         wino_run(&d, df_inp(n, 0), NULL, df_inp(n, 1), 0, &ep, df_out(n), ctx->scratch,
@@ -605,7 +621,10 @@ static df_status bwd_data_fwd(const df_node *n, df_exec_ctx *ctx) {
     geom_bwd_data(&g, n);
     dconv_shape d, f = dshape_fwd(&g);
     if (dshape_bwd_data(&g, &d)) {
-        if (wino_available(&d))
+        if (thin_applies(&d))
+            thin_run(&d, df_inp(n, 0), NULL, df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch,
+                     ctx->nthreads);
+        else if (wino_available(&d))
             wino_run(&d, df_inp(n, 0), NULL, df_inp(n, 1), 1, NULL, df_out(n), ctx->scratch,
                      ctx->nthreads, ctx->bf16, ctx->cache);
         else
@@ -706,6 +725,10 @@ static void bw_sum_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
 static df_status bwd_weight_pre(const df_node *n, df_exec_ctx *ctx, const dconv_shape *d) {
     float *stats = ctx->scratch, *ks = stats + pre_floats(n); // [B, G, 2]; the kernel's
     conv_pre pre = pre_of(n, d, n->ia[5] == 1 ? 2 : -1, stats);
+    if (thin_applies(d)) {
+        thin_bw_run(d, df_inp(n, 0), &pre, df_inp(n, 1), df_out(n), ks, ctx->nthreads);
+        return DF_OK;
+    }
     if (wino_bw_available(d)) {
         wino_bw_run(d, df_inp(n, 0), &pre, df_inp(n, 1), df_out(n), ks, ctx->nthreads, ctx->bf16);
         return DF_OK;
@@ -720,6 +743,10 @@ static df_status bwd_weight_fwd(const df_node *n, df_exec_ctx *ctx) {
     geom_bwd_weight(&g, n);
     dconv_shape d = dshape_fwd(&g);
     if (n->ia[4] > 0 || up_of(n) > 1) return bwd_weight_pre(n, ctx, &d);
+    if (thin_applies(&d)) {
+        thin_bw_run(&d, df_inp(n, 0), NULL, df_inp(n, 1), df_out(n), ctx->scratch, ctx->nthreads);
+        return DF_OK;
+    }
     if (wino_bw_available(&d)) {
         wino_bw_run(&d, df_inp(n, 0), NULL, df_inp(n, 1), df_out(n), ctx->scratch, ctx->nthreads,
                     ctx->bf16);

@@ -48,6 +48,7 @@ static const char *conv = "model:\n"
                           "  inputs: {x: [B, 1, 28, 28], t: [B]}\n"
                           "  body:\n"
                           "    - conv2d: {in: x, out: 8}\n"
+                          "    - conv2d: {out: 8}\n" /* 8 -> 8: bf16 products apply */
                           "    - conv2d: {out: 1}\n"
                           "sampler: {steps: 5}\n"
                           "train: {batch: 16, steps: 2, log_every: 1}\n";

@@ -42,6 +42,7 @@
  *   same way. */
 #include "internal.h"
 #include "conv_winograd.h"
+#include "conv_thin.h"
 #include "util.h"
 #include <stdlib.h>
 
@@ -275,7 +276,7 @@ static int conv_pre_fusable(const df_graph *g, const df_node *c, const int *read
     dconv_shape d = {t->shape.d[0], t->shape.d[1], t->shape.d[2], t->shape.d[3],
                      w->shape.d[0], w->shape.d[2], w->shape.d[3], c->ia[0],
                      c->ia[1],      c->shape.d[2], c->shape.d[3]};
-    return wino_applies(&d);
+    return wino_applies(&d) || thin_applies(&d);
 }
 
 /* n (c, or one of its weight gradients) reads t's input through t */

@@ -46,6 +46,9 @@ static cc cases[] = {
     {3, 64, 14, 14, 32, 1, 1, 1, 0, 1}, /* 1x1 at the UNet's sizes: 196 pixels */
     {2, 24, 7, 7, 37, 1, 1, 1, 0, 0},   /* 49 pixels, odd channel counts */
     {2, 9, 20, 20, 16, 1, 1, 1, 0, 1},  /* 400 pixels: several GEMM chunks */
+    {3, 1, 28, 28, 32, 3, 3, 1, 1, 1},  /* thin (conv_thin.c): one input channel, a stem */
+    {2, 32, 28, 28, 1, 3, 3, 1, 1, 1},  /* thin: one output channel, an output conv */
+    {2, 4, 9, 17, 4, 3, 3, 1, 1, 0},    /* thin both ways, rows of 16 + 1 pixels */
 };
 
 static void inputs(const cc *c, dft_input *ins) {

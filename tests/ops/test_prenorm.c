@@ -6,8 +6,9 @@
  * parameters, under bf16, with Winograd switched off (the fused node then
  * computes the activation into its scratch) and on 1 and 2 threads. The
  * unfused pair is checked against float64 references in test_norm.c and
- * test_winograd.c. In training graphs the weight gradient reads x through
- * the op too: the gradients of w and x, fused and unfused, agree bitwise.
+ * test_winograd.c. Convolutions with few output channels run the thin
+ * kernel (conv_thin.c), which reads x through the op the same way. In training graphs the weight
+ * gradient reads x through the op too: the gradients of w and x, fused and unfused, agree bitwise.
  * Skipped in builds without the kernel. */
 #include "harness.h"
 #include "conv_winograd.h"
@@ -122,6 +123,9 @@ static void test_fused_equals_pair(void **state) {
         {3, 16, 28, 28, 8, 0, 0},  /* upsample 14x14 -> 28x28, F(4,3) */
         {5, 24, 14, 14, 16, 0, 0}, /* upsample 7x7 -> 14x14, F(7,3) */
         {2, 8, 10, 12, 5, 0, 0},   /* upsample 5x6 -> 10x12, ragged */
+        {3, 32, 28, 28, 1, 8, 1},  /* one output channel: the thin kernel (conv_thin.c) */
+        {2, 6, 9, 17, 3, 2, 1},    /* thin, rows of 16 + 1 pixels */
+        {2, 8, 10, 12, 2, 0, 0},   /* thin, upsample 5x6 -> 10x12 */
     };
     fused_vs_pair(cases, sizeof cases / sizeof cases[0], 0);
     dft_mark_forward(DF_OP_CONV2D);
@@ -139,6 +143,9 @@ static void test_training_fused(void **state) {
         {2, 8, 9, 13, 5, 2, 1},    /* ragged tiles */
         {3, 16, 28, 28, 8, 0, 0},  /* upsample 14x14 -> 28x28 */
         {5, 24, 14, 14, 16, 0, 0}, /* upsample 7x7 -> 14x14 */
+        {3, 32, 28, 28, 1, 8, 1},  /* one output channel: the thin kernel */
+        {2, 6, 9, 17, 3, 2, 1},    /* thin, rows of 16 + 1 pixels */
+        {2, 8, 10, 12, 2, 0, 0},   /* thin, upsample 5x6 -> 10x12 */
     };
     fused_vs_pair(cases, sizeof cases / sizeof cases[0], 1);
 }

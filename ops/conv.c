@@ -13,7 +13,8 @@
  *   conv2d_bwd_data   (gy, w)      ia: stride, pad, B, Cin, H, W  -> dx
  *   conv2d_bwd_weight (x, gy)      ia: stride, pad, KH, KW        -> dw (fuse.c may
  *                                  read x through the same op as its conv2d:
- *                                  (x, gy[, gamma, beta]), ia[4..6] as conv2d's) */
+ *                                  (x, gy[, gamma, beta][, stats]), ia[4..7] as
+ *                                  conv2d's) */
 #include "util.h"
 #include "conv_direct.h"
 #include "conv_winograd.h"
@@ -296,22 +297,24 @@ static void fwd_gemm(const conv_geom *g, const df_node *n, int64_t c, float *ws,
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->Cout, (int)nc, (int)g->CKK, 1.0f,
                 w, (int)g->CKK, col + c0, (int)cols, 0.0f, dst + c0, (int)cols);
 }
-/* A conv2d node's inputs: x, w, [bias], [addend], [gamma, beta]. ia[2] = 1
- * when there is an addend (a fused add, see fuse.c), ia[3] = 1 when it is
- * [B, Cout] (one value per image and channel). ia[4] = G > 0 when x is read
- * through a fused groupnorm_silu with G groups and eps fa[0], ia[5] = 1 when
- * it has gamma and beta; ia[6] = f > 1 when x is read through a nearest
- * upsample by f (x is then the upsample's input). The index of each
- * optional input, or -1, and whether x is read through an op (pre). */
+/* A conv2d node's inputs: x, w, [bias], [addend], [gamma, beta], [stats].
+ * ia[2] = 1 when there is an addend (a fused add, see fuse.c), ia[3] = 1
+ * when it is [B, Cout] (one value per image and channel). ia[4] = G > 0 when
+ * x is read through a fused groupnorm_silu with G groups and eps fa[0],
+ * ia[5] = 1 when it has gamma and beta, ia[7] = 1 when its statistics come
+ * as an input (a groupnorm_stats node) instead of being taken here; ia[6] =
+ * f > 1 when x is read through a nearest upsample by f (x is then the
+ * upsample's input). The index of each optional input, or -1, and whether x
+ * is read through an op (pre). */
 typedef struct {
-    int bias, add, gamma, pre;
+    int bias, add, gamma, stats, pre;
 } conv_ins;
 static conv_ins conv_ins_of(const df_node *n) {
     int gn = n->ia[4] > 0, aff = gn && n->ia[5] == 1, has_add = n->ia[2] == 1;
-    int pre = gn || n->ia[6] > 1;
-    int nconv = n->n_in - 2 * aff; /* x, w, [bias], [addend] */
+    int st = gn && n->ia[7] == 1, pre = gn || n->ia[6] > 1;
+    int nconv = n->n_in - 2 * aff - st; /* x, w, [bias], [addend] */
     return (conv_ins){nconv - has_add == 3 ? 2 : -1, has_add ? nconv - 1 : -1, aff ? nconv : -1,
-                      pre};
+                      st ? n->n_in - 1 : -1, pre};
 }
 /* The forward's epilogue (dconv_epilogue) from its node */
 static dconv_epilogue epilogue_of(const df_node *n) {
@@ -392,13 +395,15 @@ static size_t pre_floats(const df_node *n) {
  * the scratch's end, which is touched only then, and the direct kernel runs
  * on that. */
 /* The op node n (a conv2d, or its weight gradient) reads x (input 0)
- * through: its statistics are taken into stats [B, G, 2]; gamma: the index
- * of gamma (beta follows) or -1 */
-static conv_pre pre_of(const df_node *n, const dconv_shape *d, int gamma, float *stats) {
-    conv_pre pre = {{stats, gamma >= 0 ? df_inp(n, gamma) : NULL,
+ * through: its statistics are read from input kept (a groupnorm_stats
+ * node), or with kept = -1 taken into stats [B, G, 2]; gamma: the index of
+ * gamma (beta follows) or -1 */
+static conv_pre pre_of(const df_node *n, const dconv_shape *d, int gamma, int kept, float *stats) {
+    conv_pre pre = {{kept >= 0 ? df_inp(n, kept) : stats, gamma >= 0 ? df_inp(n, gamma) : NULL,
                      gamma >= 0 ? df_inp(n, gamma + 1) : NULL, d->Cin, n->ia[4]},
                     up_of(n) > 1 ? up_of(n) : 0};
-    if (!pre.up) gn_stats(df_inp(n, 0), d->B, d->Cin, d->H * d->W, pre.gn.G, n->fa[0], stats);
+    if (!pre.up && kept < 0)
+        gn_stats(df_inp(n, 0), d->B, d->Cin, d->H * d->W, pre.gn.G, n->fa[0], stats);
     return pre;
 }
 /* t [B, Cin, H, W] = the virtual input pre makes from x */
@@ -409,7 +414,7 @@ static void pre_all(const conv_pre *pre, const float *x, const dconv_shape *d, f
 static df_status conv_fwd_pre(const df_node *n, df_exec_ctx *ctx, const dconv_shape *d) {
     const float *x = df_inp(n, 0); // [B, Cin, H, W], or [B, Cin, H / up, W / up]
     float *stats = ctx->scratch, *ks = stats + pre_floats(n); // [B, G, 2]; the kernel's
-    conv_pre pre = pre_of(n, d, conv_ins_of(n).gamma, stats);
+    conv_pre pre = pre_of(n, d, conv_ins_of(n).gamma, conv_ins_of(n).stats, stats);
     dconv_epilogue ep = epilogue_of(n);
     if (thin_applies(d)) {
         thin_run(d, x, &pre, df_inp(n, 1), 0, &ep, df_out(n), ks, ctx->nthreads);
@@ -486,7 +491,7 @@ static df_status conv_shape(df_node *n) {
                          df_shape_str(&x->shape, a, sizeof a), p);
     conv_ins ci = conv_ins_of(n);
     if (n->ia[2] < 0 || n->ia[2] > 1 || n->ia[3] < 0 || n->ia[3] > 1 ||
-        n->n_in - (ci.add >= 0) - (ci.gamma >= 0 ? 2 : 0) < 2)
+        n->n_in - (ci.add >= 0) - (ci.gamma >= 0 ? 2 : 0) - (ci.stats >= 0) < 2)
         return df_seterr(DF_EINVAL, "conv2d: bad addend attributes (%d, %d)", n->ia[2], n->ia[3]);
     if (ci.pre) { /* a fused groupnorm_silu or upsample (fuse.c) */
         dconv_shape d = {x->shape.d[0], x->shape.d[1], H, W, w->shape.d[0],
@@ -506,6 +511,11 @@ static df_status conv_shape(df_node *n) {
                                  k == ci.gamma ? "gamma" : "beta",
                                  df_shape_str(&n->in[k]->shape, a, sizeof a),
                                  (long long)x->shape.d[1]);
+        df_shape st = df_shape3(x->shape.d[0], n->ia[4], 2);
+        if (ci.stats >= 0 &&
+            (n->in[ci.stats]->dtype != DF_F32 || !df_shape_eq(&n->in[ci.stats]->shape, &st)))
+            return df_seterr(DF_ESHAPE, "stats %s, expected [B, groups, 2]",
+                             df_shape_str(&n->in[ci.stats]->shape, a, sizeof a));
     }
     if (ci.bias >= 0) {
         const df_node *bi = n->in[2];
@@ -564,7 +574,7 @@ static double conv_flops(const df_node *n) {
 
 const df_op_desc df_opdesc_conv2d = {.name = "conv2d",
                                      .min_in = 2,
-                                     .max_in = 6,
+                                     .max_in = 7,
                                      .shape = conv_shape,
                                      .forward = conv_fwd,
                                      .backward = conv_bwd,
@@ -724,7 +734,7 @@ static void bw_sum_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
  * turned off) the input is made in the scratch's end, as for the conv2d. */
 static df_status bwd_weight_pre(const df_node *n, df_exec_ctx *ctx, const dconv_shape *d) {
     float *stats = ctx->scratch, *ks = stats + pre_floats(n); // [B, G, 2]; the kernel's
-    conv_pre pre = pre_of(n, d, n->ia[5] == 1 ? 2 : -1, stats);
+    conv_pre pre = pre_of(n, d, n->ia[5] == 1 ? 2 : -1, n->ia[7] == 1 ? n->n_in - 1 : -1, stats);
     if (thin_applies(d)) {
         thin_bw_run(d, df_inp(n, 0), &pre, df_inp(n, 1), df_out(n), ks, ctx->nthreads);
         return DF_OK;
@@ -788,7 +798,7 @@ static double bwd_weight_flops(const df_node *n) {
 }
 const df_op_desc df_opdesc_conv2d_bwd_weight = {.name = "conv2d_bwd_weight",
                                                 .min_in = 2,
-                                                .max_in = 4,
+                                                .max_in = 5,
                                                 .flags = DF_OPF_GRAD_ONLY,
                                                 .shape = bwd_weight_shape,
                                                 .forward = bwd_weight_fwd,

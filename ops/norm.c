@@ -86,6 +86,23 @@ void gn_stats(const float *x, int64_t B, int64_t C, int64_t S, int64_t G, double
     df_parallel_for(B * G, DF_PIECE(B * G), stats_piece, &(stats_job){x, stats, C / G * S, eps});
 }
 
+/* groupnorm_stats(x) -> [B, G, 2]: gn_stats as an op (ia[0] = groups, fa[0]
+ * = eps). fuse.c makes it where a groupnorm_silu folded into a convolution
+ * was: the convolution, its weight gradient and the fused gradient of the
+ * groupnorm read these instead of each taking them again. */
+static df_status gn_stats_shape(df_node *n) {
+    df_status st = gn_shape(n); /* x alone: checks the groups and eps */
+    if (st) return st;
+    n->shape = df_shape3(n->in[0]->shape.d[0], n->ia[0], 2);
+    return DF_OK;
+}
+static df_status gn_stats_fwd(const df_node *n, df_exec_ctx *c) {
+    (void)c;
+    gn_dims d = dims_of(n->in[0], n->ia[0]);
+    gn_stats(df_inp(n, 0), d.B, d.C, d.S, d.G, n->fa[0], df_out(n));
+    return DF_OK;
+}
+
 /* (batch, group) pairs [i0, i1) of groupnorm, or of groupnorm_silu:
  * y = silu(groupnorm(x)) with the same arithmetic as the two ops apart */
 static void gn_fwd_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
@@ -290,7 +307,8 @@ static df_status gn_silu_bwd_fwd(const df_node *n, df_exec_ctx *c) {
 /* groupnorm_silu_bwd_all(x, gamma, beta, gy, [acc]) -> [dx (B C S) | dgamma
  * (C) | dbeta (C) | dx summed over each plane (B C) | dx summed over all but
  * the channels (C)], where with acc (x's shape) dx is the sum dx + acc, as
- * the add of another path's gradient to dx gives it: what groupnorm_silu_bwd, groupnorm_bwd_x,
+ * the add of another path's gradient to dx gives it; with ia[1] = 1 the last
+ * input is x's groupnorm_stats (read, not taken again): what groupnorm_silu_bwd, groupnorm_bwd_x,
  * groupnorm_bwd_gamma, the reduce of dt to beta's shape and the reduces of
  * dx to [B, C, 1, 1] and [1, C, 1, 1] (the gradients of a time embedding
  * and of a bias added before the groupnorm) compute, bitwise, in one pass
@@ -299,16 +317,19 @@ static df_status gn_silu_bwd_fwd(const df_node *n, df_exec_ctx *c) {
  * is in cache; the terms are summed over the images in order at the end.
  * fuse.c makes it, and a part (view) and slices of it replace the nodes. */
 static df_status gn_all_shape(df_node *n) {
-    int nin = n->n_in;
-    if (nin != 4 && nin != 5)
-        return df_seterr(DF_EINVAL, "inputs: x, gamma, beta, gy, [acc] (got %d)", nin);
+    int nin = n->n_in, stats = n->ia[1] == 1, acc = nin - stats == 5;
+    if (nin - stats != 4 && nin - stats != 5)
+        return df_seterr(DF_EINVAL, "inputs: x, gamma, beta, gy, [acc], [stats] (got %d)", nin);
     n->n_in = 4; /* groupnorm_silu_bwd's own inputs */
     df_status st = gn_silu_bwd_shape(n);
     n->n_in = nin;
     if (st) return st;
     const df_shape *x = &n->in[0]->shape;
-    if (nin == 5 && (!df_shape_eq(&n->in[4]->shape, x) || n->in[4]->dtype != DF_F32))
+    if (acc && (!df_shape_eq(&n->in[4]->shape, x) || n->in[4]->dtype != DF_F32))
         return df_shape_err(n, "acc in the input's shape", &n->in[4]->shape);
+    df_shape ss = df_shape3(x->d[0], n->ia[0], 2);
+    if (stats && (!df_shape_eq(&n->in[nin - 1]->shape, &ss) || n->in[nin - 1]->dtype != DF_F32))
+        return df_shape_err(n, "stats [B, groups, 2]", &n->in[nin - 1]->shape);
     n->shape = df_shape1(df_shape_numel(x) + (3 + x->d[0]) * x->d[1]);
     return DF_OK;
 }
@@ -338,12 +359,16 @@ static void gn_all_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
     const df_node *n = j->n;
     gn_dims d = j->d;
     const float *x = df_inp(n, 0), *gam = df_inp(n, 1), *bet = df_inp(n, 2), *gy = df_inp(n, 3);
-    float *dt = (float *)(j->per_thread + j->per * (size_t)worker); // [cg][S]
-    double *gpart = (double *)(dt + gn_all_dt(&d));                 // [2][cg]
+    float *dt = (float *)(j->per_thread + j->per * (size_t)worker);  // [cg][S]
+    double *gpart = (double *)(dt + gn_all_dt(&d));                  // [2][cg]
+    const float *st = n->ia[1] == 1 ? df_inp(n, n->n_in - 1) : NULL; // [B, G, 2] or NULL
     for (int64_t bg = i0; bg < i1; bg++) {
         int64_t b = bg / d.G, grp = bg % d.G, off = (b * d.C + grp * d.cg) * d.S;
         double m, r;
-        group_stats(x + off, d.cg * d.S, n->fa[0], &m, &r); /* as groupnorm_silu_bwd */
+        if (st) /* the same values, rounded to float, as groupnorm_silu_bwd takes */
+            m = st[2 * bg], r = st[2 * bg + 1];
+        else
+            group_stats(x + off, d.cg * d.S, n->fa[0], &m, &r);
         for (int64_t cc = 0; cc < d.cg; cc++) {
             int64_t ch = grp * d.cg + cc;
             silu_grad_row(x + off + cc * d.S, 1, (float)m, (float)r * gam[ch], bet[ch],
@@ -352,7 +377,7 @@ static void gn_all_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
         }
         float *dx = df_out(n) + off; // [cg][S]
         group_dx(x + off, dt, gam + grp * d.cg, d.cg, d.S, n->fa[0], dx, gpart);
-        if (n->n_in == 5) { /* dx + acc, as the add it replaces (a separate pass: no fma) */
+        if (n->n_in - (st != NULL) == 5) { /* dx + acc, as the add it replaces (no fma) */
             const float *a = df_inp(n, 4) + off;
 #pragma omp simd
             for (int64_t i = 0; i < d.cg * d.S; i++) dx[i] = dx[i] + a[i];
@@ -443,9 +468,15 @@ const df_op_desc df_opdesc_groupnorm_silu_bwd = {.name = "groupnorm_silu_bwd",
                                                  .shape = gn_silu_bwd_shape,
                                                  .forward = gn_silu_bwd_fwd,
                                                  .flops = gn_silu_flops};
+const df_op_desc df_opdesc_groupnorm_stats = {.name = "groupnorm_stats",
+                                              .min_in = 1,
+                                              .max_in = 1,
+                                              .flags = DF_OPF_GRAD_ONLY,
+                                              .shape = gn_stats_shape,
+                                              .forward = gn_stats_fwd};
 const df_op_desc df_opdesc_groupnorm_silu_bwd_all = {.name = "groupnorm_silu_bwd_all",
                                                      .min_in = 4,
-                                                     .max_in = 5,
+                                                     .max_in = 6,
                                                      .flags = DF_OPF_GRAD_ONLY,
                                                      .shape = gn_all_shape,
                                                      .forward = gn_all_fwd,

@@ -37,9 +37,10 @@
  *   suits its shape: each piece of the convolution normalises and activates
  *   the rows of x it reads, one channel at a time, and the weight gradient
  *   makes the images of the tiles it transforms, so the activation never
- *   goes to memory (conv_winograd.c, conv_winograd_bw.c). Their statistics
- *   take one pass over x first. A nearest upsample read so is folded in the
- *   same way. */
+ *   goes to memory (conv_winograd.c, conv_winograd_bw.c). The groupnorm's
+ *   node becomes groupnorm_stats(x), one pass over x that they and x's fused
+ *   groupnorm gradient read instead of each taking the statistics again. A
+ *   nearest upsample read so is folded in the same way. */
 #include "internal.h"
 #include "conv_winograd.h"
 #include "conv_thin.h"
@@ -291,12 +292,35 @@ static void read_through(df_node *n, const df_node *t) {
     n->ia[5] = t->n_in == 3;
     n->fa[0] = t->fa[0];
 }
+/* x's groupnorm_silu gradient fused (groupnorm_silu_bwd_all) for the
+ * groupnorm t */
+static int gn_all_of(const df_node *a, const df_node *t) {
+    return a->op == DF_OP_GROUPNORM_SILU_BWD_ALL && !a->dead && a->in[0] == t->in[0] &&
+           t->n_in == 3 && a->in[1] == t->in[1] && a->in[2] == t->in[2] && a->ia[0] == t->ia[0] &&
+           a->fa[0] == t->fa[0] && a->ia[1] != 1;
+}
 static void fuse_conv_pre(df_graph *g, df_node *c) {
     df_node *t = c->in[0];
+    df_node *readers[DF_MAX_IN + 2] = {c}; /* c, its weight gradients: all read x through t */
+    int nr = 1;
     for (int i = c->id + 1; i < g->n; i++)
-        if (!g->nodes[i]->dead && weight_grad_of(g->nodes[i], c, t)) read_through(g->nodes[i], t);
+        if (!g->nodes[i]->dead && weight_grad_of(g->nodes[i], c, t) && nr < DF_MAX_IN + 2)
+            read_through(g->nodes[i], t), readers[nr++] = g->nodes[i];
     read_through(c, t);
-    t->dead = 1;
+    if (t->op == DF_OP_UPSAMPLE) {
+        t->dead = 1;
+        return;
+    }
+    /* t becomes x's statistics, which they and x's fused groupnorm gradient read */
+    t->op = DF_OP_GROUPNORM_STATS;
+    t->shape = df_shape3(t->in[0]->shape.d[0], t->ia[0], 2);
+    for (int k = 0; k < nr; k++) readers[k]->in[readers[k]->n_in++] = t, readers[k]->ia[7] = 1;
+    for (int i = t->id + 1; i < g->n; i++)
+        if (gn_all_of(g->nodes[i], t)) {
+            g->nodes[i]->in[g->nodes[i]->n_in++] = t;
+            g->nodes[i]->ia[1] = 1;
+        }
+    t->n_in = 1;
 }
 
 /* An earlier live reduce of r's input to r's target shape and scale, or NULL */

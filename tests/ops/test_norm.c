@@ -201,6 +201,45 @@ static void test_fused_backward(void **state) {
     dft_mark_forward(DF_OP_PART);
 }
 
+/* groupnorm_stats (fuse.c makes it for the groupnorms folded into
+ * convolutions): each image's and group's mean and 1 / sqrt(var + eps)
+ * against float64 two-pass references */
+static df_node *build_stats(df_graph *g, df_node **in, void *ctx) {
+    int32_t groups = *(int *)ctx;
+    float eps = 1e-5f;
+    return df_node_new(g, DF_OP_GROUPNORM_STATS, in, 1, &groups, 1, &eps, 1);
+}
+static void test_stats(void **state) {
+    (void)state;
+    const struct {
+        df_shape s;
+        int groups;
+    } cases[] = {{df_shape4(3, 8, 5, 6), 4}, {df_shape4(2, 6, 7, 7), 3}, {df_shape3(2, 4, 9), 1}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        df_shape s = cases[k].s;
+        int G = cases[k].groups;
+        int64_t n = df_shape_numel(&s), B = s.d[0], per = n / (B * G);
+        float *x = malloc(n * 4);
+        dft_fill_uniform(x, n, -2, 3, 30 + k);
+        dft_input in = {"x", DF_F32, s, 1, -2, 3, 0, 0};
+        df_shape os;
+        float *st = dft_forward(build_stats, &G, &in, 1, (void *[]){x}, &os);
+        assert_non_null(st);
+        assert_int_equal(df_shape_numel(&os), 2 * B * G);
+        float ref[2 * 64];
+        for (int64_t bg = 0; bg < B * G; bg++) { /* groups are runs of per values */
+            double m = 0, v = 0;
+            for (int64_t i = 0; i < per; i++) m += x[bg * per + i];
+            m /= per;
+            for (int64_t i = 0; i < per; i++) v += (x[bg * per + i] - m) * (x[bg * per + i] - m);
+            ref[2 * bg] = (float)m, ref[2 * bg + 1] = (float)(1 / sqrt(v / per + 1e-5));
+        }
+        assert_int_equal(dft_close(st, ref, 2 * B * G, 1e-6f, 1e-5f, "groupnorm_stats"), 0);
+        free(st), free(x);
+    }
+    dft_mark_forward(DF_OP_GROUPNORM_STATS);
+}
+
 static void test_errors(void **state) {
     (void)state;
     df_params *ps = df_params_new();
@@ -235,7 +274,7 @@ static void test_errors(void **state) {
 int dft_run_norm(void) {
     const struct CMUnitTest t[] = {
         cmocka_unit_test(test_forward_and_grad), cmocka_unit_test(test_fused_equals_pair),
-        cmocka_unit_test(test_fused_backward), cmocka_unit_test(test_offset_inputs),
-        cmocka_unit_test(test_errors)};
+        cmocka_unit_test(test_fused_backward),   cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_offset_inputs),    cmocka_unit_test(test_errors)};
     return cmocka_run_group_tests_name("norm", t, NULL, NULL);
 }

@@ -78,6 +78,17 @@ static int fused_count(const pgraph *p, int op) {
     return n;
 }
 
+/* the graph's live nodes of op (with groupnorm_silu_bwd_all: those reading
+ * x's groupnorm_stats) */
+static int live_count(const pgraph *p, int op) {
+    int n = 0;
+    for (int i = 0; i < df_graph_size(p->g); i++) {
+        const df_node *d = df_graph_node(p->g, i);
+        n += !d->dead && d->op == op && (op != DF_OP_GROUPNORM_SILU_BWD_ALL || d->ia[1] == 1);
+    }
+    return n;
+}
+
 /* Each case fused and unfused (with gradients: grad), Winograd on, off and
  * bf16, 1 and 2 threads: y (and dw, dx) bitwise equal */
 static void fused_vs_pair(const pc *cases, size_t ncases, int grad) {
@@ -92,6 +103,10 @@ static void fused_vs_pair(const pc *cases, size_t ncases, int grad) {
             assert_int_equal(fused_count(&f, DF_OP_CONV2D), 1);
             assert_int_equal(fused_count(&u, DF_OP_CONV2D), 0);
             assert_int_equal(fused_count(&f, DF_OP_CONV2D_BWD_WEIGHT), grad);
+            assert_int_equal(live_count(&f, DF_OP_GROUPNORM_STATS), c->groups > 0);
+            assert_int_equal(live_count(&u, DF_OP_GROUPNORM_STATS), 0);
+            if (grad && c->groups > 0 && c->affine) /* its fused gradient reads them too */
+                assert_int_equal(live_count(&f, DF_OP_GROUPNORM_SILU_BWD_ALL), 1);
             assert_int_equal(df_run(u.g), DF_OK);
             for (int nt = 1; nt <= 2; nt++) {
                 int old = df_get_threads();

@@ -389,11 +389,6 @@ static dconv_shape dshape_fwd(const conv_geom *g) {
 static size_t pre_floats(const df_node *n) {
     return n->ia[4] > 0 ? ((size_t)(2 * n->in[0]->shape.d[0] * n->ia[4]) + 15) & ~(size_t)15 : 0;
 }
-/* y of a conv2d reading x through a groupnorm_silu or a nearest upsample
- * (fuse.c, AVX-512 builds, 3x3 stride-1 shapes): Winograd applies it as
- * pieces read x; else (the switch turned off) the virtual input is made in
- * the scratch's end, which is touched only then, and the direct kernel runs
- * on that. */
 /* The op node n (a conv2d, or its weight gradient) reads x (input 0)
  * through: its statistics are read from input kept (a groupnorm_stats
  * node), or with kept = -1 taken into stats [B, G, 2]; gamma: the index of
@@ -411,6 +406,11 @@ static void pre_all(const conv_pre *pre, const float *x, const dconv_shape *d, f
     for (int64_t p = 0; p < d->B * d->Cin; p++)
         conv_pre_rows(pre, x, p / d->Cin, p % d->Cin, 0, d->H, d->H, d->W, t + p * d->H * d->W);
 }
+/* y of a conv2d reading x through a groupnorm_silu or a nearest upsample
+ * (fuse.c, AVX-512 builds, 3x3 stride-1 shapes): the thin kernel and
+ * Winograd apply it as they read x; else (Winograd switched off) the virtual
+ * input is made in the scratch's end, which is touched only then, and the
+ * direct kernel runs on that. */
 static df_status conv_fwd_pre(const df_node *n, df_exec_ctx *ctx, const dconv_shape *d) {
     const float *x = df_inp(n, 0); // [B, Cin, H, W], or [B, Cin, H / up, W / up]
     float *stats = ctx->scratch, *ks = stats + pre_floats(n); // [B, G, 2]; the kernel's
@@ -729,9 +729,10 @@ static void bw_sum_piece(void *ctx, int64_t i0, int64_t i1, int worker) {
     }
 }
 /* dw of a conv2d reading x through a groupnorm_silu or a nearest upsample
- * (fuse.c: training graphs, where the conv2d reads it so too): Winograd
- * makes the images' input as it transforms their tiles; else (the switch
- * turned off) the input is made in the scratch's end, as for the conv2d. */
+ * (fuse.c: training graphs, where the conv2d reads it so too): the thin
+ * kernel makes each image's input, Winograd the images' input as it
+ * transforms their tiles; else (Winograd switched off) the input is made in
+ * the scratch's end, as for the conv2d. */
 static df_status bwd_weight_pre(const df_node *n, df_exec_ctx *ctx, const dconv_shape *d) {
     float *stats = ctx->scratch, *ks = stats + pre_floats(n); // [B, G, 2]; the kernel's
     conv_pre pre = pre_of(n, d, n->ia[5] == 1 ? 2 : -1, n->ia[7] == 1 ? n->n_in - 1 : -1, stats);

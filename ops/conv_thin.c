@@ -16,6 +16,7 @@
 
 #define THIN_PLANES (1 << 20) /* floats of an image's padded planes at most */
 #define THIN_CHUNKS 32        /* weight gradient: chunks of images at most */
+#define THIN_ITEMS 16         /* forward: work items wanted at least */
 
 typedef struct {
     int64_t Wp;    /* floats per padded row: the row's vectors and 16 more (taps at j + 2) */
@@ -38,15 +39,16 @@ int thin_applies(const dconv_shape *c) {
     return c->Cin * tgeom_of(c).plane <= THIN_PLANES;
 }
 
-/* P [Cin][H + 2][Wp] = image b of x (through pre when not NULL), zeros
- * around: the border is zeroed at a thread's first image of a call (*fresh)
- * and stays so, as later images write only the inside */
+/* P [Cin][H + 2][Wp] = image b of x (through pre when not NULL) in the
+ * input rows that output rows [r0, r1) read, zeros around: the border is
+ * zeroed at a thread's first work item of a call (*fresh) and stays so, as
+ * later items write only the inside */
 static void fill_planes(const dconv_shape *c, const tgeom *g, const float *x, const conv_pre *pre,
-                        int64_t b, float *P, int *fresh) {
+                        int64_t b, int64_t r0, int64_t r1, float *P, int *fresh) {
     int64_t H = c->H, W = c->W;
     if (*fresh) memset(P, 0, (size_t)g->per * 4), *fresh = 0;
     for (int64_t ci = 0; ci < c->Cin; ci++)
-        for (int64_t r = 0; r < H; r++) {
+        for (int64_t r = r0 > 0 ? r0 - 1 : 0; r < (r1 < H ? r1 + 1 : H); r++) {
             float *d = P + ci * g->plane + (r + 1) * g->Wp + 1;
             if (pre) {
                 conv_pre_rows(pre, x, b, ci, r, r + 1, H, W, d);
@@ -67,7 +69,8 @@ typedef struct {
     const conv_pre *pre;
     const dconv_epilogue *ep;
     float *y, *planes;
-    int *fresh; /* [nthreads]: the thread's planes are not zeroed yet */
+    int *fresh;         /* [nthreads]: the thread's planes are not zeroed yet */
+    int64_t rows, nblk; /* output rows per work item, items per image */
 } thin_job;
 
 /* The sum a of output channel co at offset o (m: the lanes inside the row)
@@ -92,15 +95,16 @@ static inline __m512 finish(const thin_job *j, __m512 a, int64_t b, int64_t co, 
  * vectors at a time, so that their sums are independent chains; each tap
  * vector feeds every channel's sum */
 static inline __attribute__((always_inline)) void few_out(const thin_job *j, const float *P,
-                                                          int64_t b, float *yb, const int Cout) {
+                                                          int64_t b, int64_t r0, int64_t r1,
+                                                          float *yb, const int Cout) {
     const tgeom *g = &j->g;
     int64_t Cin = j->c->Cin, H = j->c->H, W = j->c->W, nv = (W + 15) / 16, L = 9 * Cin;
-    for (int64_t q = 0; q < H * nv; q += SLOTS) {
-        int ns = H * nv - q < SLOTS ? (int)(H * nv - q) : SLOTS;
+    for (int64_t q = r0 * nv; q < r1 * nv; q += SLOTS) {
+        int ns = r1 * nv - q < SLOTS ? (int)(r1 * nv - q) : SLOTS;
         const float *p0[SLOTS];
         int64_t o[SLOTS];
         __m512 acc[SLOTS][THIN_MAX];
-        for (int s = 0; s < SLOTS; s++) { /* slots past the image's end repeat its last */
+        for (int s = 0; s < SLOTS; s++) { /* slots past the rows' end repeat the last */
             int64_t t = q + (s < ns ? s : ns - 1), h = t / nv, j0 = t % nv * 16;
             p0[s] = P + h * g->Wp + j0; /* tap (ci, kh, kw) at + ci plane + kh Wp + kw */
             o[s] = h * W + j0;
@@ -128,10 +132,11 @@ static inline __attribute__((always_inline)) void few_out(const thin_job *j, con
 /* Few input channels (Cin, a constant in each instance): an output
  * vector's 9 Cin tap vectors loaded once and shared by all the channels */
 static inline __attribute__((always_inline)) void few_in(const thin_job *j, const float *P,
-                                                         int64_t b, float *yb, const int Cin) {
+                                                         int64_t b, int64_t r0, int64_t r1,
+                                                         float *yb, const int Cin) {
     const tgeom *g = &j->g;
     int64_t Cout = j->c->Cout, H = j->c->H, W = j->c->W, L = 9 * Cin;
-    for (int64_t h = 0; h < H; h++)
+    for (int64_t h = r0; h < r1; h++)
         for (int64_t j0 = 0; j0 < W; j0 += 16) {
             __mmask16 m = lanes(W - j0);
             int64_t o = h * W + j0;
@@ -150,38 +155,40 @@ static inline __attribute__((always_inline)) void few_in(const thin_job *j, cons
         }
 }
 
-/* images [b0, b1): y of every channel */
-static void thin_images(void *ctx, int64_t b0, int64_t b1, int worker) {
+/* work items [i0, i1) (blocks of rows of an image): y of every channel */
+static void thin_blocks(void *ctx, int64_t i0, int64_t i1, int worker) {
     const thin_job *j = ctx;
     const dconv_shape *c = j->c;
     float *P = j->planes + j->g.per * worker; // [Cin][H + 2][Wp]
-    for (int64_t b = b0; b < b1; b++) {
-        fill_planes(c, &j->g, j->x, j->pre, b, P, j->fresh + worker);
+    for (int64_t i = i0; i < i1; i++) {
+        int64_t b = i / j->nblk, r0 = i % j->nblk * j->rows;
+        int64_t r1 = r0 + j->rows < c->H ? r0 + j->rows : c->H;
+        fill_planes(c, &j->g, j->x, j->pre, b, r0, r1, P, j->fresh + worker);
         float *yb = j->y + b * c->Cout * c->H * c->W; // [Cout][H][W]
         switch (c->Cout <= THIN_MAX ? (int)c->Cout : THIN_MAX + (int)c->Cin) {
         case 1:
-            few_out(j, P, b, yb, 1);
+            few_out(j, P, b, r0, r1, yb, 1);
             break;
         case 2:
-            few_out(j, P, b, yb, 2);
+            few_out(j, P, b, r0, r1, yb, 2);
             break;
         case 3:
-            few_out(j, P, b, yb, 3);
+            few_out(j, P, b, r0, r1, yb, 3);
             break;
         case 4:
-            few_out(j, P, b, yb, 4);
+            few_out(j, P, b, r0, r1, yb, 4);
             break;
         case THIN_MAX + 1:
-            few_in(j, P, b, yb, 1);
+            few_in(j, P, b, r0, r1, yb, 1);
             break;
         case THIN_MAX + 2:
-            few_in(j, P, b, yb, 2);
+            few_in(j, P, b, r0, r1, yb, 2);
             break;
         case THIN_MAX + 3:
-            few_in(j, P, b, yb, 3);
+            few_in(j, P, b, r0, r1, yb, 3);
             break;
         default:
-            few_in(j, P, b, yb, 4);
+            few_in(j, P, b, r0, r1, yb, 4);
         }
     }
 }
@@ -206,6 +213,10 @@ size_t thin_scratch_floats(const dconv_shape *c, int nthreads) {
 void thin_run(const dconv_shape *c, const float *x, const conv_pre *pre, const float *w, int flip,
               const dconv_epilogue *ep, float *y, float *scratch, int nthreads) {
     float *flags = scratch + line_floats(c->Cout * c->Cin * 9);
+    /* whole images, or with fewer than THIN_ITEMS images blocks of rows: the
+     * outputs are the same either way */
+    int64_t want = c->B >= THIN_ITEMS ? 1 : (THIN_ITEMS + c->B - 1) / c->B;
+    int64_t rows = (c->H + want - 1) / want;
     thin_job j = {c,
                   tgeom_of(c),
                   x,
@@ -214,7 +225,9 @@ void thin_run(const dconv_shape *c, const float *x, const conv_pre *pre, const f
                   ep,
                   y,
                   flags + line_floats(nthreads),
-                  fresh_flags(flags, nthreads)};
+                  fresh_flags(flags, nthreads),
+                  rows,
+                  (c->H + rows - 1) / rows};
     if (flip) { /* wk[co][ci][k] = w[ci][co][8 - k] */
         for (int64_t co = 0; co < c->Cout; co++)
             for (int64_t ci = 0; ci < c->Cin; ci++)
@@ -222,7 +235,7 @@ void thin_run(const dconv_shape *c, const float *x, const conv_pre *pre, const f
                     scratch[(co * c->Cin + ci) * 9 + k] = w[(ci * c->Cout + co) * 9 + 8 - k];
         j.wk = scratch;
     }
-    df_parallel_for(c->B, 1, thin_images, &j);
+    df_parallel_for(c->B * j.nblk, 1, thin_blocks, &j);
 }
 
 /* ---- the weight gradient ---- */
@@ -254,7 +267,7 @@ static void thin_bw_chunks(void *ctx, int64_t c0, int64_t c1, int worker) {
         memset(part, 0, (size_t)(Cout * Cin * 9) * 4);
         int64_t b1 = (ch + 1) * j->per_chunk < c->B ? (ch + 1) * j->per_chunk : c->B;
         for (int64_t b = ch * j->per_chunk; b < b1; b++) {
-            fill_planes(c, g, j->x, j->pre, b, P, j->fresh + worker);
+            fill_planes(c, g, j->x, j->pre, b, 0, c->H, P, j->fresh + worker);
             for (int64_t co = 0; co < Cout; co++) {
                 const float *gp = j->gy + (b * Cout + co) * H * W; // [H][W]
                 for (int64_t ci = 0; ci < Cin; ci++) {

@@ -304,14 +304,15 @@ static df_status gn_silu_bwd_fwd(const df_node *n, df_exec_ctx *c) {
     return DF_OK;
 }
 
-/* groupnorm_silu_bwd_all(x, gamma, beta, gy, [acc]) -> [dx (B C S) | dgamma
- * (C) | dbeta (C) | dx summed over each plane (B C) | dx summed over all but
- * the channels (C)], where with acc (x's shape) dx is the sum dx + acc, as
- * the add of another path's gradient to dx gives it; with ia[1] = 1 the last
- * input is x's groupnorm_stats (read, not taken again): what groupnorm_silu_bwd, groupnorm_bwd_x,
- * groupnorm_bwd_gamma, the reduce of dt to beta's shape and the reduces of
- * dx to [B, C, 1, 1] and [1, C, 1, 1] (the gradients of a time embedding
- * and of a bias added before the groupnorm) compute, bitwise, in one pass
+/* groupnorm_silu_bwd_all(x, gamma, beta, gy, [acc], [stats]) -> [dx (B C S)
+ * | dgamma (C) | dbeta (C) | dx summed over each plane (B C) | dx summed
+ * over all but the channels (C)], where with acc (x's shape) dx is the sum
+ * dx + acc, as the add of another path's gradient to dx gives it, and with
+ * ia[1] = 1 the last input is x's groupnorm_stats (read, not taken again):
+ * what groupnorm_silu_bwd, groupnorm_bwd_x, groupnorm_bwd_gamma, the reduce
+ * of dt to beta's shape and the reduces of dx to [B, C, 1, 1] and [1, C, 1,
+ * 1] (the gradients of a time embedding and of a bias added before the
+ * groupnorm) compute, bitwise, in one pass
  * over memory: each (image, group) makes dt in a buffer of the thread's and
  * takes dx, gamma's and beta's terms from it, and dx's plane sums while dx
  * is in cache; the terms are summed over the images in order at the end.

@@ -299,27 +299,34 @@ static int gn_all_of(const df_node *a, const df_node *t) {
            t->n_in == 3 && a->in[1] == t->in[1] && a->in[2] == t->in[2] && a->ia[0] == t->ia[0] &&
            a->fa[0] == t->fa[0] && a->ia[1] != 1;
 }
+/* n reads t (a groupnorm_silu about to become x's statistics) as its last input */
+static void read_stats(df_node *n, df_node *t) {
+    n->in[n->n_in++] = t;
+    n->ia[7] = 1;
+}
 static void fuse_conv_pre(df_graph *g, df_node *c) {
     df_node *t = c->in[0];
-    df_node *readers[DF_MAX_IN + 2] = {c}; /* c, its weight gradients: all read x through t */
-    int nr = 1;
-    for (int i = c->id + 1; i < g->n; i++)
-        if (!g->nodes[i]->dead && weight_grad_of(g->nodes[i], c, t) && nr < DF_MAX_IN + 2)
-            read_through(g->nodes[i], t), readers[nr++] = g->nodes[i];
+    int gn = t->op == DF_OP_GROUPNORM_SILU;
+    for (int i = c->id + 1; i < g->n; i++) { /* c's weight gradients read x through t too */
+        df_node *r = g->nodes[i];
+        if (r->dead || !weight_grad_of(r, c, t)) continue;
+        read_through(r, t);
+        if (gn) read_stats(r, t);
+    }
     read_through(c, t);
-    if (t->op == DF_OP_UPSAMPLE) {
+    if (!gn) {
         t->dead = 1;
         return;
     }
-    /* t becomes x's statistics, which they and x's fused groupnorm gradient read */
-    t->op = DF_OP_GROUPNORM_STATS;
-    t->shape = df_shape3(t->in[0]->shape.d[0], t->ia[0], 2);
-    for (int k = 0; k < nr; k++) readers[k]->in[readers[k]->n_in++] = t, readers[k]->ia[7] = 1;
-    for (int i = t->id + 1; i < g->n; i++)
+    read_stats(c, t);
+    for (int i = t->id + 1; i < g->n; i++) /* and x's fused groupnorm gradient */
         if (gn_all_of(g->nodes[i], t)) {
             g->nodes[i]->in[g->nodes[i]->n_in++] = t;
             g->nodes[i]->ia[1] = 1;
         }
+    /* t becomes x's statistics, which they all read */
+    t->op = DF_OP_GROUPNORM_STATS;
+    t->shape = df_shape3(t->in[0]->shape.d[0], t->ia[0], 2);
     t->n_in = 1;
 }
 

@@ -3,8 +3,8 @@
  * (7x7) still make large GEMMs. Images are grouped into fixed chunks chosen
  * from the shapes alone (never from the thread count), so results are
  * bitwise identical for any number of threads. 3x3 stride-1 shapes run
- * faster kernels where they apply: the thin one (conv_thin.h: at most 4
- * channels on one side), Winograd (conv_winograd.h), or the direct one
+ * faster kernels where they apply: the thin one (conv_thin.h: one input
+ * channel or at most two output channels), Winograd (conv_winograd.h), or the direct one
  * (conv_direct.h).
  *
  *   conv2d            (x, w[, b])  ia: stride, pad (fuse.c adds an addend,

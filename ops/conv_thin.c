@@ -3,9 +3,9 @@
  * [H + 2][Wp] (through pre when x is read through a fused op), so that
  * every tap of a 16-pixel output vector is one plain load from P: the
  * output at (h, j) reads P[ci][h + kh][j + kw]. With few output channels
- * each vector of taps feeds every output channel's sum; with few input
- * channels the 9 Cin tap vectors are loaded once and shared by all the
- * output channels. Both sum in (ci, kh, kw) order from zero. */
+ * each vector of taps feeds every output channel's sum; with one input
+ * channel the 9 tap vectors are loaded once and shared by all the output
+ * channels. Both sum in (ci, kh, kw) order from zero. */
 #include "conv_thin.h"
 
 #if defined(__AVX512F__)
@@ -34,7 +34,7 @@ static tgeom tgeom_of(const dconv_shape *c) {
 
 int thin_applies(const dconv_shape *c) {
     if (c->KH != 3 || c->KW != 3 || c->s != 1 || c->p != 1 || c->Ho != c->H || c->Wo != c->W ||
-        (c->Cin > THIN_MAX && c->Cout > THIN_MAX))
+        (c->Cin > 1 && c->Cout > THIN_OUT))
         return 0;
     return c->Cin * tgeom_of(c).plane <= THIN_PLANES;
 }
@@ -103,7 +103,7 @@ static inline __attribute__((always_inline)) void few_out(const thin_job *j, con
         int ns = r1 * nv - q < SLOTS ? (int)(r1 * nv - q) : SLOTS;
         const float *p0[SLOTS];
         int64_t o[SLOTS];
-        __m512 acc[SLOTS][THIN_MAX];
+        __m512 acc[SLOTS][THIN_OUT];
         for (int s = 0; s < SLOTS; s++) { /* slots past the rows' end repeat the last */
             int64_t t = q + (s < ns ? s : ns - 1), h = t / nv, j0 = t % nv * 16;
             p0[s] = P + h * g->Wp + j0; /* tap (ci, kh, kw) at + ci plane + kh Wp + kw */
@@ -129,27 +129,23 @@ static inline __attribute__((always_inline)) void few_out(const thin_job *j, con
         }
     }
 }
-/* Few input channels (Cin, a constant in each instance): an output
- * vector's 9 Cin tap vectors loaded once and shared by all the channels */
-static inline __attribute__((always_inline)) void few_in(const thin_job *j, const float *P,
-                                                         int64_t b, int64_t r0, int64_t r1,
-                                                         float *yb, const int Cin) {
+/* One input channel: an output vector's 9 tap vectors loaded once and
+ * shared by all the output channels */
+static void one_in(const thin_job *j, const float *P, int64_t b, int64_t r0, int64_t r1,
+                   float *yb) {
     const tgeom *g = &j->g;
-    int64_t Cout = j->c->Cout, H = j->c->H, W = j->c->W, L = 9 * Cin;
+    int64_t Cout = j->c->Cout, H = j->c->H, W = j->c->W;
     for (int64_t h = r0; h < r1; h++)
         for (int64_t j0 = 0; j0 < W; j0 += 16) {
             __mmask16 m = lanes(W - j0);
             int64_t o = h * W + j0;
             const float *p0 = P + h * g->Wp + j0;
-            __m512 v[9 * THIN_MAX];
-            for (int ci = 0, l = 0; ci < Cin; ci++)
-                for (int kh = 0; kh < 3; kh++)
-                    for (int kw = 0; kw < 3; kw++, l++)
-                        v[l] = _mm512_loadu_ps(p0 + ci * g->plane + kh * g->Wp + kw);
+            __m512 v[9];
+            for (int k = 0; k < 9; k++) v[k] = _mm512_loadu_ps(p0 + k / 3 * g->Wp + k % 3);
             for (int64_t co = 0; co < Cout; co++) {
                 __m512 a = _mm512_setzero_ps();
-                for (int l = 0; l < L; l++)
-                    a = _mm512_fmadd_ps(_mm512_set1_ps(j->wk[co * L + l]), v[l], a);
+                for (int k = 0; k < 9; k++)
+                    a = _mm512_fmadd_ps(_mm512_set1_ps(j->wk[co * 9 + k]), v[k], a);
                 _mm512_mask_storeu_ps(yb + co * H * W + o, m, finish(j, a, b, co, o, m));
             }
         }
@@ -165,31 +161,12 @@ static void thin_blocks(void *ctx, int64_t i0, int64_t i1, int worker) {
         int64_t r1 = r0 + j->rows < c->H ? r0 + j->rows : c->H;
         fill_planes(c, &j->g, j->x, j->pre, b, r0, r1, P, j->fresh + worker);
         float *yb = j->y + b * c->Cout * c->H * c->W; // [Cout][H][W]
-        switch (c->Cout <= THIN_MAX ? (int)c->Cout : THIN_MAX + (int)c->Cin) {
-        case 1:
+        if (c->Cout == 1)
             few_out(j, P, b, r0, r1, yb, 1);
-            break;
-        case 2:
+        else if (c->Cout == 2)
             few_out(j, P, b, r0, r1, yb, 2);
-            break;
-        case 3:
-            few_out(j, P, b, r0, r1, yb, 3);
-            break;
-        case 4:
-            few_out(j, P, b, r0, r1, yb, 4);
-            break;
-        case THIN_MAX + 1:
-            few_in(j, P, b, r0, r1, yb, 1);
-            break;
-        case THIN_MAX + 2:
-            few_in(j, P, b, r0, r1, yb, 2);
-            break;
-        case THIN_MAX + 3:
-            few_in(j, P, b, r0, r1, yb, 3);
-            break;
-        default:
-            few_in(j, P, b, r0, r1, yb, 4);
-        }
+        else
+            one_in(j, P, b, r0, r1, yb);
     }
 }
 

@@ -1,22 +1,23 @@
-/* Thin 3x3 convolutions, stride 1, padding 1 (internal to ops/conv.c): at
- * most THIN_MAX input or output channels, as a network's first convolution
- * (an image's one channel in) and its last (one channel out) have. The
- * direct and Winograd kernels put output channels in the vector lanes or
- * the rows of their register tiles, so there one channel would fill one
- * lane in sixteen or one row in eight; here the lanes are 16 pixels of an
- * output row. Each output (and each image's share of a weight gradient) is
- * summed by one thread in a fixed order: results don't depend on the
- * thread count. */
+/* Thin 3x3 convolutions, stride 1, padding 1 (internal to ops/conv.c): one
+ * input channel or at most THIN_OUT output channels, as a network's first
+ * convolution (an image's one channel in) and its last (one channel out)
+ * have. The direct and Winograd kernels put output channels in the vector
+ * lanes or the rows of their register tiles, so there one channel would
+ * fill one lane in sixteen or one row in eight; here the lanes are 16
+ * pixels of an output row. (Measured at batch 128: with 2 or 3 channels in,
+ * or 3 or more out, the direct or Winograd kernel is as fast or faster.)
+ * Each output (and each image's share of a weight gradient) is summed by
+ * one thread in a fixed order: results don't depend on the thread count. */
 #ifndef DFRUN_CONV_THIN_H
 #define DFRUN_CONV_THIN_H
 #include "conv_direct.h"
 
-#define THIN_MAX 4 /* channels on the thin side at most */
+#define THIN_OUT 2 /* output channels at most (else one input channel) */
 
 struct conv_pre;
 /* 1 when this build has the kernel and shape c suits it (3x3, stride 1,
- * padding 1, Cin or Cout at most THIN_MAX, an image's padded input planes
- * of a bounded size). */
+ * padding 1, one input channel or at most THIN_OUT output channels, an
+ * image's padded input planes of a bounded size). */
 int thin_applies(const dconv_shape *c);
 /* Scratch floats for thin_run. */
 size_t thin_scratch_floats(const dconv_shape *c, int nthreads);

@@ -48,7 +48,8 @@ static cc cases[] = {
     {2, 9, 20, 20, 16, 1, 1, 1, 0, 1},  /* 400 pixels: several GEMM chunks */
     {3, 1, 28, 28, 32, 3, 3, 1, 1, 1},  /* thin (conv_thin.c): one input channel, a stem */
     {2, 32, 28, 28, 1, 3, 3, 1, 1, 1},  /* thin: one output channel, an output conv */
-    {2, 4, 9, 17, 4, 3, 3, 1, 1, 0},    /* thin both ways, rows of 16 + 1 pixels */
+    {2, 5, 9, 17, 2, 3, 3, 1, 1, 0},    /* thin, 2 output channels, rows of 16 + 1 pixels */
+    {2, 1, 9, 17, 5, 3, 3, 1, 1, 1},    /* thin, one input channel, rows of 16 + 1 pixels */
 };
 
 static void inputs(const cc *c, dft_input *ins) {

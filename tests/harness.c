@@ -7,6 +7,14 @@
 #include <string.h>
 
 static unsigned char g_fwd[DF_OP_COUNT], g_grad[DF_OP_COUNT];
+int dft_live(df_graph *g, int op, int (*keep)(const df_node *)) {
+    int n = 0;
+    for (int i = 0; i < df_graph_size(g); i++) {
+        const df_node *d = df_graph_node(g, i);
+        n += !d->dead && d->op == op && (!keep || keep(d));
+    }
+    return n;
+}
 void dft_mark_forward(int op) {
     if (op >= 0 && op < DF_OP_COUNT) g_fwd[op] = 1;
 }

@@ -17,6 +17,9 @@ void dft_fill_int(int32_t *x, int64_t n, int32_t lo, int32_t hi_excl, uint64_t s
 int dft_close(const float *got, const float *ref, int64_t n, float atol, float rtol,
               const char *what);
 
+/* Live (not fused away) nodes of op in g for which keep is true (keep NULL: all). */
+int dft_live(df_graph *g, int op, int (*keep)(const df_node *));
+
 /* Record that op passed a forward check against a naive reference. */
 void dft_mark_forward(int op);
 /* Record that op passed a finite-difference gradient check. */

@@ -400,12 +400,8 @@ static void two_biases(int fuse, float **grads, int64_t *n, int *reduces, int *c
     *n = df_params_block_numel(ps);
     *grads = malloc(*n * 4);
     memcpy(*grads, df_params_grad(ps), *n * 4);
-    *reduces = *copies = 0;
-    for (int i = 0; i < df_graph_size(g); i++) {
-        const df_node *d = df_graph_node(g, i);
-        *reduces += !d->dead && d->op == DF_OP_REDUCE;
-        *copies += !d->dead && d->op == DF_OP_COPY;
-    }
+    *reduces = dft_live(g, DF_OP_REDUCE, NULL);
+    *copies = dft_live(g, DF_OP_COPY, NULL);
     df_graph_free(g);
     df_params_free(ps);
 }

@@ -159,13 +159,9 @@ static void fused_backward(df_shape s, int groups, int residual, int fuse, float
     *ng = df_params_block_numel(ps);
     *grads = malloc(*ng * 4);
     memcpy(*grads, df_params_grad(ps), *ng * 4);
-    *nall = *nreduce = *nadd = 0;
-    for (int i = 0; i < df_graph_size(g); i++) {
-        const df_node *d = df_graph_node(g, i);
-        *nall += !d->dead && d->op == DF_OP_GROUPNORM_SILU_BWD_ALL;
-        *nreduce += !d->dead && d->op == DF_OP_REDUCE;
-        *nadd += !d->dead && d->op == DF_OP_ADD;
-    }
+    *nall = dft_live(g, DF_OP_GROUPNORM_SILU_BWD_ALL, NULL);
+    *nreduce = dft_live(g, DF_OP_REDUCE, NULL);
+    *nadd = dft_live(g, DF_OP_ADD, NULL);
     free(v);
     df_graph_free(g);
     df_params_free(ps);

@@ -67,26 +67,13 @@ static void pgraph_free(pgraph *p) {
     df_graph_free(p->g);
     df_params_free(p->ps);
 }
-/* the graph's nodes of op (conv2d, or its weight gradient) that read x
- * through a groupnorm_silu or an upsample */
-static int fused_count(const pgraph *p, int op) {
-    int n = 0;
-    for (int i = 0; i < df_graph_size(p->g); i++) {
-        const df_node *d = df_graph_node(p->g, i);
-        n += !d->dead && d->op == op && (d->ia[4] > 0 || d->ia[6] > 1);
-    }
-    return n;
+/* a conv2d or weight gradient reading x through a groupnorm_silu or an upsample */
+static int reads_through(const df_node *d) {
+    return d->ia[4] > 0 || d->ia[6] > 1;
 }
-
-/* the graph's live nodes of op (with groupnorm_silu_bwd_all: those reading
- * x's groupnorm_stats) */
-static int live_count(const pgraph *p, int op) {
-    int n = 0;
-    for (int i = 0; i < df_graph_size(p->g); i++) {
-        const df_node *d = df_graph_node(p->g, i);
-        n += !d->dead && d->op == op && (op != DF_OP_GROUPNORM_SILU_BWD_ALL || d->ia[1] == 1);
-    }
-    return n;
+/* a fused groupnorm gradient reading x's groupnorm_stats */
+static int reads_stats(const df_node *d) {
+    return d->ia[1] == 1;
 }
 
 /* Each case fused and unfused (with gradients: grad), Winograd on, off and
@@ -100,13 +87,13 @@ static void fused_vs_pair(const pc *cases, size_t ncases, int grad) {
             pgraph f, u;
             pgraph_new(c, 1, grad, prec, &f);
             pgraph_new(c, 0, grad, prec, &u);
-            assert_int_equal(fused_count(&f, DF_OP_CONV2D), 1);
-            assert_int_equal(fused_count(&u, DF_OP_CONV2D), 0);
-            assert_int_equal(fused_count(&f, DF_OP_CONV2D_BWD_WEIGHT), grad);
-            assert_int_equal(live_count(&f, DF_OP_GROUPNORM_STATS), c->groups > 0);
-            assert_int_equal(live_count(&u, DF_OP_GROUPNORM_STATS), 0);
+            assert_int_equal(dft_live(f.g, DF_OP_CONV2D, reads_through), 1);
+            assert_int_equal(dft_live(u.g, DF_OP_CONV2D, reads_through), 0);
+            assert_int_equal(dft_live(f.g, DF_OP_CONV2D_BWD_WEIGHT, reads_through), grad);
+            assert_int_equal(dft_live(f.g, DF_OP_GROUPNORM_STATS, NULL), c->groups > 0);
+            assert_int_equal(dft_live(u.g, DF_OP_GROUPNORM_STATS, NULL), 0);
             if (grad && c->groups > 0 && c->affine) /* its fused gradient reads them too */
-                assert_int_equal(live_count(&f, DF_OP_GROUPNORM_SILU_BWD_ALL), 1);
+                assert_int_equal(dft_live(f.g, DF_OP_GROUPNORM_SILU_BWD_ALL, reads_stats), 1);
             assert_int_equal(df_run(u.g), DF_OK);
             for (int nt = 1; nt <= 2; nt++) {
                 int old = df_get_threads();
